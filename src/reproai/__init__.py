@@ -1,0 +1,41 @@
+"""reproai: trustworthy, repeatable machine-learning experiments.
+
+A config file defines one :class:`Experiment` whose fields may hold search spaces (``hp``);
+:func:`run_experiment` runs it with tracked, seeded, leak-checked splits.
+"""
+
+from reproai.config import (
+    CrossValidation,
+    Data,
+    Experiment,
+    Head,
+    LoadedConfig,
+    Model,
+    Phase,
+    Search,
+    Training,
+    config_hash,
+    hp,
+    load_config,
+    load_experiment,
+    resolve,
+)
+from reproai.errors import ConfigError, DataError, ReproaiError, SearchSpaceError, TrackingError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Experiment", "Data", "Model", "Head", "Phase", "Training", "CrossValidation", "Search", "hp",
+    "LoadedConfig", "load_config", "load_experiment", "config_hash", "resolve", "run_experiment",
+    "ReproaiError", "ConfigError", "SearchSpaceError", "DataError", "TrackingError", "__version__",
+]
+
+
+def __getattr__(name: str):
+    # The study pulls in torch and MLflow; import it on first use so that `import reproai` and
+    # config files stay fast.
+    if name == "run_experiment":
+        from reproai.study import run_experiment
+
+        return run_experiment
+    raise AttributeError(f"module 'reproai' has no attribute {name!r}")

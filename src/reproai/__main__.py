@@ -1,0 +1,5 @@
+import sys
+
+from reproai.cli import main
+
+sys.exit(main())

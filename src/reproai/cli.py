@@ -1,0 +1,86 @@
+"""The ``reproai`` command: argument parsing only; each sub-command calls one library function."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from reproai.errors import ReproaiError
+
+__all__ = ["main", "build_parser"]
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="a Python config file that defines one Experiment")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a config field, e.g. --set training.batch_size=64 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reproai", description="Trustworthy, repeatable ML experiments.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the experiment of a config file, tracked in MLflow")
+    _add_config_args(run)
+    run.add_argument("--tracking-uri", default=None,
+                     help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    space = sub.add_parser("space", help="list the search space of a config file")
+    _add_config_args(space)
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from reproai.config.loader import load_config
+    from reproai.study import run_experiment
+    from reproai.tracking import default_tracking_uri
+
+    loaded = load_config(args.config, args.overrides)
+    result = run_experiment(loaded, tracking_uri=args.tracking_uri, progress=not args.quiet)
+    metric = loaded.experiment.search.metric
+    print(f"study run {result.run_id} ({loaded.experiment.name}), tracked at {args.tracking_uri or default_tracking_uri()}")
+    print(result.fold_metrics.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    s = result.summary.get(metric)
+    if s:
+        ci = f", 95% CI [{s['ci_low']:.4f}, {s['ci_high']:.4f}]" if s["n"] > 1 else ""
+        print(f"test {metric}: {s['mean']:.4f}{ci} over {s['n']} outer fold(s)")
+    print("Browse the runs with: mlflow ui")
+    return 0
+
+
+def _cmd_space(args: argparse.Namespace) -> int:
+    from reproai.config.loader import load_config
+    from reproai.config.tree import iter_parameters
+
+    loaded = load_config(args.config, args.overrides)
+    params = list(iter_parameters(loaded.experiment))
+    if not params:
+        print(f"{args.config}: no search space; every value is fixed.")
+        return 0
+    width = max(len(p.name) for p in params)
+    for p in params:
+        cond = f"   if {p.condition}" if p.condition else ""
+        print(f"{p.name:<{width}}  {p.space!r}{cond}")
+    return 0
+
+
+_COMMANDS = {"run": _cmd_run, "space": _cmd_space}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``reproai`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except ReproaiError as e:
+        print(f"reproai: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("reproai: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Walk a config tree: find its search spaces, resolve them, read and set fields by dotted path.
+
+A tree is any nesting of dataclasses, dicts, lists and tuples whose leaves are plain values or
+search-space objects. A list element that is a dataclass with a unique ``name`` is addressed by that
+name (``training.phases.finetune.lr``), anything else by its index or key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+
+import optuna
+
+from reproai.config.space import Choice, Space
+from reproai.errors import ConfigError, SearchSpaceError
+
+__all__ = [
+    "Parameter", "iter_parameters", "has_search_space", "resolve", "get_path", "set_path",
+    "to_jsonable", "from_jsonable", "register_config_class", "child_items",
+]
+
+_CONFIG_CLASSES: dict[str, type] = {}
+
+
+def register_config_class(cls: type) -> type:
+    """Make a dataclass known to :func:`from_jsonable` by its name."""
+    _CONFIG_CLASSES[cls.__name__] = cls
+    return cls
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _is_dataclass_instance(node: Any) -> bool:
+    return dataclasses.is_dataclass(node) and not isinstance(node, type)
+
+
+def _list_keys(items: list | tuple) -> list[str]:
+    names = [getattr(x, "name", None) if _is_dataclass_instance(x) else None for x in items]
+    if all(isinstance(n, str) and n.isidentifier() for n in names) and len(set(names)) == len(names):
+        return names  # type: ignore[return-value]
+    return [str(i) for i in range(len(items))]
+
+
+def child_items(node: Any) -> list[tuple[str, Any]]:
+    """The (key, child) pairs of a container node; empty for a leaf."""
+    if isinstance(node, Space):
+        return []
+    if _is_dataclass_instance(node):
+        return [(f.name, getattr(node, f.name)) for f in dataclasses.fields(node) if f.init]
+    if isinstance(node, Mapping):
+        return [(str(k), v) for k, v in node.items()]
+    if isinstance(node, (list, tuple)):
+        return list(zip(_list_keys(node), node))
+    return []
+
+
+class Parameter(NamedTuple):
+    """One search space in a tree: its parameter name, the space, where it sits, and its condition."""
+
+    name: str
+    space: Space
+    path: str
+    condition: str | None
+
+
+def iter_parameters(tree: Any, path: str = "", condition: str | None = None) -> Iterator[Parameter]:
+    """Yield every search space in ``tree``, including those inside conditional branches."""
+    if isinstance(tree, Space):
+        name = tree.name or path
+        yield Parameter(name, tree, path, condition)
+        if isinstance(tree, Choice) and isinstance(tree.branches, dict):
+            for key, branch in tree.branches.items():
+                yield from iter_parameters(branch, _join(name, key), f"{name} == {key!r}")
+        return
+    for key, child in child_items(tree):
+        yield from iter_parameters(child, _join(path, key), condition)
+
+
+def has_search_space(tree: Any) -> bool:
+    """Whether ``tree`` holds at least one search space."""
+    return next(iter_parameters(tree), None) is not None
+
+
+def resolve(tree: Any, source: optuna.trial.BaseTrial | Mapping[str, Any]) -> Any:
+    """Replace every search space in ``tree`` by a value.
+
+    ``source`` is an Optuna trial (the values are sampled) or a mapping of parameter name to value
+    (the values are fixed, and must lie inside their spaces). A tree without search spaces is
+    returned unchanged (the same object); otherwise the result shares the unchanged subtrees.
+    """
+    if isinstance(source, Mapping):
+        def pick(space: Space, name: str) -> Any:
+            if name not in source:
+                raise SearchSpaceError(
+                    f"No value for parameter `{name}` ({space!r}); the given parameters are "
+                    f"{sorted(source)}. Pass a value for it, e.g. --set {name}=...")
+            value = source[name]
+            if not space.contains(value):
+                raise SearchSpaceError(f"Parameter `{name}` = {value!r} lies outside its space {space!r}.")
+            if type(space).__name__ == "Int" and isinstance(value, float):
+                value = int(value)
+            return value
+    else:
+        trial = source
+
+        def pick(space: Space, name: str) -> Any:
+            return space.suggest(trial, name)
+
+    return _resolve(tree, "", pick)
+
+
+def _resolve(node: Any, path: str, pick: Any) -> Any:
+    if isinstance(node, Space):
+        name = node.name or path
+        value = pick(node, name)
+        if isinstance(node, Choice):
+            return _resolve(node.branches[value], _join(name, value), pick)
+        return value
+    items = child_items(node)
+    if not items:
+        return node
+    new = [(k, _resolve(v, _join(path, k), pick)) for k, v in items]
+    if all(a[1] is b[1] for a, b in zip(items, new)):
+        return node
+    if _is_dataclass_instance(node):
+        return dataclasses.replace(node, **dict(new))
+    if isinstance(node, Mapping):
+        return type(node)(zip(node.keys(), (v for _, v in new)))
+    return type(node)(v for _, v in new)
+
+
+def _describe(node: Any) -> str:
+    return type(node).__name__ if _is_dataclass_instance(node) else type(node).__name__
+
+
+def _step(node: Any, key: str, done: str) -> tuple[Any, Any]:
+    """Return (the child at key, the key to use when rebuilding ``node``)."""
+    items = child_items(node)
+    keys = [k for k, _ in items]
+    if isinstance(node, (list, tuple)) and key.lstrip("-").isdigit() and -len(node) <= int(key) < len(node):
+        return node[int(key)], int(key) % len(node)
+    for i, (k, v) in enumerate(items):
+        if k == key:
+            return v, (i if isinstance(node, (list, tuple)) else key)
+    where = f"`{done}`" if done else "the experiment"
+    if not items:
+        raise ConfigError(f"`{_join(done, key)}`: {where} is a plain value ({node!r}), it has no field `{key}`.")
+    close = difflib.get_close_matches(key, keys, n=3)
+    hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
+    raise ConfigError(f"`{_join(done, key)}`: {where} ({_describe(node)}) has no field `{key}`.{hint} "
+                      f"Its fields are: {', '.join(keys)}.")
+
+
+def get_path(tree: Any, dotted: str) -> Any:
+    """The value at a dotted path such as ``training.phases.warmup.lr``."""
+    node, done = tree, ""
+    for key in dotted.split("."):
+        node, _ = _step(node, key, done)
+        done = _join(done, key)
+    return node
+
+
+def set_path(tree: Any, dotted: str, value: Any) -> Any:
+    """A copy of ``tree`` with the value at ``dotted`` replaced (the original is not changed)."""
+    keys = dotted.split(".")
+
+    def rebuild(node: Any, i: int, done: str) -> Any:
+        child, where = _step(node, keys[i], done)
+        new_child = value if i == len(keys) - 1 else rebuild(child, i + 1, _join(done, keys[i]))
+        if _is_dataclass_instance(node):
+            return dataclasses.replace(node, **{where: new_child})
+        if isinstance(node, Mapping):
+            out = dict(node)
+            out[where] = new_child
+            return type(node)(out) if not isinstance(node, dict) else out
+        out = list(node)
+        out[where] = new_child
+        return type(node)(out)
+
+    return rebuild(tree, 0, "")
+
+
+def to_jsonable(node: Any, *, for_hash: bool = False) -> Any:
+    """A JSON-compatible form of a config tree; :func:`from_jsonable` inverts it.
+
+    With ``for_hash=True`` the fields that say where an experiment runs rather than what it is
+    (marked ``metadata={"hash": False}``) are left out.
+    """
+    if isinstance(node, Space):
+        return node.to_dict()
+    if _is_dataclass_instance(node):
+        out: dict[str, Any] = {"__type__": type(node).__name__}
+        for f in dataclasses.fields(node):
+            if f.init and not (for_hash and f.metadata.get("hash") is False):
+                out[f.name] = to_jsonable(getattr(node, f.name), for_hash=for_hash)
+        return out
+    if isinstance(node, Mapping):
+        return {str(k): to_jsonable(v, for_hash=for_hash) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [to_jsonable(v, for_hash=for_hash) for v in node]
+    if node is None or isinstance(node, (bool, int, float, str)):
+        return node
+    return repr(node)
+
+
+def from_jsonable(data: Any) -> Any:
+    """Rebuild a config tree from :func:`to_jsonable`'s output."""
+    if isinstance(data, list):
+        return [from_jsonable(v) for v in data]
+    if not isinstance(data, dict):
+        return data
+    if "space" in data and "name" in data:
+        return Space.from_dict(data)
+    if "__type__" in data:
+        cls = _CONFIG_CLASSES.get(data["__type__"])
+        if cls is None:
+            raise ConfigError(f"Unknown config class {data['__type__']!r}; known: {sorted(_CONFIG_CLASSES)}.")
+        return cls(**{k: from_jsonable(v) for k, v in data.items() if k != "__type__"})
+    return {k: from_jsonable(v) for k, v in data.items()}

@@ -1,0 +1,116 @@
+"""Classification metrics by name, and the decision threshold fitted on dev data.
+
+Probabilities are a vector of P(class 1) for binary targets and an (n, k) matrix otherwise.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn import metrics as skm
+
+__all__ = ["Metric", "METRICS", "compute_metrics", "youden_threshold", "predict_labels", "metric_direction"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named metric: how to compute it and whether larger is better."""
+
+    name: str
+    fn: Callable[[np.ndarray, np.ndarray, np.ndarray, int], float]
+    greater_is_better: bool = True
+
+
+def _binary(proba: np.ndarray) -> bool:
+    return proba.ndim == 1
+
+
+def _roc_auc(y, proba, pred, k):
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    if _binary(proba):
+        return skm.roc_auc_score(y, proba)
+    if len(np.unique(y)) < k:
+        return float("nan")
+    return skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=list(range(k)))
+
+
+def _average_precision(y, proba, pred, k):
+    if _binary(proba):
+        return skm.average_precision_score(y, proba) if y.any() else float("nan")
+    onehot = np.eye(k)[y]
+    return skm.average_precision_score(onehot, proba, average="macro")
+
+
+def _log_loss(y, proba, pred, k):
+    p = np.column_stack([1 - proba, proba]) if _binary(proba) else proba
+    return skm.log_loss(y, p, labels=list(range(p.shape[1])))
+
+
+def _brier(y, proba, pred, k):
+    if _binary(proba):
+        return skm.brier_score_loss(y, proba)
+    return float(np.mean(np.sum((proba - np.eye(k)[y]) ** 2, axis=1)))
+
+
+def _averaged(fn):
+    def metric(y, proba, pred, k):
+        average = "binary" if _binary(proba) else "macro"
+        return fn(y, pred, average=average, zero_division=0, labels=None if _binary(proba) else list(range(k)))
+    return metric
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in [
+    Metric("roc_auc", _roc_auc),
+    Metric("average_precision", _average_precision),
+    Metric("accuracy", lambda y, proba, pred, k: skm.accuracy_score(y, pred)),
+    Metric("balanced_accuracy", lambda y, proba, pred, k: skm.balanced_accuracy_score(y, pred)),
+    Metric("f1", _averaged(skm.f1_score)),
+    Metric("precision", _averaged(skm.precision_score)),
+    Metric("recall", _averaged(skm.recall_score)),
+    Metric("log_loss", _log_loss, greater_is_better=False),
+    Metric("brier", _brier, greater_is_better=False),
+]}
+
+
+def metric_direction(name: str) -> str:
+    """``"maximize"`` or ``"minimize"``, as Optuna spells it."""
+    return "maximize" if METRICS[name].greater_is_better else "minimize"
+
+
+def youden_threshold(y: np.ndarray, proba: np.ndarray) -> float:
+    """The probability threshold that maximises Youden's J (sensitivity + specificity - 1)."""
+    y = np.asarray(y)
+    if len(np.unique(y)) < 2:
+        return 0.5  # J is undefined with one class; fall back to the neutral threshold.
+    fpr, tpr, thresholds = skm.roc_curve(y, proba)
+    best = int(np.argmax(tpr - fpr))
+    return float(min(thresholds[best], 1.0))
+
+
+def predict_labels(proba: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Class predictions: ``proba >= threshold`` for binary targets, the arg-max otherwise."""
+    if _binary(proba):
+        return (proba >= (0.5 if threshold is None else threshold)).astype(np.int64)
+    return np.argmax(proba, axis=1).astype(np.int64)
+
+
+def compute_metrics(y: np.ndarray, proba: np.ndarray, *, threshold: float | None = None,
+                    names: list[str] | None = None, num_classes: int | None = None) -> dict[str, float]:
+    """Every metric in ``names`` (default: all) of predictions against labels ``y``."""
+    y = np.asarray(y, dtype=np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    k = 2 if _binary(proba) else (num_classes or proba.shape[1])
+    pred = predict_labels(proba, threshold)
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns on degenerate folds; we return nan instead
+        for name in names or list(METRICS):
+            try:
+                out[name] = float(METRICS[name].fn(y, proba, pred, k))
+            except ValueError:
+                out[name] = float("nan")
+    return out

@@ -1,0 +1,150 @@
+"""Build a classifier: a backbone by name (timm, or a small CNN for tiny images) and a new head."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from reproai.config.schema import Head, Model
+from reproai.errors import ConfigError
+
+__all__ = ["Classifier", "BackboneInfo", "create_model", "backbone_info", "register_backbone", "BACKBONES",
+           "set_backbone_frozen"]
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """What the data pipeline needs to know about a backbone: input size and normalisation."""
+
+    image_size: int | None
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+class SmallCNN(nn.Module):
+    """Three conv blocks and global pooling: enough for 8x8 digits, trains in seconds on a CPU."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            nn.Conv2d(3, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+            nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.BatchNorm2d(4 * w), nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.num_features = 4 * w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+# Backbones that are not timm's, by name: a factory, and the input the model expects.
+BACKBONES: dict[str, tuple[Callable[[], nn.Module], BackboneInfo]] = {}
+
+
+def register_backbone(name: str, factory: Callable[[], nn.Module], info: BackboneInfo) -> None:
+    """Make ``factory`` (returning a module with ``num_features``) available as ``Model(backbone=name)``."""
+    BACKBONES[name] = (factory, info)
+
+
+register_backbone("small_cnn", SmallCNN, BackboneInfo(image_size=None, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)))
+
+
+def _check_timm_name(name: str) -> None:
+    import timm
+
+    if not timm.is_model(name):
+        known = list(BACKBONES) + timm.list_models()
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ConfigError(f"model.backbone={name!r} is not a known backbone.{hint} Use a timm model name "
+                          f"(timm.list_models()) or one of {sorted(BACKBONES)}.")
+
+
+def backbone_info(spec: Model) -> BackboneInfo:
+    """Input size and normalisation of ``spec.backbone`` (``spec.image_size`` overrides the size)."""
+    if spec.backbone in BACKBONES:
+        info = BACKBONES[spec.backbone][1]
+    else:
+        import timm
+
+        _check_timm_name(spec.backbone)
+        cfg = timm.get_pretrained_cfg(spec.backbone)
+        cfg = cfg.to_dict() if cfg is not None else {}
+        info = BackboneInfo(image_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
+                            mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
+                            std=tuple(cfg.get("std", (0.229, 0.224, 0.225))))
+    if spec.image_size is not None:
+        info = BackboneInfo(image_size=spec.image_size, mean=info.mean, std=info.std)
+    return info
+
+
+class Classifier(nn.Module):
+    """A backbone that maps images to features, and a head that maps features to logits.
+
+    Binary targets have one logit (trained with BCE), ``k > 2`` classes have ``k`` (cross-entropy).
+    """
+
+    def __init__(self, backbone: nn.Module, head: Head, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.num_classes = num_classes
+        out = 1 if num_classes == 2 else num_classes
+        f = int(backbone.num_features)
+        if head.hidden:
+            layers = [nn.Dropout(head.dropout), nn.Linear(f, head.hidden), nn.ReLU(inplace=True),
+                      nn.Dropout(head.dropout), nn.Linear(head.hidden, out)]
+        else:
+            layers = [nn.Dropout(head.dropout), nn.Linear(f, out)]
+        self.head = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+def _timm_backbone(spec: Model) -> nn.Module:
+    import timm
+
+    _check_timm_name(spec.backbone)
+    if isinstance(spec.pretrained, str):
+        path = Path(spec.pretrained).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"model.pretrained={spec.pretrained!r}: no such weights file.")
+        try:
+            return timm.create_model(spec.backbone, pretrained=True, num_classes=0,
+                                     pretrained_cfg_overlay=dict(file=str(path)))
+        except (RuntimeError, KeyError, ValueError, EOFError) as e:
+            raise ConfigError(f"model.pretrained={spec.pretrained!r}: cannot load these weights into "
+                              f"{spec.backbone!r}: {e}") from e
+    try:
+        return timm.create_model(spec.backbone, pretrained=bool(spec.pretrained), num_classes=0)
+    except Exception as e:  # network errors come in many types (OSError, HF hub errors, ...)
+        if not spec.pretrained:
+            raise
+        raise ConfigError(f"Cannot fetch the pretrained weights of {spec.backbone!r} ({type(e).__name__}: {e}). "
+                          "Without internet access, download them elsewhere and set model.pretrained to the "
+                          "path of the state dict.") from e
+
+
+def create_model(spec: Model, num_classes: int) -> Classifier:
+    """A fresh classifier for ``num_classes`` classes, as ``spec`` describes."""
+    if spec.backbone in BACKBONES:
+        if spec.pretrained not in (False, None):
+            raise ConfigError(f"model.backbone={spec.backbone!r} has no pretrained weights; set model.pretrained=False.")
+        backbone = BACKBONES[spec.backbone][0]()
+    else:
+        backbone = _timm_backbone(spec)
+    return Classifier(backbone, spec.head, num_classes)
+
+
+def set_backbone_frozen(model: Classifier, frozen: bool) -> None:
+    """Freeze (or unfreeze) the backbone's weights; a frozen backbone also keeps its BatchNorm statistics."""
+    for p in model.backbone.parameters():
+        p.requires_grad_(not frozen)
