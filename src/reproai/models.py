@@ -13,7 +13,7 @@ from torch import nn
 from reproai.config.schema import Head, Model
 from reproai.errors import ConfigError
 
-__all__ = ["Classifier", "BackboneInfo", "create_model", "backbone_info", "register_backbone", "BACKBONES",
+__all__ = ["Classifier", "BackboneInfo", "create_model", "load_backbone_weights", "backbone_info", "register_backbone", "BACKBONES",
            "set_backbone_frozen"]
 
 
@@ -114,15 +114,9 @@ def _timm_backbone(spec: Model) -> nn.Module:
 
     _check_timm_name(spec.backbone)
     if isinstance(spec.pretrained, str):
-        path = Path(spec.pretrained).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"model.pretrained={spec.pretrained!r}: no such weights file.")
-        try:
-            return timm.create_model(spec.backbone, pretrained=True, num_classes=0,
-                                     pretrained_cfg_overlay=dict(file=str(path)))
-        except (RuntimeError, KeyError, ValueError, EOFError) as e:
-            raise ConfigError(f"model.pretrained={spec.pretrained!r}: cannot load these weights into "
-                              f"{spec.backbone!r}: {e}") from e
+        backbone = timm.create_model(spec.backbone, pretrained=False, num_classes=0)
+        load_backbone_weights(backbone, spec.pretrained, spec.backbone)
+        return backbone
     try:
         return timm.create_model(spec.backbone, pretrained=bool(spec.pretrained), num_classes=0)
     except Exception as e:  # network errors come in many types (OSError, HF hub errors, ...)
@@ -131,6 +125,39 @@ def _timm_backbone(spec: Model) -> nn.Module:
         raise ConfigError(f"Cannot fetch the pretrained weights of {spec.backbone!r} ({type(e).__name__}: {e}). "
                           "Without internet access, download them elsewhere and set model.pretrained to the "
                           "path of the state dict.") from e
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | Path, name: str) -> None:
+    """Load a local state dict into a timm backbone, strictly: every backbone weight must be in it.
+
+    timm's own loader ignores mismatched keys when the head changes, which would silently train a
+    wrong or partly random backbone; here only the pretrained classifier may be left out.
+    """
+    import timm
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"model.pretrained={str(path)!r}: no such weights file.")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle, zip and EOF errors alike
+        raise ConfigError(f"model.pretrained={str(path)!r}: cannot read the file as a PyTorch state dict: {e}") from e
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    cfg = timm.get_pretrained_cfg(name)
+    classifier = (cfg.to_dict().get("classifier") if cfg is not None else None) or "classifier"
+    classifiers = (classifier,) if isinstance(classifier, str) else tuple(classifier)
+    state = {k: v for k, v in state.items() if not k.startswith(tuple(f"{c}." for c in classifiers))}
+    try:
+        backbone.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        missing = [k for k in backbone.state_dict() if k not in state]
+        unexpected = [k for k in state if k not in backbone.state_dict()]
+        raise ConfigError(f"model.pretrained={str(path)!r}: cannot load these weights into {name!r}: "
+                          f"{len(missing)} missing key(s) {missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}"
+                          f"{'' if missing or unexpected else f' ({e})'}. Is it a state dict of {name!r} with timm's "
+                          "parameter names?") from e
 
 
 def create_model(spec: Model, num_classes: int) -> Classifier:

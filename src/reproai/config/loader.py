@@ -138,7 +138,10 @@ def load_config(path: str | Path, overrides: Sequence[str] = (), *, source: str 
         raise ConfigError(f"{path}: the config file defines {len(found)} Experiments ({names}); it must define "
                           "exactly one. Move the others to their own files.")
     (_, experiment), = found.values()
-    experiment = apply_overrides(experiment, overrides)
+    try:
+        experiment = apply_overrides(experiment, overrides)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from e
     suffix = f" with --set {' '.join(overrides)}" if overrides else ""
     validate(experiment, source=f"{path}{suffix}")
     return LoadedConfig(experiment=experiment, path=path, source=source, overrides=tuple(overrides))

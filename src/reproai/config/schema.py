@@ -40,11 +40,16 @@ class Data:
     on_error: str = _f("raise", check=c.one_of("raise", "skip"))
     limit: int | None = _f(None, check=c.int_at_least(2, optional=True))
     cache_dir: str | None = _f(None, check=c.optional_str, hash=False)
+    unannotated: str = _f("infer", check=c.one_of("infer", "skip"))
 
     @classmethod
     def oxford_pets(cls, root: str = "data", *, target: str = "species", download: bool = True,
                     **kwargs: Any) -> Data:
-        """The Oxford-IIIT Pet dataset: ``target="species"`` (cat vs dog) or ``"breed"`` (37 classes)."""
+        """The Oxford-IIIT Pet dataset: ``target="species"`` (cat vs dog) or ``"breed"`` (37 classes).
+
+        Images with no annotation line are labelled from their file names (``unannotated="infer"``,
+        the dataset's convention: ``Breed_12.jpg``, a capitalised breed is a cat) or left out (``"skip"``).
+        """
         return cls(kind="oxford_pets", root=root, target=target, download=download, **kwargs)
 
     @classmethod

@@ -94,7 +94,41 @@ def _oxford_pets(data: Data) -> Source:
             paths.append(Path(path))
             ids.append(Path(path).name)
             labels.append(int(label))
+    _add_unannotated_pets(data, Path(ds._images_folder), target, classes, ids, labels, paths)
     return Source(ids=ids, labels=np.asarray(labels, dtype=np.int64), classes=classes, paths=paths)
+
+
+def _add_unannotated_pets(data: Data, folder: Path, target: str, classes: list[str], ids: list[str],
+                          labels: list[int], paths: list[Path]) -> None:
+    """Label images that have no annotation line from their file names, or report that they are left out."""
+    import warnings
+
+    listed = set(ids)
+    extra = sorted(p for p in folder.glob("*.jpg") if p.name not in listed)
+    if not extra:
+        return
+    if data.unannotated == "skip":
+        warnings.warn(f"{len(extra)} image(s) in {folder} have no annotation line and are left out "
+                      f"(data.unannotated='skip'): {[p.name for p in extra][:5]}", stacklevel=3)
+        return
+    added, unknown = [], []
+    for path in extra:
+        breed = path.stem.rsplit("_", 1)[0]
+        if target == "species":
+            label = 0 if breed[:1].isupper() else 1  # the dataset's convention: cat breeds are capitalised
+        else:
+            name = " ".join(part.title() for part in breed.split("_"))  # torchvision's class naming
+            if name not in classes:
+                unknown.append(path.name)
+                continue
+            label = classes.index(name)
+        ids.append(path.name)
+        labels.append(label)
+        paths.append(path)
+        added.append(path.name)
+    warnings.warn(f"{len(added)} image(s) in {folder} have no annotation line and were labelled from their file "
+                  f"names (set data.unannotated='skip' to leave them out): {added[:5]}"
+                  + (f"; {len(unknown)} of an unknown breed left out: {unknown[:5]}" if unknown else ""), stacklevel=3)
 
 
 @register_dataset("image_folder")

@@ -1,0 +1,77 @@
+"""Shared fixtures and small fakes: real sample paths, tiny image folders, tiny experiments."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+PETS_ROOT = SHARED / "data"
+PETS_IMAGES = PETS_ROOT / "oxford-iiit-pet" / "images"
+WEIGHTS = SHARED / "weights" / "efficientnet_lite0_imagenet.pth"
+
+
+def needs_shared(path: Path = PETS_IMAGES):
+    """Skip (with the reason) when the real sample in ../shared is absent."""
+    return pytest.mark.skipif(not path.exists(), reason=f"needs the real sample at {path} (../shared), absent here")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_env(monkeypatch, tmp_path):
+    # Tests never write into the repository or the user's MLflow store.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+
+
+def make_image_folder(root: Path, n_per_class: int = 12, size: int = 24, classes=("cat", "dog"), seed: int = 0) -> Path:
+    """A learnable two-class image folder: class 0 is dark with a bright square, class 1 the opposite."""
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            base = 40 if k == 0 else 200
+            a = np.clip(rng.normal(base, 25, (size, size, 3)), 0, 255).astype(np.uint8)
+            a[size // 4: size // 2, size // 4: size // 2] = 255 - base
+            Image.fromarray(a).save(folder / f"{name}_{i}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    return make_image_folder(tmp_path / "images")
+
+
+def tiny_config_text(name: str = "tiny", extra: str = "", data: str = "Data.digits(limit=240)",
+                     epochs: int = 2, cv: str = "CrossValidation(outer_folds=1, inner_folds=1)") -> str:
+    """The text of a config file for a fit that takes a couple of seconds on a CPU."""
+    return f'''
+from reproai import CrossValidation, Data, Experiment, Head, Model, Phase, Search, Training, hp
+
+experiment = Experiment(
+    name={name!r},
+    data={data},
+    model=Model(backbone="small_cnn", pretrained=False, head=Head(hidden=16, dropout=0.1)),
+    training=Training(batch_size=32, phases=[
+        Phase("warmup", epochs=1, freeze_backbone=True, lr=1e-2),
+        Phase("finetune", epochs={epochs}, lr=3e-3, early_stopping_patience=2),
+    ]),
+    cv={cv},
+    search=Search(metric="roc_auc"),
+    seed=7,
+){extra}
+'''
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    def write(text: str, name: str = "config.py") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+    return write

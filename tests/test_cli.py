@@ -1,0 +1,31 @@
+import subprocess
+import sys
+
+from reproai.cli import main
+from tests.conftest import tiny_config_text
+
+
+def test_space_lists_parameters_with_conditions(write_config, capsys):
+    path = write_config(tiny_config_text().replace('lr=1e-2', 'lr=hp.float(1e-4, 1e-1, log=True)').replace(
+        'augment', 'x') + "\nexperiment.training.augment = hp.choice({'none': None, 'p': hp.categorical(['flip', 'randaugment'])})\n")
+    assert main(["space", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "training.phases.warmup.lr" in out and "hp.float(low=0.0001, high=0.1, log=True" in out
+    assert "training.augment.p" in out and "if training.augment == 'p'" in out
+
+
+def test_space_of_a_fixed_config(write_config, capsys):
+    assert main(["space", str(write_config(tiny_config_text()))]) == 0
+    assert "no search space" in capsys.readouterr().out
+
+
+def test_config_errors_exit_2_with_the_message(write_config, capsys):
+    path = write_config(tiny_config_text())
+    assert main(["run", str(path), "--set", "training.batch_size=0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("reproai: error: Invalid config") and "`training.batch_size`" in err and str(path) in err
+
+
+def test_python_dash_m_and_help():
+    out = subprocess.run([sys.executable, "-m", "reproai", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "run" in out.stdout and "space" in out.stdout

@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+from reproai import ConfigError, Head, Model
+from reproai.models import backbone_info, create_model, set_backbone_frozen
+from tests.conftest import WEIGHTS, needs_shared
+
+
+@pytest.mark.parametrize("classes, outputs", [(2, 1), (10, 10)])
+def test_small_cnn_outputs_one_logit_for_binary_and_k_otherwise(classes, outputs):
+    model = create_model(Model(backbone="small_cnn", pretrained=False, head=Head(hidden=8, dropout=0.5)), classes)
+    assert model(torch.zeros(4, 3, 8, 8)).shape == (4, outputs)
+
+
+def test_unknown_backbone_names_close_matches():
+    with pytest.raises(ConfigError, match=r"'efficientnet_lite00' is not a known backbone\. Did you mean .*'efficientnet_lite0'"):
+        create_model(Model(backbone="efficientnet_lite00", pretrained=False), 2)
+
+
+def test_small_cnn_has_no_pretrained_weights():
+    with pytest.raises(ConfigError, match=r"has no pretrained weights; set model\.pretrained=False"):
+        create_model(Model(backbone="small_cnn", pretrained=True), 2)
+
+
+def test_freezing_the_backbone():
+    model = create_model(Model(backbone="small_cnn", pretrained=False), 2)
+    set_backbone_frozen(model, True)
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    assert all(p.requires_grad for p in model.head.parameters())
+
+
+def test_timm_backbone_info():
+    info = backbone_info(Model(backbone="efficientnet_lite0"))
+    assert info.image_size == 224 and len(info.mean) == 3
+    assert backbone_info(Model(backbone="efficientnet_lite0", image_size=160)).image_size == 160
+
+
+@needs_shared(WEIGHTS)
+def test_local_pretrained_weights_are_loaded():
+    state = torch.load(WEIGHTS, map_location="cpu")
+    model = create_model(Model(backbone="efficientnet_lite0", pretrained=str(WEIGHTS)), 2)
+    key = "conv_stem.weight"
+    assert torch.equal(model.backbone.state_dict()[key], state[key])
+    scratch = create_model(Model(backbone="efficientnet_lite0", pretrained=False), 2)
+    assert not torch.equal(scratch.backbone.state_dict()[key], state[key])
+
+
+def test_unloadable_weights_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.pth"
+    torch.save({"nope": torch.zeros(1)}, bad)
+    with pytest.raises(ConfigError, match=r"model\.pretrained=.*bad\.pth.*cannot load these weights"):
+        create_model(Model(backbone="efficientnet_lite0", pretrained=str(bad)), 2)

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import torch
+
+from reproai import Data, Head, Model, Phase, Training
+from reproai.data import list_source, load_images
+from reproai.models import backbone_info
+from reproai.tracking import MemoryTracker
+from reproai.training import fit
+
+MODEL = Model(backbone="small_cnn", pretrained=False, head=Head(hidden=16))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_images(list_source(Data.digits(limit=300), seed=0), 8, progress=False)
+    index = np.arange(len(data))
+    return data, index[:180], index[180:240], index[240:]
+
+
+def run_fit(digits, training, seed=0, **kw):
+    data, train, dev, test = digits
+    return fit(MODEL, training, data, backbone_info(MODEL), train=train, dev=dev, test=test, seed=seed,
+               progress=False, **kw)
+
+
+def test_fit_learns_and_predicts_dev_and_test(digits):
+    result = run_fit(digits, Training(batch_size=32, phases=[Phase("train", epochs=12, lr=3e-3)]))
+    assert result.test_metrics["accuracy"] > 0.7 and result.test_metrics["roc_auc"] > 0.9
+    table = result.test.table(digits[0], result.threshold)
+    assert list(table.columns[:2]) == ["id", "label"] and "probability_9" in table and "predicted" in table
+    assert np.allclose(result.test.proba.sum(1), 1.0)
+
+
+def test_same_seed_same_predictions_different_seed_different(digits):
+    training = Training(batch_size=32, augment="flip", phases=[Phase("train", epochs=2, lr=3e-3)])
+    a, b = run_fit(digits, training, seed=3), run_fit(digits, training, seed=3)
+    assert np.array_equal(a.test.logits, b.test.logits)
+    assert not np.array_equal(a.test.logits, run_fit(digits, training, seed=4).test.logits)
+
+
+def test_a_frozen_phase_leaves_the_backbone_untouched(digits):
+    torch.manual_seed(0)
+    result = run_fit(digits, Training(phases=[Phase("warmup", epochs=2, freeze_backbone=True, lr=1e-2)]))
+    from reproai.models import create_model
+    from reproai.seeding import derive_seed
+
+    torch.manual_seed(derive_seed(0, "init"))
+    fresh = create_model(MODEL, 10)
+    for (k, v), (_, w) in zip(result.model.backbone.state_dict().items(), fresh.backbone.state_dict().items()):
+        assert torch.equal(v, w), k  # weights and BatchNorm statistics alike
+    assert not torch.equal(result.model.head[-1].weight, fresh.head[-1].weight)
+
+
+def test_early_stopping_stops_and_keeps_the_best_epoch(digits):
+    # A learning rate this large makes the dev metric collapse after the first epochs.
+    result = run_fit(digits, Training(phases=[Phase("train", epochs=30, lr=5.0, optimizer="sgd",
+                                                    early_stopping_patience=2, scheduler=None)]),
+                     metric="accuracy")
+    epochs = [h["epoch"] for h in result.history]
+    assert len(epochs) < 30
+    best = result.best_epochs["train"]
+    assert len(epochs) == best + 2
+    assert result.dev_metrics["accuracy"] == pytest.approx(max(h["dev_accuracy"] for h in result.history))
+
+
+def test_phases_are_tracked_as_nested_runs_with_per_epoch_metrics(digits):
+    tracker = MemoryTracker()
+    with tracker.start_run("fit") as parent:
+        run_fit(digits, Training(phases=[Phase("warmup", epochs=2, freeze_backbone=True),
+                                         Phase("finetune", epochs=3)]), tracker=tracker, parent=parent)
+    phases = [r for r in tracker.runs if r.tags.get("reproai.level") == "phase"]
+    assert [r.name for r in phases] == ["warmup", "finetune"]
+    assert all(r.parent == parent.id and r.status == "FINISHED" for r in phases)
+    assert [s for s, _ in phases[1].metrics["train_loss"]] == [1, 2, 3]
+    assert set(phases[0].metrics) >= {"train_loss", "dev_loss", "dev_roc_auc", "best_epoch"}
+    assert phases[1].params["lr"] == "0.001" and phases[0].params["freeze_backbone"] == "True"
+
+
+def test_binary_fit_fits_a_threshold_on_dev(image_folder):
+    data = load_images(list_source(Data.image_folder(str(image_folder))), 16, progress=False)
+    index = np.random.default_rng(0).permutation(len(data))
+    result = fit(MODEL, Training(batch_size=8, phases=[Phase("train", epochs=3, lr=1e-2)]), data,
+                 backbone_info(MODEL), train=index[:14], dev=index[14:19], test=index[19:], progress=False)
+    assert result.threshold is not None and 0.0 <= result.threshold <= 1.0
+    table = result.test.table(data, result.threshold)
+    assert list(table.columns) == ["id", "label", "logit", "probability", "predicted"]
+    assert (table.predicted == (table.probability >= result.threshold)).all()
