@@ -73,7 +73,7 @@ def test_two_runs_give_byte_identical_test_tables(tmp_path, write_config):
     uri = f"sqlite:///{tmp_path / 'runs.db'}"
     path = write_config(tiny_config_text(name="twice"))
     for _ in range(2):
-        assert main(["run", str(path), "--tracking-uri", uri, "--quiet"]) == 0
+        assert main(["run", str(path), "--tracking-uri", uri, "--quiet", "--fresh"]) == 0
     client = MlflowClient(uri)
     fits = runs_by_level(client, "twice")["fit"]
     assert len(fits) == 2

@@ -25,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(run)
     run.add_argument("--tracking-uri", default=None,
                      help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    run.add_argument("--storage", default=None,
+                     help="Optuna storage: sqlite:///optuna.db (default), postgresql://..., or journal:PATH")
+    run.add_argument("--fresh", action="store_true",
+                     help="start a new study instead of resuming the one with the same config")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
     space = sub.add_parser("space", help="list the search space of a config file")
@@ -38,14 +42,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from reproai.tracking import default_tracking_uri
 
     loaded = load_config(args.config, args.overrides)
-    result = run_experiment(loaded, tracking_uri=args.tracking_uri, progress=not args.quiet)
+    try:
+        result = run_experiment(loaded, tracking_uri=args.tracking_uri, storage=args.storage, fresh=args.fresh,
+                                progress=not args.quiet)
+    except KeyboardInterrupt:
+        print("reproai: interrupted. Finished outer folds and trials are kept; run the same command again to "
+              "resume.", file=sys.stderr)
+        return 130
     metric = loaded.experiment.search.metric
-    print(f"study run {result.run_id} ({loaded.experiment.name}), tracked at {args.tracking_uri or default_tracking_uri()}")
+    verb = "resumed and finished" if result.resumed else "finished"
+    print(f"study run {result.run_id} ({loaded.experiment.name}) {verb}, tracked at "
+          f"{args.tracking_uri or default_tracking_uri()}")
     print(result.fold_metrics.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     s = result.summary.get(metric)
     if s:
         ci = f", 95% CI [{s['ci_low']:.4f}, {s['ci_high']:.4f}]" if s["n"] > 1 else ""
-        print(f"test {metric}: {s['mean']:.4f}{ci} over {s['n']} outer fold(s)")
+        print(f"test {metric}: {s['mean']:.4f}{ci} (Nadeau-Bengio corrected) over {s['n']} outer fold(s)")
     print("Browse the runs with: mlflow ui")
     return 0
 

@@ -18,7 +18,7 @@ from reproai.config.schema import CrossValidation
 from reproai.errors import DataError, ReproaiError
 from reproai.seeding import derive_seed
 
-__all__ = ["InnerFold", "OuterFold", "Splits", "make_splits", "check_splits", "LeakageError"]
+__all__ = ["InnerFold", "OuterFold", "Splits", "make_splits", "splits_from_file", "check_splits", "LeakageError"]
 
 
 class LeakageError(ReproaiError):
@@ -112,13 +112,48 @@ def make_splits(labels: np.ndarray, cv: CrossValidation, *, seed: int, ids: Sequ
         else:
             pairs = _kfold(index, labels, cv.outer_folds, s, "outer")
         for k, (train, test) in enumerate(pairs):
-            si = derive_seed(root, "inner", r, k)
-            if cv.inner_folds == 1:
-                inner = [InnerFold(*_holdout(train, labels, cv.dev_size, si, "dev"))]
-            else:
-                inner = [InnerFold(np.sort(a), np.sort(b)) for a, b in _kfold(train, labels, cv.inner_folds, si, "inner")]
+            inner = _inner_folds(np.sort(train), labels, cv, derive_seed(root, "inner", r, k))
             outer.append(OuterFold(r, k, np.sort(train), np.sort(test), inner))
     splits = Splits(outer=outer, ids=list(ids) if ids is not None else [str(i) for i in index])
+    check_splits(splits)
+    return splits
+
+
+def _inner_folds(train: np.ndarray, labels: np.ndarray, cv: CrossValidation, seed: int) -> list[InnerFold]:
+    if cv.inner_folds == 1:
+        return [InnerFold(*_holdout(train, labels, cv.dev_size, seed, "dev"))]
+    return [InnerFold(np.sort(a), np.sort(b)) for a, b in _kfold(train, labels, cv.inner_folds, seed, "inner")]
+
+
+def splits_from_file(path: str | Path, labels: np.ndarray, cv: CrossValidation, *, seed: int,
+                     ids: Sequence[str]) -> Splits:
+    """Outer folds whose test sets a file gives (see ``CrossValidation.splits_file``); inner folds computed."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"cv.splits_file={str(path)!r} does not exist.")
+    text = path.read_text()
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"cv.splits_file={str(path)!r} is not valid JSON: {e}.") from e
+        tests = [f["test"] for f in data["outer"]] if "outer" in data else [data["test"]]
+    else:
+        tests = [[line.split()[0] for line in text.splitlines() if line.strip() and not line.startswith("#")]]
+    position = {i: k for k, i in enumerate(ids)}
+    position.update({Path(i).stem: k for k, i in enumerate(ids) if Path(i).stem not in position})
+    labels = np.asarray(labels)
+    root = cv.seed if cv.seed is not None else seed
+    outer = []
+    for k, test_ids in enumerate(tests):
+        test = sorted({position[t] for t in test_ids if t in position})
+        if not test:
+            raise DataError(f"cv.splits_file={str(path)!r}: none of the {len(test_ids)} test ids of fold {k} is in "
+                            f"the dataset (ids look like {list(ids)[:3]}).")
+        train = np.setdiff1d(np.arange(len(ids)), test)
+        outer.append(OuterFold(0, k, train, np.asarray(test, dtype=np.int64),
+                               _inner_folds(train, labels, cv, derive_seed(root, "inner", 0, k))))
+    splits = Splits(outer=outer, ids=list(ids))
     check_splits(splits)
     return splits
 

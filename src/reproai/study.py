@@ -1,13 +1,12 @@
-"""Run an experiment: load the data, split it, fit each outer fold, track everything.
-
-This is the orchestration layer; the pieces it calls (data, splits, fit, tracking) know nothing
-of each other.
+"""Run an experiment: nested cross-validation with the search inside each outer fold, tracked,
+resumable. This is the orchestration layer; the pieces it calls know nothing of each other.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,22 +14,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reproai.analysis.stats import t_interval
+from reproai.analysis.stats import corrected_t_interval, t_interval
 from reproai.config.loader import LoadedConfig
 from reproai.config.schema import Experiment
 from reproai.config.space import Space
 from reproai.config.tree import child_items, has_search_space, to_jsonable
 from reproai.cv import Splits, check_splits, make_splits
 from reproai.data.datasets import ImageSet, list_source, load_images
-from reproai.errors import ConfigError
-from reproai.metrics import metric_direction
+from reproai.errors import DataError
 from reproai.models import BackboneInfo, backbone_info
+from reproai.outer_fold import StudyContext, run_outer_fold
 from reproai.provenance import environment
-from reproai.seeding import derive_seed
-from reproai.tracking import TAG_PREFIX, MlflowTracker, Run, Tracker
-from reproai.training import fit
+from reproai.search import make_sampler, open_storage
+from reproai.tracking import TAG_PREFIX as T
+from reproai.tracking import MlflowTracker, Run, Tracker
+from reproai.workers import worker_alive, worker_id
 
-__all__ = ["StudyResult", "run_experiment", "prepare_data", "flatten_config"]
+__all__ = ["StudyResult", "run_experiment", "prepare_data", "prepare_splits", "flatten_config", "summarize"]
 
 
 @dataclass
@@ -41,6 +41,7 @@ class StudyResult:
     fold_metrics: pd.DataFrame
     summary: dict[str, dict[str, float]]
     predictions: pd.DataFrame = field(repr=False)
+    resumed: bool = False
 
 
 def flatten_config(tree: Any, path: str = "") -> dict[str, Any]:
@@ -63,6 +64,31 @@ def prepare_data(experiment: Experiment, *, progress: bool = True) -> tuple[Imag
     return data, BackboneInfo(image_size=size, mean=info.mean, std=info.std)
 
 
+def prepare_splits(experiment: Experiment, data: ImageSet) -> Splits:
+    """The study's splits: computed from the labels, or the outer split read from ``cv.splits_file``."""
+    cv = experiment.cv
+    if cv.splits_file:
+        from reproai.cv import splits_from_file
+
+        splits = splits_from_file(cv.splits_file, data.labels, cv, seed=experiment.seed, ids=data.ids)
+    else:
+        splits = make_splits(data.labels, cv, seed=experiment.seed, ids=data.ids)
+    check_splits(splits)  # cannot be switched off
+    return splits
+
+
+def summarize(fold_metrics: pd.DataFrame, splits: Splits) -> dict[str, dict[str, float]]:
+    """Per metric: mean, std, the Nadeau-Bengio corrected 95% interval and the plain t-interval."""
+    ratio = float(np.mean([len(f.test) / len(f.train) for f in splits.outer]))
+    out = {}
+    for name in [c for c in fold_metrics.columns if c not in ("repeat", "outer_fold")]:
+        values = fold_metrics[name].tolist()
+        corrected = corrected_t_interval(values, test_train_ratio=ratio)
+        plain = t_interval(values)
+        out[name] = {**corrected, "t_ci_low": plain["ci_low"], "t_ci_high": plain["ci_high"]}
+    return out
+
+
 def _log_provenance(run: Run, loaded: LoadedConfig, data: ImageSet, splits: Splits) -> None:
     exp = loaded.experiment
     name = loaded.path.name if loaded.path else "config.py"
@@ -76,69 +102,88 @@ def _log_provenance(run: Run, loaded: LoadedConfig, data: ImageSet, splits: Spli
     run.log_dict(env, "environment.json")
     if diff:
         run.log_text(diff, "git.diff")
-    run.log_params({k: v for k, v in flatten_config(exp).items()})
-    run.set_tags({f"{TAG_PREFIX}config_file": name, f"{TAG_PREFIX}config_hash": loaded.hash,
-                  f"{TAG_PREFIX}data_fingerprint": data.fingerprint, f"{TAG_PREFIX}seed": exp.seed,
-                  f"{TAG_PREFIX}n_examples": len(data), f"{TAG_PREFIX}classes": json.dumps(data.classes),
-                  f"{TAG_PREFIX}git_commit": env["git"].get("commit") or "", "mlflow.source.git.commit":
-                  env["git"].get("commit") or ""})
+    run.log_params(flatten_config(exp))
+    commit = env["git"].get("commit") or ""
+    run.set_tags({f"{T}config_file": name, f"{T}seed": exp.seed, f"{T}n_examples": len(data),
+                  f"{T}classes": json.dumps(data.classes), f"{T}git_commit": commit,
+                  "mlflow.source.git.commit": commit, f"{T}search": str(has_search_space(exp)).lower()})
+
+
+def _find_study(tracker: Tracker, loaded: LoadedConfig) -> str | None:
+    """The id of the study run this config continues, if any (same experiment and config hash)."""
+    runs = tracker.find_runs({f"{T}level": "study", f"{T}config_hash": loaded.hash})
+    runs = [r for r in runs if f"{T}rerun_of" not in r.tags]
+    return runs[0].id if runs else None
+
+
+def _close_dead_runs(tracker: Tracker, study_id: str) -> int:
+    """End as FAILED the runs of this study that a dead process left RUNNING (MLflow never does)."""
+    closed = 0
+    for r in tracker.find_runs({f"{T}study_id": study_id}, status="RUNNING"):
+        if r.tags.get(f"{T}level") == "study":
+            continue
+        wid = r.tags.get(f"{T}worker")
+        if wid and worker_alive(wid) is False:
+            tracker.set_status(r.id, "FAILED")
+            closed += 1
+    return closed
 
 
 def run_experiment(loaded: LoadedConfig, *, tracker: Tracker | None = None, tracking_uri: str | None = None,
-                   progress: bool = True) -> StudyResult:
-    """Run the experiment of ``loaded``: one tracked fit per outer fold, and a headline across folds."""
+                   storage: str | None = None, fresh: bool = False, progress: bool = True,
+                   extra_tags: dict[str, str] | None = None) -> StudyResult:
+    """Run, or resume, the nested cross-validation of ``loaded``; see the README for the run tree.
+
+    Re-running the same config resumes its study: finished outer folds and trials are kept, work
+    left RUNNING by a dead process is marked failed and retried. ``fresh=True`` starts a new study.
+    """
     from tqdm.auto import tqdm
 
     exp = loaded.experiment
+    optuna_storage = None
     if has_search_space(exp):
-        raise ConfigError(f"{loaded.path}: the config holds search spaces, but this version of reproai runs "
-                          "only fixed configs; fix each one with --set PATH=VALUE (see `reproai space`).")
+        make_sampler(exp.search, exp, 0)  # configuration errors of the search surface before any work
+        optuna_storage = open_storage(storage)
     data, info = prepare_data(exp, progress=progress)
-    splits = make_splits(data.labels, exp.cv, seed=exp.seed, ids=data.ids)
-    check_splits(splits)
+    splits = prepare_splits(exp, data)
     tracker = tracker or MlflowTracker(exp.name, tracking_uri)
-    metric = exp.search.metric
-    study_tags = {f"{TAG_PREFIX}level": "study"}
-    rows, tables = [], []
-    with tracker.start_run(exp.name, tags=study_tags) as study:
-        study.set_tags({f"{TAG_PREFIX}study_id": study.id})
-        _log_provenance(study, loaded, data, splits)
+    study_id = None if fresh or extra_tags else _find_study(tracker, loaded)
+    if study_id is not None:
+        previous = tracker.find_runs({f"{T}study_id": study_id, f"{T}level": "study"})[0]
+        before = previous.tags.get(f"{T}data_fingerprint")
+        if before and before != data.fingerprint:
+            raise DataError(f"The data changed since study {study_id} started (fingerprint {before} -> "
+                            f"{data.fingerprint}): resuming would mix results on different data. Restore the "
+                            "data, or start a new study with --fresh.")
+        cm = tracker.resume_run(study_id)
+    else:
+        cm = tracker.start_run(exp.name, tags={f"{T}level": "study", f"{T}config_hash": loaded.hash,
+                                               f"{T}data_fingerprint": data.fingerprint, **(extra_tags or {})})
+    with cm as study:
+        if study_id is None:
+            study.set_tags({f"{T}study_id": study.id, f"{T}optuna_prefix": f"{exp.name}/{loaded.hash}/{uuid.uuid4().hex[:8]}"})
+            _log_provenance(study, loaded, data, splits)
+        else:
+            _close_dead_runs(tracker, study.id)
+        prefix = tracker.find_runs({f"{T}study_id": study.id, f"{T}level": "study"})[0].tags[f"{T}optuna_prefix"]
+        study.set_tags({f"{T}worker": worker_id()})
+        ctx = StudyContext(exp, data, info, splits, tracker, optuna_storage, study, prefix, progress)
+        rows, tables, params = [], [], []
         for fold in tqdm(splits.outer, desc="outer folds", unit="fold", disable=not progress or len(splits.outer) < 2):
-            base = {f"{TAG_PREFIX}study_id": study.id, f"{TAG_PREFIX}outer_fold": fold.fold,
-                    f"{TAG_PREFIX}repeat": fold.repeat}
-            with tracker.start_run(f"outer-{fold.key}", tags={**base, f"{TAG_PREFIX}level": "outer_fold"},
-                                   parent=study) as fold_run:
-                inner = fold.inner[0]
-                fit_tags = {**base, f"{TAG_PREFIX}inner_fold": 0}
-                with tracker.start_run("fit", tags={**fit_tags, f"{TAG_PREFIX}level": "fit"}, parent=fold_run) as fit_run:
-                    fit_seed = derive_seed(exp.seed, "fit", fold.repeat, fold.fold)
-                    result = fit(exp.model, exp.training, data, info, train=inner.train, dev=inner.dev,
-                                 test=fold.test, metric=metric, seed=fit_seed, tracker=tracker, parent=fit_run,
-                                 tags=fit_tags, progress=progress)
-                    dev_table = result.dev.table(data, result.threshold)
-                    test_table = result.test.table(data, result.threshold)
-                    fit_run.log_params({"seed": fit_seed, "n_train": len(inner.train), "n_dev": len(inner.dev),
-                                        "n_test": len(fold.test)})
-                    fit_run.log_metrics({**{f"dev_{k}": v for k, v in result.dev_metrics.items()},
-                                         **{f"test_{k}": v for k, v in result.test_metrics.items()},
-                                         **({"threshold": result.threshold} if result.threshold is not None else {})})
-                    fit_run.log_table(dev_table, "predictions/dev.json")
-                    fit_run.log_table(test_table, "predictions/test.json")
-                fold_run.log_metrics({f"test_{k}": v for k, v in result.test_metrics.items()})
-                fold_run.log_table(test_table, "predictions/test.json")
-                if result.threshold is not None:
-                    fold_run.log_metrics({"threshold": result.threshold})
-            rows.append({"repeat": fold.repeat, "outer_fold": fold.fold, **result.test_metrics})
-            tables.append(test_table.assign(repeat=fold.repeat, outer_fold=fold.fold))
+            outcome = run_outer_fold(ctx, fold)
+            rows.append({"repeat": fold.repeat, "outer_fold": fold.fold, **outcome.metrics})
+            tables.append(outcome.table.assign(repeat=fold.repeat, outer_fold=fold.fold))
+            params.append({"repeat": fold.repeat, "outer_fold": fold.fold, **outcome.params})
         fold_metrics = pd.DataFrame(rows)
-        summary = {}
-        for name in [c for c in fold_metrics.columns if c not in ("repeat", "outer_fold")]:
-            s = t_interval(fold_metrics[name].tolist())
-            summary[name] = s
+        summary = summarize(fold_metrics, splits)
+        for name, s in summary.items():
             study.log_metrics({f"test_{name}_{k}": v for k, v in s.items() if k != "n" and math.isfinite(v)})
-        study.set_tags({f"{TAG_PREFIX}ci_method": "Student t over outer folds (optimistic: folds share training data)",
-                        f"{TAG_PREFIX}metric": metric, f"{TAG_PREFIX}direction": exp.search.direction or metric_direction(metric)})
+        study.set_tags({f"{T}ci_method": "Nadeau-Bengio corrected resampled t over outer folds (ci_*); plain "
+                                         "Student t (t_ci_*), optimistic since folds share training data",
+                        f"{T}metric": ctx.metric, f"{T}direction": ctx.direction, f"{T}state": "complete"})
         predictions = pd.concat(tables, ignore_index=True)
         study.log_table(predictions, "predictions/out_of_fold.json")
         study.log_table(fold_metrics, "metrics/outer_folds.json")
-    return StudyResult(run_id=study.id, fold_metrics=fold_metrics, summary=summary, predictions=predictions)
+        study.log_table(pd.DataFrame(params), "search/best_params.json")
+    return StudyResult(run_id=study.id, fold_metrics=fold_metrics, summary=summary, predictions=predictions,
+                       resumed=study_id is not None)

@@ -6,22 +6,20 @@ that training and analysis can run untracked (benchmarks, tests) and the backend
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from reproai.errors import TrackingError
 
-__all__ = ["Run", "Tracker", "MlflowTracker", "MemoryTracker", "NullTracker", "default_tracking_uri",
-           "TAG_PREFIX"]
+__all__ = ["Run", "RunRecord", "Tracker", "MlflowTracker", "MemoryTracker", "NullTracker",
+           "default_tracking_uri", "TAG_PREFIX"]
 
 TAG_PREFIX = "reproai."
 
@@ -55,29 +53,66 @@ class Run:
         self.log_text(json.dumps(data, indent=2, sort_keys=True, default=str), artifact_file)
 
 
+@dataclass
+class RunRecord:
+    """A run as found by a search: id, name, status, tags, params and latest metrics."""
+
+    id: str
+    name: str
+    status: str
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    start_time: int = 0
+
+
+def _default_status(exc: BaseException) -> str:
+    return "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED"
+
+
 class Tracker:
-    """Creates runs. ``start_run`` is a context manager that ends the run with the right status."""
+    """Creates, finds and ends runs.
+
+    ``start_run`` and ``resume_run`` are context managers that end the run FINISHED, or with the
+    status ``status_for(exception)`` gives (default: KILLED on an interrupt, else FAILED).
+    """
 
     def _create(self, name: str, tags: Mapping[str, Any], parent: Run | None) -> Run:
         raise NotImplementedError
 
-    def _end(self, run: Run, status: str) -> None:
+    def _reopen(self, run_id: str) -> Run:
+        raise NotImplementedError
+
+    def set_status(self, run_id: str, status: str) -> None:
+        """End a run (FINISHED, FAILED, KILLED) or mark it RUNNING again."""
+        raise NotImplementedError
+
+    def find_runs(self, tags: Mapping[str, Any], *, status: str | None = None) -> list[RunRecord]:
+        """Runs whose tags equal all of ``tags`` (and whose status is ``status``, when given), newest first."""
+        raise NotImplementedError
+
+    def read_text(self, run_id: str, artifact_file: str) -> str:
+        """The text of an artifact of a run."""
         raise NotImplementedError
 
     @contextmanager
-    def start_run(self, name: str, *, tags: Mapping[str, Any] | None = None,
-                  parent: Run | None = None) -> Iterator[Run]:
-        """Start a run (nested under ``parent``); it ends FINISHED, or FAILED/KILLED on an exception."""
-        run = self._create(name, dict(tags or {}), parent)
+    def _managed(self, run: Run, status_for: Callable[[BaseException], str] | None) -> Iterator[Run]:
         try:
             yield run
-        except KeyboardInterrupt:
-            self._end(run, "KILLED")
+        except BaseException as e:
+            self.set_status(run.id, (status_for or _default_status)(e))
             raise
-        except BaseException:
-            self._end(run, "FAILED")
-            raise
-        self._end(run, "FINISHED")
+        self.set_status(run.id, "FINISHED")
+
+    def start_run(self, name: str, *, tags: Mapping[str, Any] | None = None, parent: Run | None = None,
+                  status_for: Callable[[BaseException], str] | None = None):
+        """Start a run (nested under ``parent``), ended when the ``with`` block ends."""
+        return self._managed(self._create(name, dict(tags or {}), parent), status_for)
+
+    def resume_run(self, run_id: str, *, status_for: Callable[[BaseException], str] | None = None):
+        """Mark an existing run RUNNING again and continue logging to it."""
+        self.set_status(run_id, "RUNNING")
+        return self._managed(self._reopen(run_id), status_for)
 
 
 # -- MLflow -------------------------------------------------------------------------------------
@@ -138,8 +173,35 @@ class MlflowTracker(Tracker):
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         return MlflowRun(self.client, run.info.run_id)
 
-    def _end(self, run: Run, status: str) -> None:
-        self.client.set_terminated(run.id, status=status)
+    def _reopen(self, run_id: str) -> Run:
+        return MlflowRun(self.client, run_id)
+
+    def set_status(self, run_id: str, status: str) -> None:
+        if status == "RUNNING":
+            self.client.update_run(run_id, status="RUNNING")
+        else:
+            self.client.set_terminated(run_id, status=status)
+
+    def find_runs(self, tags: Mapping[str, Any], *, status: str | None = None) -> list[RunRecord]:
+        clauses = [f"tags.`{k}` = '{v}'" for k, v in tags.items()]
+        if status is not None:
+            clauses.append(f"attributes.status = '{status}'")
+        records, token = [], None
+        while True:
+            page = self.client.search_runs([self.experiment_id], " and ".join(clauses), max_results=1000,
+                                           order_by=["attributes.start_time DESC"], page_token=token)
+            records += [RunRecord(r.info.run_id, r.info.run_name, r.info.status, dict(r.data.tags),
+                                  dict(r.data.params), dict(r.data.metrics), r.info.start_time or 0) for r in page]
+            token = page.token
+            if not token:
+                return records
+
+    def read_text(self, run_id: str, artifact_file: str) -> str:
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as tmp:
+            return Path(self.client.download_artifacts(run_id, artifact_file, tmp)).read_text()
 
 
 # -- In memory ----------------------------------------------------------------------------------
@@ -182,8 +244,25 @@ class MemoryTracker(Tracker):
         self.runs.append(run)
         return run
 
-    def _end(self, run: Run, status: str) -> None:
-        run.status = status  # type: ignore[attr-defined]
+    def _by_id(self, run_id: str) -> MemoryRun:
+        return next(r for r in self.runs if r.id == run_id)
+
+    def _reopen(self, run_id: str) -> Run:
+        return self._by_id(run_id)
+
+    def set_status(self, run_id: str, status: str) -> None:
+        self._by_id(run_id).status = status
+
+    def find_runs(self, tags: Mapping[str, Any], *, status: str | None = None) -> list[RunRecord]:
+        found = [r for r in self.runs if all(r.tags.get(k) == str(v) for k, v in tags.items())
+                 and (status is None or r.status == status)]
+        return [RunRecord(r.id, r.name, r.status, dict(r.tags), dict(r.params),
+                          {k: v[-1][1] for k, v in r.metrics.items()}, i)
+                for i, r in reversed(list(enumerate(found)))]
+
+    def read_text(self, run_id: str, artifact_file: str) -> str:
+        value = self._by_id(run_id).artifacts[artifact_file]
+        return value if isinstance(value, str) else value.to_json(orient="split")
 
 
 class NullRun(Run):
@@ -202,5 +281,11 @@ class NullTracker(Tracker):
     def _create(self, name, tags, parent):
         return NullRun()
 
-    def _end(self, run, status):
+    def _reopen(self, run_id):
+        return NullRun()
+
+    def set_status(self, run_id, status):
         pass
+
+    def find_runs(self, tags, *, status=None):
+        return []

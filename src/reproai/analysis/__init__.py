@@ -1,5 +1,5 @@
 """Analysis of tracked studies: statistics across folds."""
 
-from reproai.analysis.stats import t_interval
+from reproai.analysis.stats import corrected_t_interval, t_interval
 
-__all__ = ["t_interval"]
+__all__ = ["t_interval", "corrected_t_interval"]

@@ -8,7 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["t_interval"]
+__all__ = ["t_interval", "corrected_t_interval"]
+
+
+def _finite(values: Sequence[float]) -> np.ndarray:
+    return np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
 
 
 def t_interval(values: Sequence[float], *, confidence: float = 0.95) -> dict[str, float]:
@@ -17,11 +21,23 @@ def t_interval(values: Sequence[float], *, confidence: float = 0.95) -> dict[str
     The plain t-interval treats folds as independent; they are not (their training sets overlap), so
     it is optimistic. With fewer than two finite values the interval is NaN.
     """
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    return corrected_t_interval(values, test_train_ratio=0.0, confidence=confidence)
+
+
+def corrected_t_interval(values: Sequence[float], *, test_train_ratio: float,
+                         confidence: float = 0.95) -> dict[str, float]:
+    """The Nadeau-Bengio corrected resampled t-interval of per-fold scores.
+
+    The variance of the mean is ``s^2 (1/k + n_test/n_train)`` instead of ``s^2 / k``, which accounts
+    for the overlap of the folds' training sets (Nadeau & Bengio, 2003); ``test_train_ratio=0`` gives
+    the plain t-interval.
+    """
+    x = _finite(values)
     n = len(x)
     mean = float(x.mean()) if n else float("nan")
     if n < 2:
         return {"mean": mean, "std": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": n}
     std = float(x.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * std / math.sqrt(n)
+    se = std * math.sqrt(1.0 / n + test_train_ratio)
+    half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * se
     return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "n": n}

@@ -121,6 +121,9 @@ class CrossValidation:
 
     ``outer_folds=1`` holds out ``test_size`` of the data once; ``inner_folds=1`` holds out
     ``dev_size`` of the outer-train data once. ``seed`` defaults to the experiment's seed.
+    ``splits_file`` replaces the computed outer split by given test sets: a text file with one test id
+    per line (its first word, with or without the extension, as in Oxford-IIIT Pet's ``test.txt``),
+    or JSON ``{"outer": [{"test": [ids]}, ...]}``.
     """
 
     outer_folds: int = _f(1, check=c.int_at_least(1))
@@ -129,6 +132,7 @@ class CrossValidation:
     test_size: float = _f(0.2, check=c.real_in(0.0, 1.0, low_open=True, high_open=True))
     dev_size: float = _f(0.2, check=c.real_in(0.0, 1.0, low_open=True, high_open=True))
     seed: int | None = _f(None, check=c.int_at_least(0, optional=True))
+    splits_file: str | None = _f(None, check=c.optional_str)
 
 
 @register_config_class

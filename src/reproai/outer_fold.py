@@ -1,0 +1,225 @@
+"""One outer fold: search on its inner folds (or just fit), refit on outer-train, test once."""
+
+from __future__ import annotations
+
+import io
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from reproai.config.schema import Experiment
+from reproai.config.tree import has_search_space, resolve
+from reproai.cv import OuterFold, Splits
+from reproai.data.datasets import ImageSet
+from reproai.errors import ReproaiError
+from reproai.metrics import metric_direction, youden_threshold
+from reproai.models import BackboneInfo
+from reproai.search import FINISHED, fail_dead_trials, finished_trials, make_pruner, make_sampler
+from reproai.seeding import derive_seed
+from reproai.tracking import TAG_PREFIX as T
+from reproai.tracking import Run, Tracker
+from reproai.training import FitResult, fit
+from reproai.workers import worker_id
+
+__all__ = ["StudyContext", "FoldOutcome", "run_outer_fold", "fit_seed"]
+
+
+@dataclass
+class StudyContext:
+    """What every outer fold of a study shares."""
+
+    experiment: Experiment
+    data: ImageSet
+    info: BackboneInfo
+    splits: Splits
+    tracker: Tracker
+    storage: optuna.storages.BaseStorage | None
+    study_run: Run
+    optuna_prefix: str
+    progress: bool = True
+
+    @property
+    def metric(self) -> str:
+        return self.experiment.search.metric
+
+    @property
+    def direction(self) -> str:
+        return self.experiment.search.direction or metric_direction(self.metric)
+
+
+@dataclass
+class FoldOutcome:
+    """An outer fold's test metrics, its test predictions, and the parameters chosen for it."""
+
+    metrics: dict[str, float]
+    table: pd.DataFrame
+    params: dict[str, Any]
+
+
+def fit_seed(root: int, kind: str, repeat: int, fold: int, inner: int | None = None) -> int:
+    """The seed of one fit. Every trial uses the same seed on the same inner fold, so that trials
+    differ only by their parameters (common random numbers make the comparison fairer)."""
+    return derive_seed(root, kind, repeat, fold, *(() if inner is None else (inner,)))
+
+
+def _tags(ctx: StudyContext, fold: OuterFold, **extra: Any) -> dict[str, Any]:
+    return {f"{T}study_id": ctx.study_run.id, f"{T}outer_fold": fold.fold, f"{T}repeat": fold.repeat,
+            f"{T}worker": worker_id(), **{f"{T}{k}": v for k, v in extra.items()}}
+
+
+def _log_fit(run: Run, ctx: StudyContext, result: FitResult, record: dict[str, Any]) -> None:
+    """Log a fit's metrics, prediction tables and what is needed to rerun it exactly (fit.json)."""
+    metrics = {**{f"dev_{k}": v for k, v in result.dev_metrics.items()},
+               **{f"test_{k}": v for k, v in result.test_metrics.items()}}
+    if result.threshold is not None:
+        metrics["threshold"] = result.threshold
+    run.log_metrics(metrics)
+    run.log_params({"seed": record["seed"], "kind": record["kind"]})
+    run.log_dict({**record, "threshold": result.threshold, "best_epochs": result.best_epochs}, "fit.json")
+    if result.dev is not None:
+        run.log_table(result.dev.table(ctx.data, result.threshold), "predictions/dev.json")
+    if result.test is not None:
+        run.log_table(result.test.table(ctx.data, result.threshold), "predictions/test.json")
+
+
+def _run_fit(ctx: StudyContext, experiment: Experiment, parent: Run, name: str, tags: dict[str, Any],
+             record: dict[str, Any], **kwargs: Any) -> FitResult:
+    with ctx.tracker.start_run(name, tags={**tags, f"{T}level": "fit"}, parent=parent) as run:
+        result = fit(experiment.model, experiment.training, ctx.data, ctx.info, metric=ctx.metric,
+                     seed=record["seed"], tracker=ctx.tracker, parent=run, tags=tags,
+                     progress=ctx.progress, **kwargs)
+        _log_fit(run, ctx, result, record)
+    return result
+
+
+def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[optuna.Trial], float]:
+    exp = ctx.experiment
+
+    def status_for(e: BaseException) -> str:
+        return "KILLED" if isinstance(e, (optuna.TrialPruned, KeyboardInterrupt, SystemExit)) else "FAILED"
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", worker_id())
+        config = resolve(exp, trial)
+        tags = _tags(ctx, fold, trial=trial.number)
+        with ctx.tracker.start_run(f"trial-{trial.number}", tags={**tags, f"{T}level": "trial"}, parent=fold_run,
+                                   status_for=status_for) as run:
+            run.log_params(trial.params)
+            run.set_tags({f"{T}optuna_study": trial.study.study_name})
+            scores, epochs, dev_labels, dev_proba = [], [], [], []
+            try:
+                for j, inner in enumerate(fold.inner):
+                    record = {"kind": "inner", "repeat": fold.repeat, "fold": fold.fold, "inner_fold": j,
+                              "params": trial.params, "seed": fit_seed(exp.seed, "inner", fold.repeat, fold.fold, j)}
+                    result = _run_fit(ctx, config, run, f"inner-{j}", {**tags, f"{T}inner_fold": j}, record,
+                                      train=inner.train, dev=inner.dev)
+                    scores.append(result.dev_metrics[ctx.metric])
+                    epochs.append([result.best_epochs.get(p.name, p.epochs) for p in config.training.phases])
+                    dev_labels.append(ctx.data.labels[inner.dev])
+                    dev_proba.append(result.dev.proba)
+                    running = float(np.mean(scores))
+                    trial.report(running, j)
+                    run.log_metrics({f"dev_{ctx.metric}_running": running}, step=j)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned(f"running mean {running:.4f} after inner fold {j} is worse than the "
+                                                 "median of earlier trials")
+            except optuna.TrialPruned:
+                run.set_tags({f"{T}state": "pruned", f"{T}inner_folds_run": len(scores)})
+                raise
+            except ReproaiError as e:
+                run.set_tags({f"{T}state": "failed", f"{T}error": str(e)[:5000]})
+                trial.set_user_attr("failed_reason", str(e)[:2000])
+                raise
+            value = float(np.mean(scores))
+            # The refit trains each phase for the median of its best epochs over the inner folds, and
+            # uses the threshold fitted on the pooled inner-dev predictions: never anything from test data.
+            trial.set_user_attr("epochs", [int(round(statistics.median(col))) for col in zip(*epochs)])
+            if ctx.data.num_classes == 2:
+                trial.set_user_attr("threshold", youden_threshold(np.concatenate(dev_labels), np.concatenate(dev_proba)))
+            run.log_metrics({f"dev_{ctx.metric}": value})
+            run.set_tags({f"{T}state": "complete"})
+            return value
+
+    return objective
+
+
+def _search(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> optuna.trial.FrozenTrial:
+    """Run (or continue) the fold's Optuna study until it has ``n_trials`` finished trials."""
+    from tqdm.auto import tqdm
+
+    exp, search = ctx.experiment, ctx.experiment.search
+    name = f"{ctx.optuna_prefix}/outer-{fold.key}"
+    study = optuna.create_study(
+        study_name=name, storage=ctx.storage, load_if_exists=True, direction=ctx.direction,
+        sampler=make_sampler(search, exp, derive_seed(exp.seed, "sampler", fold.repeat, fold.fold)),
+        pruner=make_pruner(search, len(fold.inner)))
+    fold_run.set_tags({f"{T}optuna_study": name})
+    retried = fail_dead_trials(study, ctx.storage)
+    if retried:
+        fold_run.set_tags({f"{T}retried_trials": ",".join(map(str, retried))})
+    objective = _objective(ctx, fold, fold_run)
+    bar = tqdm(total=search.n_trials, initial=finished_trials(study), desc=f"outer {fold.key} trials",
+               unit="trial", disable=not ctx.progress, leave=False)
+    failures = 0
+    with bar:
+        while finished_trials(study) < search.n_trials and failures < search.n_trials:
+            before = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
+            study.optimize(objective, n_trials=search.n_trials - finished_trials(study), timeout=search.timeout,
+                           catch=(ReproaiError,), callbacks=[lambda s, t: bar.update(t.state in FINISHED)],
+                           gc_after_trial=False)
+            failures += len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))) - before
+            if search.timeout is not None:
+                break
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        reasons = {t.user_attrs.get("failed_reason", "unknown") for t in study.trials if t.state.name == "FAIL"}
+        raise ReproaiError(f"Outer fold {fold.key}: no trial completed ({len(study.trials)} tried). Reasons: "
+                           + "; ".join(sorted(reasons)[:5]))
+    return study.best_trial
+
+
+def run_outer_fold(ctx: StudyContext, fold: OuterFold) -> FoldOutcome:
+    """Search (when the config has search spaces), refit and test one outer fold; or resume it."""
+    exp = ctx.experiment
+    found = ctx.tracker.find_runs({f"{T}level": "outer_fold", f"{T}study_id": ctx.study_run.id,
+                                   f"{T}outer_fold": fold.fold, f"{T}repeat": fold.repeat})
+    if found and found[0].tags.get(f"{T}state") == "complete":
+        table = pd.read_json(io.StringIO(ctx.tracker.read_text(found[0].id, "predictions/test.json")),
+                             orient="split")
+        metrics = {k[len("test_"):]: v for k, v in found[0].metrics.items() if k.startswith("test_")}
+        return FoldOutcome(metrics, table, json.loads(found[0].tags.get(f"{T}best_params", "{}")))
+    tags = _tags(ctx, fold)
+    cm = (ctx.tracker.resume_run(found[0].id) if found else
+          ctx.tracker.start_run(f"outer-{fold.key}", tags={**tags, f"{T}level": "outer_fold"}, parent=ctx.study_run))
+    with cm as fold_run:
+        fold_run.set_tags({f"{T}worker": worker_id()})
+        if has_search_space(exp):
+            best = _search(ctx, fold, fold_run)
+            params = dict(best.params)
+            record = {"kind": "refit", "repeat": fold.repeat, "fold": fold.fold, "params": params,
+                      "seed": fit_seed(exp.seed, "refit", fold.repeat, fold.fold), "epochs": best.user_attrs["epochs"]}
+            result = _run_fit(ctx, resolve(exp, params), fold_run, "refit", {**tags, f"{T}refit": "true"}, record,
+                              train=fold.train, test=fold.test, epochs=best.user_attrs["epochs"],
+                              threshold=best.user_attrs.get("threshold"))
+            fold_run.log_params({f"best.{k}": v for k, v in params.items()})
+            fold_run.log_metrics({f"best_dev_{ctx.metric}": best.value})
+            fold_run.set_tags({f"{T}best_trial": best.number})
+        else:
+            params = {}
+            inner = fold.inner[0]
+            record = {"kind": "single", "repeat": fold.repeat, "fold": fold.fold, "inner_fold": 0, "params": {},
+                      "seed": fit_seed(exp.seed, "fit", fold.repeat, fold.fold)}
+            result = _run_fit(ctx, exp, fold_run, "fit", {**tags, f"{T}inner_fold": 0}, record,
+                              train=inner.train, dev=inner.dev, test=fold.test)
+        table = result.test.table(ctx.data, result.threshold)
+        fold_run.log_table(table, "predictions/test.json")
+        fold_run.log_metrics({**{f"test_{k}": v for k, v in result.test_metrics.items()},
+                              **({"threshold": result.threshold} if result.threshold is not None else {})})
+        fold_run.set_tags({f"{T}state": "complete", f"{T}best_params": json.dumps(params, sort_keys=True)[:5000]})
+    return FoldOutcome(result.test_metrics, table, params)

@@ -1,0 +1,101 @@
+"""Optuna: storages by URL, samplers and pruners by name, and the care of trials left by dead workers."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from reproai.config.schema import Experiment, Search
+from reproai.config.space import Categorical
+from reproai.config.tree import iter_parameters
+from reproai.errors import ConfigError
+from reproai.workers import worker_alive
+
+__all__ = ["open_storage", "make_sampler", "make_pruner", "fail_dead_trials", "finished_trials",
+           "DEFAULT_STORAGE"]
+
+DEFAULT_STORAGE = "sqlite:///optuna.db"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def open_storage(url: str | None = None) -> optuna.storages.BaseStorage:
+    """An Optuna storage from a URL: ``sqlite:///f.db``, ``postgresql://...``, or a journal file
+    (``journal:PATH``, or a path ending in ``.log`` / ``.journal``)."""
+    url = url or DEFAULT_STORAGE
+    try:
+        if url.startswith("journal:") or url.endswith((".log", ".journal")):
+            from optuna.storages.journal import JournalFileBackend
+
+            path = url[len("journal:"):] if url.startswith("journal:") else url
+            return optuna.storages.JournalStorage(JournalFileBackend(path))
+        engine: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            engine = {"connect_args": {"timeout": 60}}  # wait for a lock rather than fail at once
+        elif url.startswith("postgresql"):
+            engine = {"pool_pre_ping": True}  # survive connections the server dropped while idle
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120)
+    except Exception as e:  # SQLAlchemy and driver errors have many types
+        raise ConfigError(f"Cannot open the Optuna storage {url!r}: {type(e).__name__}: {e}. Check --storage "
+                          "(e.g. sqlite:///optuna.db, postgresql://user@host/db, journal:/shared/study.log) "
+                          "and that the database server is up.") from e
+
+
+def make_sampler(search: Search, experiment: Experiment, seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler named by ``search.sampler``, seeded."""
+    if search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if search.sampler == "grid":
+        grid = {}
+        for p in iter_parameters(experiment):
+            if not isinstance(p.space, Categorical) or p.condition:
+                raise ConfigError(f"search.sampler='grid' needs every search space to be an unconditional "
+                                  f"hp.categorical, but `{p.name}` is {p.space!r}.")
+            grid[p.name] = list(p.space.choices)
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, search.n_trials // 3)))
+
+
+def make_pruner(search: Search, inner_folds: int) -> optuna.pruners.BasePruner:
+    """The pruner named by ``search.pruner``; trials report their running mean after each inner fold."""
+    if search.pruner == "none" or inner_folds < 2:
+        return optuna.pruners.NopPruner()
+    if search.pruner == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+    if search.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=inner_folds)
+    # Compare from the first inner fold on, once two trials have finished.
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+
+
+def finished_trials(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def fail_dead_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
+    """Mark FAILED the RUNNING trials whose worker process is dead, and enqueue each again.
+
+    Optuna's own heartbeat does this for RDB storages only, and only once the grace period has
+    passed; a worker's id tells at once when the dead worker ran on this host.
+    """
+    failed = []
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        wid = trial.user_attrs.get("worker")
+        if wid is None or worker_alive(wid) is not False:
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        try:
+            storage.set_trial_user_attr(trial_id, "failed_reason", f"worker {wid} died")
+            storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        except RuntimeError:  # it finished meanwhile
+            continue
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        failed.append(trial.number)
+    if isinstance(storage, optuna.storages.RDBStorage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # heartbeat is experimental in Optuna
+            optuna.storages.fail_stale_trials(study)
+    return failed
