@@ -31,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start a new study instead of resuming the one with the same config")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    rerun = sub.add_parser("rerun", help="re-execute a tracked run from what it logged, and compare")
+    rerun.add_argument("run_id", help="the MLflow run id of a study, outer fold, trial, fit or phase run")
+    rerun.add_argument("--tracking-uri", default=None, help="where the run is tracked (default as for run)")
+    rerun.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                       help="override where it runs, e.g. --set data.root=/my/copy (repeatable)")
+    rerun.add_argument("--quiet", action="store_true", help="no progress bars")
+
     space = sub.add_parser("space", help="list the search space of a config file")
     _add_config_args(space)
     return parser
@@ -62,6 +69,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rerun(args: argparse.Namespace) -> int:
+    from reproai.rerun import rerun
+
+    report = rerun(args.run_id, tracking_uri=args.tracking_uri, overrides=args.overrides, progress=not args.quiet)
+    print(f"rerun of {report.level} run {report.original_id}: new run {report.new_id}")
+    for line in report.details:
+        print(f"  {line}")
+    print("reproduced exactly" if report.identical else "NOT reproduced exactly")
+    return 0 if report.identical else 1
+
+
 def _cmd_space(args: argparse.Namespace) -> int:
     from reproai.config.loader import load_config
     from reproai.config.tree import iter_parameters
@@ -78,12 +96,16 @@ def _cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "space": _cmd_space}
+_COMMANDS = {"run": _cmd_run, "rerun": _cmd_rerun, "space": _cmd_space}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``reproai`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    import optuna
+
+    # Progress bars and the summary replace Optuna's line per trial.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         return _COMMANDS[args.command](args)
     except ReproaiError as e:

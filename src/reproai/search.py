@@ -36,7 +36,9 @@ def open_storage(url: str | None = None) -> optuna.storages.BaseStorage:
             engine = {"connect_args": {"timeout": 60}}  # wait for a lock rather than fail at once
         elif url.startswith("postgresql"):
             engine = {"pool_pre_ping": True}  # survive connections the server dropped while idle
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120)
     except Exception as e:  # SQLAlchemy and driver errors have many types
         raise ConfigError(f"Cannot open the Optuna storage {url!r}: {type(e).__name__}: {e}. Check --storage "
                           "(e.g. sqlite:///optuna.db, postgresql://user@host/db, journal:/shared/study.log) "

@@ -156,6 +156,8 @@ class MlflowTracker(Tracker):
     def __init__(self, experiment_name: str, tracking_uri: str | None = None) -> None:
         from mlflow import MlflowClient
 
+        # Artifacts are small and many; MLflow's per-download progress bar would drown ours.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self.tracking_uri = tracking_uri or default_tracking_uri()
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         try:

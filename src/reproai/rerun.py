@@ -1,0 +1,162 @@
+"""Re-execute a tracked run from what it logged: the config file, overrides, parameters, seed, splits."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reproai.config.loader import LoadedConfig, load_config
+from reproai.config.tree import resolve
+from reproai.cv import Splits
+from reproai.errors import DataError, ReproaiError, TrackingError
+from reproai.outer_fold import StudyContext, _log_fit
+from reproai.tracking import TAG_PREFIX as T
+from reproai.tracking import MlflowTracker, RunRecord
+from reproai.training import fit
+
+__all__ = ["RerunReport", "rerun", "logged_config"]
+
+
+@dataclass
+class RerunReport:
+    """What a rerun produced and whether it matches the original."""
+
+    original_id: str
+    new_id: str
+    level: str
+    identical: bool
+    details: list[str] = field(default_factory=list)
+
+
+def _record(tracker: MlflowTracker, run_id: str) -> RunRecord:
+    try:
+        r = tracker.client.get_run(run_id)
+    except Exception as e:
+        raise TrackingError(f"No run {run_id!r} at {tracker.tracking_uri!r}: {e}") from e
+    return RunRecord(r.info.run_id, r.info.run_name, r.info.status, dict(r.data.tags), dict(r.data.params),
+                     dict(r.data.metrics), r.info.start_time or 0)
+
+
+def logged_config(tracker: MlflowTracker, study_id: str, extra_overrides: Sequence[str] = ()) -> tuple[LoadedConfig, str]:
+    """The config a study logged (file text and overrides, plus ``extra_overrides``) and its sha256."""
+    study = _record(tracker, study_id)
+    name = study.tags.get(f"{T}config_file", "config.py")
+    source = tracker.read_text(study_id, f"config/{name}")
+    overrides = json.loads(tracker.read_text(study_id, "config/overrides.json"))["overrides"]
+    loaded = load_config(Path(name), [*overrides, *extra_overrides], source=source)
+    return loaded, hashlib.sha256(source.encode()).hexdigest()
+
+
+def _fit_runs_of(tracker: MlflowTracker, run: RunRecord) -> list[RunRecord]:
+    level = run.tags.get(f"{T}level")
+    if level == "fit":
+        return [run]
+    if level == "phase":
+        return [_record(tracker, run.tags["mlflow.parentRunId"])]
+    if level == "trial":
+        fits = tracker.find_runs({f"{T}level": "fit", f"{T}study_id": run.tags[f"{T}study_id"],
+                                  f"{T}trial": run.tags[f"{T}trial"], f"{T}outer_fold": run.tags[f"{T}outer_fold"],
+                                  f"{T}repeat": run.tags[f"{T}repeat"]})
+        return sorted((f for f in fits if f.tags.get("mlflow.parentRunId") == run.id), key=lambda f: f.name)
+    raise ReproaiError(f"Run {run.id} is a {level!r} run; rerun takes a study, outer-fold refit, trial or fit run.")
+
+
+def rerun(run_id: str, *, tracking_uri: str | None = None, overrides: Sequence[str] = (),
+          progress: bool = True) -> RerunReport:
+    """Re-execute run ``run_id``: a study reruns the whole study, a fit (or trial, phase) its fit(s).
+
+    The new runs are tagged ``reproai.rerun_of``. For fits, the new prediction tables are compared
+    byte for byte with the logged ones; for a study, the headline metric is compared.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri) if tracking_uri else MlflowClient()
+    try:
+        experiment_id = client.get_run(run_id).info.experiment_id
+    except Exception as e:
+        raise TrackingError(f"No run {run_id!r} in the tracking store {client.tracking_uri!r}: {e}") from e
+    tracker = MlflowTracker(client.get_experiment(experiment_id).name, tracking_uri)
+    run = _record(tracker, run_id)
+    study_id = run.tags.get(f"{T}study_id")
+    if not study_id:
+        raise ReproaiError(f"Run {run_id} was not made by reproai (it has no {T}study_id tag).")
+    loaded, digest = logged_config(tracker, study_id, overrides)
+    print(f"config {loaded.path} from study run {study_id} at {tracker.tracking_uri} (sha256 {digest[:16]})")
+    if run.tags.get(f"{T}level") == "study":
+        return _rerun_study(tracker, run, loaded, progress)
+    if run.tags.get(f"{T}level") == "outer_fold":
+        refits = [r for r in tracker.find_runs({f"{T}level": "fit", f"{T}study_id": study_id})
+                  if r.tags.get("mlflow.parentRunId") == run.id]
+        run = refits[0] if refits else run
+    return _rerun_fits(tracker, run, loaded, progress)
+
+
+def _rerun_study(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, progress: bool) -> RerunReport:
+    from reproai.study import run_experiment
+
+    result = run_experiment(loaded, tracker=tracker, progress=progress, extra_tags={f"{T}rerun_of": run.id})
+    metric = run.tags.get(f"{T}metric", loaded.experiment.search.metric)
+    before = run.metrics.get(f"test_{metric}_mean")
+    after = result.summary[metric]["mean"]
+    same = before is not None and np.isclose(before, after, rtol=0, atol=1e-12)
+    return RerunReport(run.id, result.run_id, "study", bool(same),
+                       [f"test {metric} mean: original {before}, rerun {after}"])
+
+
+def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, progress: bool) -> RerunReport:
+    from reproai.study import prepare_data
+
+    exp = loaded.experiment
+    study = _record(tracker, run.tags[f"{T}study_id"])
+    data, info = prepare_data(exp, progress=progress)
+    if study.tags.get(f"{T}data_fingerprint") not in (None, data.fingerprint):
+        raise DataError(f"The data differ from the data of the original run (fingerprint "
+                        f"{study.tags[f'{T}data_fingerprint']} -> {data.fingerprint}); a rerun would not be exact. "
+                        "Point data.root at the original data (--set data.root=...).")
+    splits = Splits.from_dict(json.loads(tracker.read_text(study.id, "splits.json")))
+    if splits.ids != data.ids:
+        raise DataError("The logged splits name other examples than the data hold now; the rerun would not be exact.")
+    identical, details, new_ids = True, [], []
+    with tracker.start_run(f"rerun-{run.name}", tags={f"{T}level": "rerun", f"{T}rerun_of": run.id}) as parent:
+        ctx = StudyContext(exp, data, info, splits, tracker, None, parent, "", progress)
+        for fit_run in _fit_runs_of(tracker, run):
+            record = json.loads(tracker.read_text(fit_run.id, "fit.json"))
+            fold = next(f for f in splits.outer if f.repeat == record["repeat"] and f.fold == record["fold"])
+            config = resolve(exp, record["params"]) if record["params"] else exp
+            if record["kind"] == "refit":
+                kwargs = dict(train=fold.train, test=fold.test, epochs=record["epochs"], threshold=record["threshold"])
+            else:
+                inner = fold.inner[record.get("inner_fold", 0)]
+                kwargs = dict(train=inner.train, dev=inner.dev, test=fold.test if record["kind"] == "single" else None)
+            with tracker.start_run(f"rerun-{fit_run.name}", tags={f"{T}level": "fit", f"{T}rerun_of": fit_run.id},
+                                   parent=parent) as new:
+                result = fit(config.model, config.training, data, info, metric=exp.search.metric,
+                             seed=record["seed"], progress=progress, **kwargs)
+                _log_fit(new, ctx, result, record)
+            new_ids.append(new.id)
+            for table in ("dev", "test"):
+                try:
+                    old_text = tracker.read_text(fit_run.id, f"predictions/{table}.json")
+                except Exception:
+                    continue
+                new_text = tracker.read_text(new.id, f"predictions/{table}.json")
+                same = old_text == new_text
+                identical &= same
+                if same:
+                    details.append(f"{fit_run.name}: {table} predictions identical, byte for byte")
+                else:
+                    a = pd.read_json(io.StringIO(old_text), orient="split")
+                    b = pd.read_json(io.StringIO(new_text), orient="split")
+                    col = "probability" if "probability" in a else a.columns[2]
+                    diff = float(np.max(np.abs(a[col].to_numpy() - b[col].to_numpy())))
+                    details.append(f"{fit_run.name}: {table} predictions DIFFER (max |diff| of {col}: {diff:.3g})")
+        parent.set_tags({f"{T}identical": str(identical).lower()})
+    return RerunReport(run.id, new_ids[0] if len(new_ids) == 1 else parent.id, run.tags.get(f"{T}level", "fit"),
+                       identical, details)

@@ -1,0 +1,203 @@
+"""Nested cross-validation with the search inside: the run tree, pruning, resume and exact reruns."""
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from reproai.cli import main
+from reproai.search import open_storage
+from tests.conftest import REPO, tiny_config_text
+
+NESTED = "CrossValidation(outer_folds=3, inner_folds=2)"
+SPACE = """
+experiment.model.head.dropout = hp.float(0.0, 0.5)
+experiment.training.phases[1].lr = hp.float(1e-4, 1e-2, log=True)
+"""
+
+
+def levels(client, name):
+    exp = client.get_experiment_by_name(name)
+    runs = client.search_runs([exp.experiment_id], max_results=5000)
+    out = collections.defaultdict(list)
+    for r in runs:
+        out[r.data.tags["reproai.level"]].append(r)
+    return out
+
+
+def run_cli(path, uri, storage, *extra):
+    return main(["run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet", *extra])
+
+
+@pytest.fixture
+def stores(tmp_path):
+    return f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
+
+
+def test_nested_study_tree_headline_and_best_params(write_config, stores):
+    uri, storage = stores
+    text = tiny_config_text(name="nested", cv=NESTED) + SPACE + "experiment.search.n_trials = 4\nexperiment.search.pruner = 'none'\n"
+    assert run_cli(write_config(text), uri, storage) == 0
+    client = MlflowClient(uri)
+    runs = levels(client, "nested")
+    counts = {k: len(v) for k, v in runs.items()}
+    # 3 outer folds x 4 trials x 2 inner fits, plus one refit per outer fold; two phases per fit
+    assert counts == {"study": 1, "outer_fold": 3, "trial": 12, "fit": 27, "phase": 54}
+    assert all(r.info.status == "FINISHED" for rs in runs.values() for r in rs)
+    refits = [r for r in runs["fit"] if r.data.tags.get("reproai.refit") == "true"]
+    assert len(refits) == 3 and all("reproai.trial" not in r.data.tags for r in refits)
+    study = runs["study"][0]
+    m = study.data.metrics
+    assert m["test_roc_auc_ci_low"] <= m["test_roc_auc_mean"] <= m["test_roc_auc_ci_high"]
+    assert m["test_roc_auc_t_ci_low"] >= m["test_roc_auc_ci_low"]  # the corrected interval is wider
+    assert m["test_roc_auc_std"] > 0 and "Nadeau-Bengio" in study.data.tags["reproai.ci_method"]
+    for fold in runs["outer_fold"]:
+        assert {"best.model.head.dropout", "best.training.phases.finetune.lr"} <= set(fold.data.params)
+        assert "test_roc_auc" in fold.data.metrics and "best_dev_roc_auc" in fold.data.metrics
+    # one Optuna study per outer fold, each with n_trials trials
+    names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage))]
+    assert len(names) == 3 and all(n.startswith("nested/") and n.endswith(f"/outer-{i}") for i, n in enumerate(sorted(names)))
+    best = json.loads(Path(client.download_artifacts(study.info.run_id, "search/best_params.json", str(Path(uri[10:]).parent / "dl"))).read_text())
+    assert len(best["data"]) == 3
+
+
+def test_pruning_cuts_inner_fits(write_config, stores):
+    uri, storage = stores
+    # Half of the configurations cannot learn (a learning rate of 1e-7), so the median pruner must stop them.
+    text = (tiny_config_text(name="prune", cv="CrossValidation(outer_folds=1, inner_folds=3)", epochs=2)
+            + "experiment.training.phases[1].lr = hp.categorical([5e-3, 1e-7])\n"
+            + "experiment.training.phases[0].lr = hp.categorical([1e-2, 1e-7])\n"
+            + "experiment.search.n_trials = 10\nexperiment.search.sampler = 'random'\n")
+    assert run_cli(write_config(text), uri, storage) == 0
+    runs = levels(MlflowClient(uri), "prune")
+    pruned = [t for t in runs["trial"] if t.data.tags.get("reproai.state") == "pruned"]
+    inner_fits = [f for f in runs["fit"] if f.data.tags.get("reproai.refit") != "true"]
+    assert pruned, "no trial was pruned"
+    assert all(t.info.status == "KILLED" for t in pruned)
+    assert len(inner_fits) < 10 * 3  # without pruning: 30
+    assert len(inner_fits) == 3 * (10 - len(pruned)) + sum(int(t.data.tags["reproai.inner_folds_run"]) for t in pruned)
+
+
+def test_a_config_without_search_space_just_fits_each_outer_fold(write_config, stores):
+    uri, storage = stores
+    assert run_cli(write_config(tiny_config_text(name="plain", cv=NESTED)), uri, storage) == 0
+    counts = {k: len(v) for k, v in levels(MlflowClient(uri), "plain").items()}
+    assert counts == {"study": 1, "outer_fold": 3, "fit": 3, "phase": 6}
+
+
+def test_running_again_resumes_and_recomputes_nothing(write_config, stores, capsys):
+    uri, storage = stores
+    text = tiny_config_text(name="again", cv="CrossValidation(outer_folds=2, inner_folds=2)") + SPACE + "experiment.search.n_trials = 2\n"
+    path = write_config(text)
+    assert run_cli(path, uri, storage) == 0
+    first = {k: len(v) for k, v in levels(MlflowClient(uri), "again").items()}
+    assert run_cli(path, uri, storage) == 0
+    assert "resumed and finished" in capsys.readouterr().out
+    assert {k: len(v) for k, v in levels(MlflowClient(uri), "again").items()} == first
+    assert run_cli(path, uri, storage, "--fresh") == 0
+    assert len(levels(MlflowClient(uri), "again")["study"]) == 2
+
+
+def test_splits_file_replaces_the_outer_split(write_config, stores, tmp_path):
+    uri, storage = stores
+    test_ids = [f"digit-{i:04d}" for i in range(0, 1797, 9)]
+    (tmp_path / "test.txt").write_text("\n".join(f"{i} extra columns" for i in test_ids))
+    text = tiny_config_text(name="given", data="Data.digits()", epochs=1,
+                            cv=f"CrossValidation(splits_file={str(tmp_path / 'test.txt')!r})")
+    assert run_cli(write_config(text), uri, storage) == 0
+    client = MlflowClient(uri)
+    study = levels(client, "given")["study"][0]
+    splits = json.loads(Path(client.download_artifacts(study.info.run_id, "splits.json", str(tmp_path / "dl"))).read_text())
+    assert [splits["ids"][i] for i in splits["outer"][0]["test"]] == test_ids
+
+
+def test_rerun_reproduces_fits_byte_for_byte_and_the_study_headline(write_config, stores, capsys):
+    uri, storage = stores
+    text = tiny_config_text(name="again", cv="CrossValidation(outer_folds=2, inner_folds=2)") + SPACE + "experiment.search.n_trials = 2\n"
+    assert run_cli(write_config(text), uri, storage) == 0
+    runs = levels(MlflowClient(uri), "again")
+    refit = next(r for r in runs["fit"] if r.data.tags.get("reproai.refit") == "true")
+    trial = runs["trial"][0]
+    for run in (refit, trial):
+        assert main(["rerun", run.info.run_id, "--tracking-uri", uri, "--quiet"]) == 0
+        out = capsys.readouterr().out
+        assert "reproduced exactly" in out and "identical, byte for byte" in out
+    study = runs["study"][0]
+    assert main(["rerun", study.info.run_id, "--tracking-uri", uri, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "reproduced exactly" in out
+    studies = levels(MlflowClient(uri), "again")["study"]
+    assert len(studies) == 2
+    new = next(s for s in studies if s.data.tags.get("reproai.rerun_of") == study.info.run_id)
+    assert new.data.metrics["test_roc_auc_mean"] == study.data.metrics["test_roc_auc_mean"]
+
+
+KILL_CONFIG = tiny_config_text(name="killed", data="Data.digits(limit=900)", epochs=4,
+                               cv="CrossValidation(outer_folds=2, inner_folds=2)") + SPACE + \
+    "experiment.search.n_trials = 4\nexperiment.search.pruner = 'none'\n"
+
+
+def test_sigkill_mid_search_then_resume(write_config, stores, tmp_path):
+    uri, storage = stores
+    path = write_config(KILL_CONFIG)
+    cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    deadline = time.time() + 240
+    done_before: list[int] = []
+    try:
+        while time.time() < deadline:
+            time.sleep(0.3)
+            try:
+                (summary,) = [s for s in optuna.get_all_study_summaries(open_storage(storage)) if s.study_name.endswith("outer-0")]
+            except ValueError:
+                continue
+            study = optuna.load_study(study_name=summary.study_name, storage=open_storage(storage))
+            states = {t.number: t.state for t in study.trials}
+            complete = [n for n, s in states.items() if s == optuna.trial.TrialState.COMPLETE]
+            running = [n for n, s in states.items() if s == optuna.trial.TrialState.RUNNING]
+            if len(complete) >= 2 and running:
+                time.sleep(0.5)  # well inside the running trial
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(30)
+                killed = running[0]
+                done_before = [t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+                break
+        else:
+            pytest.fail("the search never reached a running third trial")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    client = MlflowClient(uri)
+    assert any(r.info.status == "RUNNING" for rs in levels(client, "killed").values() for r in rs)
+
+    assert run_cli(path, uri, storage) == 0  # the same command again
+
+    study = optuna.load_study(study_name=summary.study_name, storage=open_storage(storage))
+    by_number = {t.number: t for t in study.trials}
+    assert by_number[killed].state == optuna.trial.TrialState.FAIL
+    assert "died" in by_number[killed].user_attrs["failed_reason"]
+    assert all(by_number[n].state == optuna.trial.TrialState.COMPLETE for n in done_before)
+    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == killed]
+    assert len(retry) == 1 and retry[0].params == by_number[killed].params
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 4
+    runs = levels(client, "killed")
+    assert len(runs["study"]) == 1 and runs["study"][0].info.status == "FINISHED"
+    assert not [r for rs in runs.values() for r in rs if r.info.status == "RUNNING"]
+    # no completed trial was computed twice: one finished MLflow trial run per completed Optuna trial
+    fold0 = [t for t in runs["trial"] if t.data.tags["reproai.outer_fold"] == "0"]
+    finished = collections.Counter(int(t.data.tags["reproai.trial"]) for t in fold0 if t.info.status == "FINISHED")
+    assert sorted(finished) == sorted(t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    assert set(finished.values()) == {1}
+    killed_run = [t for t in fold0 if t.data.tags["reproai.trial"] == str(killed)]
+    assert len(killed_run) == 1 and killed_run[0].info.status == "FAILED"
+    assert len(runs["outer_fold"]) == 2 and len([f for f in runs["fit"] if f.data.tags.get("reproai.refit")]) == 2
