@@ -29,3 +29,12 @@ def test_config_errors_exit_2_with_the_message(write_config, capsys):
 def test_python_dash_m_and_help():
     out = subprocess.run([sys.executable, "-m", "reproai", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "run" in out.stdout and "space" in out.stdout
+
+
+def test_shipped_configs_load_and_validate():
+    from reproai import load_config
+    from tests.conftest import REPO
+
+    for path in sorted((REPO / "configs").glob("*.py")):
+        loaded = load_config(path)
+        assert loaded.experiment.name

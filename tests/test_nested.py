@@ -51,6 +51,11 @@ def test_nested_study_tree_headline_and_best_params(write_config, stores):
     counts = {k: len(v) for k, v in runs.items()}
     # 3 outer folds x 4 trials x 2 inner fits, plus one refit per outer fold; two phases per fit
     assert counts == {"study": 1, "outer_fold": 3, "trial": 12, "fit": 27, "phase": 54}
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    table = mlflow.search_runs(experiment_names=["nested"], max_results=5000)
+    assert table["tags.reproai.level"].value_counts().to_dict() == counts
     assert all(r.info.status == "FINISHED" for rs in runs.values() for r in rs)
     refits = [r for r in runs["fit"] if r.data.tags.get("reproai.refit") == "true"]
     assert len(refits) == 3 and all("reproai.trial" not in r.data.tags for r in refits)
@@ -201,3 +206,29 @@ def test_sigkill_mid_search_then_resume(write_config, stores, tmp_path):
     killed_run = [t for t in fold0 if t.data.tags["reproai.trial"] == str(killed)]
     assert len(killed_run) == 1 and killed_run[0].info.status == "FAILED"
     assert len(runs["outer_fold"]) == 2 and len([f for f in runs["fit"] if f.data.tags.get("reproai.refit")]) == 2
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(write_config, stores, tmp_path):
+    uri, storage = stores
+    path = write_config(KILL_CONFIG.replace("'killed'", "'interrupted'"))
+    cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        time.sleep(0.3)
+        summaries = [s for s in optuna.get_all_study_summaries(open_storage(storage)) if s.study_name.endswith("outer-0")]
+        if summaries:
+            study = optuna.load_study(study_name=summaries[0].study_name, storage=open_storage(storage))
+            if any(t.state == optuna.trial.TrialState.RUNNING for t in study.trials) and len(study.trials) >= 2:
+                proc.send_signal(signal.SIGINT)
+                break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err
+    study = optuna.load_study(study_name=summaries[0].study_name, storage=open_storage(storage))
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert any(t.state == optuna.trial.TrialState.FAIL for t in study.trials)
+    runs = [r for rs in levels(MlflowClient(uri), "interrupted").values() for r in rs]
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert {r.info.status for r in runs if r.data.tags["reproai.level"] in ("study", "outer_fold")} == {"KILLED"}

@@ -102,7 +102,11 @@ _COMMANDS = {"run": _cmd_run, "rerun": _cmd_rerun, "space": _cmd_space}
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``reproai`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    import warnings
+
     import optuna
+
+    warnings.formatwarning = lambda message, category, *a, **k: f"reproai: warning: {message}\n"
 
     # Progress bars and the summary replace Optuna's line per trial.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
