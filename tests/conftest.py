@@ -25,6 +25,7 @@ def needs_shared(path: Path = PETS_IMAGES):
 def _quiet_env(monkeypatch, tmp_path):
     # Tests never write into the repository or the user's MLflow store.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("REPROAI_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
 
 

@@ -45,13 +45,15 @@ class SmallCNN(nn.Module):
         return self.features(x)
 
 
-# Backbones that are not timm's, by name: a factory, and the input the model expects.
-BACKBONES: dict[str, tuple[Callable[[], nn.Module], BackboneInfo]] = {}
+# Backbones that are not timm's, by name: a factory, the input the model expects, and whether the
+# factory's weights are pretrained (fixed) rather than random.
+BACKBONES: dict[str, tuple[Callable[[], nn.Module], BackboneInfo, bool]] = {}
 
 
-def register_backbone(name: str, factory: Callable[[], nn.Module], info: BackboneInfo) -> None:
+def register_backbone(name: str, factory: Callable[[], nn.Module], info: BackboneInfo, *,
+                      pretrained: bool = False) -> None:
     """Make ``factory`` (returning a module with ``num_features``) available as ``Model(backbone=name)``."""
-    BACKBONES[name] = (factory, info)
+    BACKBONES[name] = (factory, info, pretrained)
 
 
 register_backbone("small_cnn", SmallCNN, BackboneInfo(image_size=None, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)))
@@ -163,9 +165,10 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path, name: str) -> N
 def create_model(spec: Model, num_classes: int) -> Classifier:
     """A fresh classifier for ``num_classes`` classes, as ``spec`` describes."""
     if spec.backbone in BACKBONES:
-        if spec.pretrained not in (False, None):
+        factory, _, has_weights = BACKBONES[spec.backbone]
+        if spec.pretrained not in (False, None) and not has_weights:
             raise ConfigError(f"model.backbone={spec.backbone!r} has no pretrained weights; set model.pretrained=False.")
-        backbone = BACKBONES[spec.backbone][0]()
+        backbone = factory()
     else:
         backbone = _timm_backbone(spec)
     return Classifier(backbone, spec.head, num_classes)

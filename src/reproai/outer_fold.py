@@ -88,9 +88,19 @@ def _log_fit(run: Run, ctx: StudyContext, result: FitResult, record: dict[str, A
         run.log_table(result.test.table(ctx.data, result.threshold), "predictions/test.json")
 
 
+def _status_for(e: BaseException) -> str:
+    """A pruned trial, and an interrupted one, ends KILLED; anything else FAILED."""
+    return "KILLED" if isinstance(e, (optuna.TrialPruned, KeyboardInterrupt, SystemExit)) else "FAILED"
+
+
+# Intermediate values: the dev metric after each epoch of the first inner fold at steps 0, 1, ...;
+# the running mean after inner fold j at step _FOLD_STEP + j, the same for every trial.
+_FOLD_STEP = 10_000
+
+
 def _run_fit(ctx: StudyContext, experiment: Experiment, parent: Run, name: str, tags: dict[str, Any],
              record: dict[str, Any], **kwargs: Any) -> FitResult:
-    with ctx.tracker.start_run(name, tags={**tags, f"{T}level": "fit"}, parent=parent) as run:
+    with ctx.tracker.start_run(name, tags={**tags, f"{T}level": "fit"}, parent=parent, status_for=_status_for) as run:
         result = fit(experiment.model, experiment.training, ctx.data, ctx.info, metric=ctx.metric,
                      seed=record["seed"], tracker=ctx.tracker, parent=run, tags=tags,
                      progress=ctx.progress, **kwargs)
@@ -101,36 +111,44 @@ def _run_fit(ctx: StudyContext, experiment: Experiment, parent: Run, name: str, 
 def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[optuna.Trial], float]:
     exp = ctx.experiment
 
-    def status_for(e: BaseException) -> str:
-        return "KILLED" if isinstance(e, (optuna.TrialPruned, KeyboardInterrupt, SystemExit)) else "FAILED"
-
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", worker_id())
         config = resolve(exp, trial)
         tags = _tags(ctx, fold, trial=trial.number)
         with ctx.tracker.start_run(f"trial-{trial.number}", tags={**tags, f"{T}level": "trial"}, parent=fold_run,
-                                   status_for=status_for) as run:
+                                   status_for=_status_for) as run:
             run.log_params(trial.params)
             run.set_tags({f"{T}optuna_study": trial.study.study_name})
             scores, epochs, dev_labels, dev_proba = [], [], [], []
+
+            def report_epoch(i: int, row: dict[str, float]) -> None:
+                value = row.get(f"dev_{ctx.metric}")
+                if value is None or not np.isfinite(value):
+                    return
+                trial.report(value, i)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"dev {ctx.metric} {value:.4f} after epoch {i + 1} of the first inner "
+                                             "fold is worse than the median of earlier trials")
+
             try:
                 for j, inner in enumerate(fold.inner):
                     record = {"kind": "inner", "repeat": fold.repeat, "fold": fold.fold, "inner_fold": j,
                               "params": trial.params, "seed": fit_seed(exp.seed, "inner", fold.repeat, fold.fold, j)}
+                    run.set_tags({f"{T}inner_folds_run": j + 1})
                     result = _run_fit(ctx, config, run, f"inner-{j}", {**tags, f"{T}inner_fold": j}, record,
-                                      train=inner.train, dev=inner.dev)
+                                      train=inner.train, dev=inner.dev, on_epoch=report_epoch if j == 0 else None)
                     scores.append(result.dev_metrics[ctx.metric])
                     epochs.append([result.best_epochs.get(p.name, p.epochs) for p in config.training.phases])
                     dev_labels.append(ctx.data.labels[inner.dev])
                     dev_proba.append(result.dev.proba)
                     running = float(np.mean(scores))
-                    trial.report(running, j)
+                    trial.report(running, _FOLD_STEP + j)
                     run.log_metrics({f"dev_{ctx.metric}_running": running}, step=j)
                     if trial.should_prune():
                         raise optuna.TrialPruned(f"running mean {running:.4f} after inner fold {j} is worse than the "
                                                  "median of earlier trials")
             except optuna.TrialPruned:
-                run.set_tags({f"{T}state": "pruned", f"{T}inner_folds_run": len(scores)})
+                run.set_tags({f"{T}state": "pruned"})
                 raise
             except ReproaiError as e:
                 run.set_tags({f"{T}state": "failed", f"{T}error": str(e)[:5000]})

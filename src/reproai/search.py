@@ -61,15 +61,19 @@ def make_sampler(search: Search, experiment: Experiment, seed: int) -> optuna.sa
 
 
 def make_pruner(search: Search, inner_folds: int) -> optuna.pruners.BasePruner:
-    """The pruner named by ``search.pruner``; trials report their running mean after each inner fold."""
-    if search.pruner == "none" or inner_folds < 2:
+    """The pruner named by ``search.pruner``.
+
+    A trial reports its dev metric after each epoch of its first inner fold, and its running mean
+    over inner folds after each inner fold, so that a hopeless trial stops during its first fit.
+    The median pruner starts once two trials have finished, and never on a first epoch (too noisy).
+    """
+    if search.pruner == "none":
         return optuna.pruners.NopPruner()
     if search.pruner == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
     if search.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=inner_folds)
-    # Compare from the first inner fold on, once two trials have finished.
-    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=10_000 + inner_folds)
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
 
 
 def finished_trials(study: optuna.Study) -> int:

@@ -60,7 +60,8 @@ def prepare_data(experiment: Experiment, *, progress: bool = True) -> tuple[Imag
     info = backbone_info(experiment.model)
     source = list_source(experiment.data, seed=experiment.seed)
     size = info.image_size or source.native_size or 32
-    data = load_images(source, size, on_error=experiment.data.on_error, progress=progress)
+    data = load_images(source, size, on_error=experiment.data.on_error, progress=progress,
+                       cache_dir=experiment.data.cache_dir)
     return data, BackboneInfo(image_size=size, mean=info.mean, std=info.std)
 
 

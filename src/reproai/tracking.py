@@ -37,7 +37,9 @@ class Run:
     def log_params(self, params: Mapping[str, Any]) -> None:
         raise NotImplementedError
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None, *,
+                    synchronous: bool = True) -> None:
+        """Log metrics at ``step``; ``synchronous=False`` returns at once (flushed before the run ends)."""
         raise NotImplementedError
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
@@ -48,6 +50,9 @@ class Run:
 
     def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
         raise NotImplementedError
+
+    def flush(self) -> None:
+        """Wait for pending asynchronous logging (nothing to wait for by default)."""
 
     def log_dict(self, data: Any, artifact_file: str) -> None:
         self.log_text(json.dumps(data, indent=2, sort_keys=True, default=str), artifact_file)
@@ -100,8 +105,10 @@ class Tracker:
         try:
             yield run
         except BaseException as e:
+            run.flush()
             self.set_status(run.id, (status_for or _default_status)(e))
             raise
+        run.flush()  # pending asynchronous logging lands before the run is marked finished
         self.set_status(run.id, "FINISHED")
 
     def start_run(self, name: str, *, tags: Mapping[str, Any] | None = None, parent: Run | None = None,
@@ -121,6 +128,7 @@ class Tracker:
 class MlflowRun(Run):
     def __init__(self, client: Any, run_id: str) -> None:
         self.client, self.id = client, run_id
+        self.pending: list[Any] = []
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -129,13 +137,23 @@ class MlflowRun(Run):
         for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
             self.client.log_batch(self.id, params=items[i:i + 100])
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None, *,
+                    synchronous: bool = True) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         items = [Metric(str(k), float(v), now, step or 0) for k, v in metrics.items()]
-        if items:
+        if not items:
+            return
+        if synchronous:
             self.client.log_batch(self.id, metrics=items)
+        else:
+            self.pending.append(self.client.log_batch(self.id, metrics=items, synchronous=False))
+
+    def flush(self) -> None:
+        """Wait for the asynchronous logging of this run."""
+        while self.pending:
+            self.pending.pop(0).wait()
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -221,7 +239,8 @@ class MemoryRun(Run):
     def log_params(self, params: Mapping[str, Any]) -> None:
         self.params.update({str(k): str(v) for k, v in params.items()})
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None, *,
+                    synchronous: bool = True) -> None:
         for k, v in metrics.items():
             self.metrics.setdefault(k, []).append((step or 0, float(v)))
 
@@ -271,7 +290,7 @@ class NullRun(Run):
     id = "null"
 
     def log_params(self, params): pass
-    def log_metrics(self, metrics, step=None): pass
+    def log_metrics(self, metrics, step=None, *, synchronous=True): pass
     def set_tags(self, tags): pass
     def log_text(self, text, artifact_file): pass
     def log_table(self, table, artifact_file): pass

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import copy
 import math
+import time
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,15 +18,19 @@ import pandas as pd
 import torch
 from torch import nn
 
+from reproai.batching import FeatureBatches, ImageBatches, make_augment
 from reproai.config.schema import Model, Phase, Training
 from reproai.data.datasets import ImageSet
 from reproai.errors import ConfigError
+from reproai.features import backbone_features, weights_key
 from reproai.metrics import METRICS, compute_metrics, predict_labels, youden_threshold
 from reproai.models import BackboneInfo, Classifier, create_model, set_backbone_frozen
 from reproai.seeding import derive_seed
 from reproai.tracking import TAG_PREFIX, Run, Tracker
 
-__all__ = ["Predictions", "FitResult", "fit", "predict", "resolve_device", "make_augment"]
+__all__ = ["Predictions", "FitResult", "fit", "resolve_device", "resolve_precision", "make_augment"]
+
+EpochCallback = Callable[[int, dict[str, float]], None]
 
 
 @dataclass
@@ -74,46 +79,39 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"training.device={name!r} is not a valid device: {e}.") from e
 
 
-def make_augment(name: str | None) -> nn.Module | None:
-    """A per-image augmentation on uint8 CHW tensors (torchvision v2), or None."""
-    if name is None:
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``training.precision`` on ``device``; None for full fp32."""
+    if name == "fp32" or (name == "auto" and device.type != "cuda"):
         return None
-    from torchvision.transforms import v2
-
-    policy = {"flip": [], "autoaugment": [v2.AutoAugment()], "randaugment": [v2.RandAugment()],
-              "trivialaugment": [v2.TrivialAugmentWide()]}[name]
-    return v2.Compose([v2.RandomHorizontalFlip(), *policy])
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
-class _Batches:
-    """Batches of normalised float tensors from the decoded uint8 images, augmented on the fly."""
+class _Runner:
+    """The forward pass of one fit: device, autocast, channels-last and optional compilation."""
 
-    def __init__(self, data: ImageSet, info: BackboneInfo, device: torch.device) -> None:
-        self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2)  # (n, 3, h, w) uint8, a view
-        self.labels = torch.from_numpy(data.labels)
-        self.device = device
-        self.mean = torch.tensor(info.mean, device=device).view(1, 3, 1, 1) * 255.0
-        self.std = torch.tensor(info.std, device=device).view(1, 3, 1, 1) * 255.0
+    def __init__(self, model: Classifier, training: Training, device: torch.device) -> None:
+        self.model, self.device = model, device
+        self.dtype = resolve_precision(training.precision, device)
+        self.channels_last = training.channels_last is True or (training.channels_last == "auto" and device.type == "cuda")
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.full = torch.compile(model) if training.compile else model
+        self.scaler = torch.amp.GradScaler(device.type) if self.dtype == torch.float16 else None
 
-    def __call__(self, index: np.ndarray, batch_size: int, *, augment: nn.Module | None = None,
-                 generator: torch.Generator | None = None):
-        order = torch.from_numpy(index)
-        if generator is not None:
-            order = order[torch.randperm(len(order), generator=generator)]
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            x = self.images[idx]
-            if augment is not None:
-                x = torch.stack([augment(img) for img in x])
-            x = x.to(self.device, non_blocking=True).float()
-            yield (x - self.mean) / self.std, self.labels[idx].to(self.device), idx.numpy()
+    def autocast(self):
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
 
 def _loss_fn(num_classes: int):
     if num_classes == 2:
         bce = nn.BCEWithLogitsLoss()
-        return lambda logits, y: bce(logits.squeeze(1), y.float())
-    return nn.CrossEntropyLoss()
+        return lambda logits, y: bce(logits.squeeze(1).float(), y.float())
+    ce = nn.CrossEntropyLoss()
+    return lambda logits, y: ce(logits.float(), y)
 
 
 def _make_optimizer(phase: Phase, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -124,23 +122,20 @@ def _make_optimizer(phase: Phase, params: list[nn.Parameter]) -> torch.optim.Opt
 
 
 @torch.no_grad()
-def predict(model: Classifier, batches: _Batches, index: np.ndarray, batch_size: int) -> Predictions:
-    """Logits and probabilities of ``model`` on the examples ``index`` (in that order)."""
-    model.eval()
+def _predict(forward: nn.Module, runner: _Runner, num_classes: int, batches, index: np.ndarray,
+             batch_size: int) -> Predictions:
+    runner.model.eval()
     logits = []
     for x, _, _ in batches(index, batch_size):
-        logits.append(model(x).float().cpu())
-    z = torch.cat(logits) if logits else torch.empty(0, 1)
-    if model.num_classes == 2:
+        with runner.autocast():
+            logits.append(forward(x).float().cpu())
+    z = torch.cat(logits) if logits else torch.empty(0, 1 if num_classes == 2 else num_classes)
+    if num_classes == 2:
         z = z.squeeze(1)
         proba = torch.sigmoid(z)
     else:
         proba = torch.softmax(z, dim=1)
     return Predictions(index=np.asarray(index), logits=z.double().numpy(), proba=proba.double().numpy())
-
-
-def _score(metric: str, data: ImageSet, preds: Predictions) -> float:
-    return compute_metrics(data.labels[preds.index], preds.proba, names=[metric], num_classes=data.num_classes)[metric]
 
 
 def _is_better(metric: str, new: float, best: float | None) -> bool:
@@ -151,13 +146,32 @@ def _is_better(metric: str, new: float, best: float | None) -> bool:
     return new > best if METRICS[metric].greater_is_better else new < best
 
 
-def _train_phase(model: Classifier, phase: Phase, n_epochs: int, training: Training, batches: _Batches,
-                 data: ImageSet, *, train: np.ndarray, dev: np.ndarray | None, metric: str, loss_fn, augment,
-                 generator: torch.Generator, eval_bs: int, result: FitResult, run: Run | None,
-                 progress: bool) -> None:
+@dataclass
+class _PhaseContext:
+    """What every phase of one fit shares."""
+
+    model: Classifier
+    runner: _Runner
+    training: Training
+    data: ImageSet
+    train: np.ndarray
+    dev: np.ndarray | None
+    metric: str
+    loss_fn: Callable
+    generator: torch.Generator
+    result: FitResult
+    progress: bool
+    on_epoch: EpochCallback | None
+    epochs_done: int = 0
+    steps_done: int = 0
+
+
+def _train_phase(ctx: _PhaseContext, phase: Phase, n_epochs: int, batches, forward: nn.Module, augment,
+                 run: Run | None) -> None:
     """Train one phase; with dev data, stop early and restore the best epoch's weights."""
     from tqdm.auto import tqdm
 
+    model, training, data, dev = ctx.model, ctx.training, ctx.data, ctx.dev
     set_backbone_frozen(model, phase.freeze_backbone)
     optimizer = _make_optimizer(phase, [q for q in model.parameters() if q.requires_grad])
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs)
@@ -166,96 +180,129 @@ def _train_phase(model: Classifier, phase: Phase, n_epochs: int, training: Train
         run.log_params({"phase": phase.name, "epochs": n_epochs, "lr": phase.lr,
                         "weight_decay": phase.weight_decay, "freeze_backbone": phase.freeze_backbone,
                         "optimizer": phase.optimizer, "early_stopping_patience": phase.early_stopping_patience,
-                        "batch_size": training.batch_size, "augment": training.augment})
+                        "batch_size": training.batch_size, "augment": training.augment,
+                        "on_cached_features": isinstance(batches, FeatureBatches)})
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    eval_bs = training.eval_batch_size or training.batch_size
     best, best_state, best_epoch, waited = None, None, n_epochs, 0
-    bar = tqdm(range(n_epochs), desc=phase.name, unit="epoch", disable=not progress, leave=False)
+    bar = tqdm(range(n_epochs), desc=phase.name, unit="epoch", disable=not ctx.progress, leave=False)
     for epoch in bar:
+        start = time.perf_counter()
         model.train()
         if phase.freeze_backbone:
             model.backbone.eval()  # keep the pretrained BatchNorm statistics
-        total, seen = 0.0, 0
-        steps = tqdm(batches(train, training.batch_size, augment=augment, generator=generator),
-                     total=math.ceil(len(train) / training.batch_size),
-                     desc=f"{phase.name} {epoch + 1}/{n_epochs}", unit="batch", disable=not progress, leave=False)
+        total = torch.zeros((), device=ctx.runner.device)
+        seen = 0
+        steps = tqdm(batches(ctx.train, training.batch_size, augment=augment, generator=ctx.generator),
+                     total=math.ceil(len(ctx.train) / training.batch_size),
+                     desc=f"{phase.name} {epoch + 1}/{n_epochs}", unit="batch", disable=not ctx.progress, leave=False)
         for x, y, _ in steps:
-            if len(y) < 2 and has_bn:
+            if len(y) < 2 and has_bn and not isinstance(batches, FeatureBatches):
                 continue  # BatchNorm cannot train on a batch of one
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(y)
+            with ctx.runner.autocast():
+                loss = ctx.loss_fn(forward(x), y)
+            if ctx.runner.scaler is not None:
+                ctx.runner.scaler.scale(loss).backward()
+                ctx.runner.scaler.step(optimizer)
+                ctx.runner.scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            total += loss.detach() * len(y)  # summed on the device: no synchronisation per step
             seen += len(y)
+            ctx.steps_done += 1
+            if run is not None and training.log_every_n_steps and ctx.steps_done % training.log_every_n_steps == 0:
+                run.log_metrics({"train_loss_step": float(loss.detach())}, step=ctx.steps_done, synchronous=False)
         if scheduler is not None:
             scheduler.step()
-        row = {"train_loss": total / max(seen, 1)}
+        row = {"train_loss": float(total) / max(seen, 1)}
         if dev is not None and len(dev):
-            preds = predict(model, batches, dev, eval_bs)
+            preds = _predict(forward, ctx.runner, data.num_classes, batches, dev, eval_bs)
             z = torch.from_numpy(preds.logits).float()
             with torch.no_grad():
-                row["dev_loss"] = float(loss_fn(z if z.ndim > 1 else z[:, None],
-                                                torch.from_numpy(data.labels[preds.index])))
-            row[f"dev_{metric}"] = _score(metric, data, preds)
-            if _is_better(metric, row[f"dev_{metric}"], best):
-                best, best_epoch, waited = row[f"dev_{metric}"], epoch + 1, 0
+                row["dev_loss"] = float(ctx.loss_fn(z if z.ndim > 1 else z[:, None], torch.from_numpy(data.labels[dev])))
+            row[f"dev_{ctx.metric}"] = compute_metrics(data.labels[dev], preds.proba, names=[ctx.metric],
+                                                       num_classes=data.num_classes)[ctx.metric]
+            if _is_better(ctx.metric, row[f"dev_{ctx.metric}"], best):
+                best, best_epoch, waited = row[f"dev_{ctx.metric}"], epoch + 1, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 waited += 1
-        result.history.append({"phase": phase.name, "epoch": epoch + 1, **row})
+        row["epoch_seconds"] = time.perf_counter() - start
+        ctx.result.history.append({"phase": phase.name, "epoch": epoch + 1, **row})
         if run is not None:
             run.log_metrics(row, step=epoch + 1)
         bar.set_postfix({k: f"{v:.4f}" for k, v in row.items()})
+        if ctx.on_epoch is not None:
+            ctx.on_epoch(ctx.epochs_done, row)
+        ctx.epochs_done += 1
         if phase.early_stopping_patience and dev is not None and waited >= phase.early_stopping_patience:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
-    result.best_epochs[phase.name] = best_epoch
+    ctx.result.best_epochs[phase.name] = best_epoch
     if run is not None:
-        run.log_metrics({"best_epoch": best_epoch, **({f"best_dev_{metric}": best} if best is not None else {})})
+        run.log_metrics({"best_epoch": best_epoch, **({f"best_dev_{ctx.metric}": best} if best is not None else {})})
+
+
+def _use_features(training: Training, phases: Sequence[Phase], p: int, spec: Model) -> bool:
+    """Whether phase ``p`` can train on cached features: its backbone is frozen and still at its
+    starting weights (every phase before it was frozen too), nothing augments the images, and the
+    starting weights are not random."""
+    return (training.feature_cache and training.augment is None and weights_key(spec) is not None
+            and all(ph.freeze_backbone for ph in phases[:p + 1]))
 
 
 def fit(model_spec: Model, training: Training, data: ImageSet, info: BackboneInfo, *,
         train: np.ndarray, dev: np.ndarray | None = None, test: np.ndarray | None = None,
         epochs: Sequence[int] | None = None, threshold: float | None = None,
         metric: str = "roc_auc", seed: int = 0, tracker: Tracker | None = None, parent: Run | None = None,
-        tags: dict[str, str] | None = None, progress: bool = True) -> FitResult:
+        tags: dict[str, str] | None = None, on_epoch: EpochCallback | None = None,
+        progress: bool = True) -> FitResult:
     """Train a fresh model on ``train`` in the phases of ``training``, and predict ``dev`` and ``test``.
 
     With a dev set, each phase stops early on the dev ``metric`` (when it has a patience) and keeps
     its best epoch's weights, and the binary threshold is fitted on dev predictions (Youden's J).
     Without one, each phase trains ``epochs[i]`` epochs and ``threshold`` is used as given.
+    ``on_epoch(i, row)`` is called after each epoch (it may raise to stop, e.g. to prune a trial).
     Every random choice derives from ``seed``; on a CPU, the same seed gives the same predictions.
     """
     device = resolve_device(training.device)
+    if len(train) < 2:
+        raise ConfigError(f"The training set has {len(train)} examples; a fit needs at least 2.")
     torch.manual_seed(derive_seed(seed, "init"))
     model = create_model(model_spec, data.num_classes).to(device)
-    batches = _Batches(data, info, device)
-    loss_fn = _loss_fn(data.num_classes)
-    augment = make_augment(training.augment)
-    generator = torch.Generator().manual_seed(derive_seed(seed, "order"))
+    runner = _Runner(model, training, device)
+    images = ImageBatches(data, info, device, channels_last=runner.channels_last)
     eval_bs = training.eval_batch_size or training.batch_size
-    if len(train) < training.batch_size and len(train) < 2:
-        raise ConfigError(f"The training set has {len(train)} examples; a fit needs at least 2.")
-    result = FitResult(model=model, threshold=threshold, dev=None, test=None)
+    ctx = _PhaseContext(model, runner, training, data, np.asarray(train), None if dev is None else np.asarray(dev),
+                        metric, _loss_fn(data.num_classes), torch.Generator().manual_seed(derive_seed(seed, "order")),
+                        FitResult(model=model, threshold=threshold, dev=None, test=None), progress, on_epoch)
+    augment = make_augment(training.augment)
     for p, phase in enumerate(training.phases):
         n_epochs = phase.epochs if epochs is None else int(epochs[p])
         if n_epochs <= 0:
             continue
+        if _use_features(training, training.phases, p, model_spec):
+            with runner.autocast():
+                features = backbone_features(model, model_spec, data, info, images, batch_size=eval_bs, progress=progress)
+            batches, forward = FeatureBatches(features, data.labels, device), model.head
+        else:
+            batches, forward = images, runner.full
         phase_tags = {**(tags or {}), f"{TAG_PREFIX}level": "phase", f"{TAG_PREFIX}phase": phase.name}
         with (tracker.start_run(phase.name, tags=phase_tags, parent=parent) if tracker else nullcontext()) as run:
-            _train_phase(model, phase, n_epochs, training, batches, data, train=train, dev=dev, metric=metric,
-                         loss_fn=loss_fn, augment=augment, generator=generator, eval_bs=eval_bs,
-                         result=result, run=run, progress=progress)
+            _train_phase(ctx, phase, n_epochs, batches, forward, augment, run)
     set_backbone_frozen(model, False)
+    result = ctx.result
     if dev is not None and len(dev):
-        result.dev = predict(model, batches, dev, eval_bs)
+        result.dev = _predict(runner.full, runner, data.num_classes, images, np.asarray(dev), eval_bs)
         if data.num_classes == 2 and threshold is None:
             result.threshold = youden_threshold(data.labels[dev], result.dev.proba)
         result.dev_metrics = compute_metrics(data.labels[dev], result.dev.proba, threshold=result.threshold,
                                              num_classes=data.num_classes)
     if test is not None and len(test):
-        result.test = predict(model, batches, test, eval_bs)
+        result.test = _predict(runner.full, runner, data.num_classes, images, np.asarray(test), eval_bs)
         result.test_metrics = compute_metrics(data.labels[test], result.test.proba, threshold=result.threshold,
                                               num_classes=data.num_classes)
     return result

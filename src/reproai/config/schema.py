@@ -105,13 +105,24 @@ class Phase:
 @register_config_class
 @dataclass
 class Training:
-    """How each fit is trained: batch size, augmentation and the phases in order."""
+    """How each fit is trained: batch size, augmentation and the phases in order.
+
+    ``precision="auto"`` trains in bf16 mixed precision on a GPU that supports it (fp16 with loss
+    scaling on one that does not) and in fp32 on a CPU; ``channels_last="auto"`` uses that memory
+    layout on a GPU. ``feature_cache`` trains a frozen-backbone phase without augmentation on cached
+    backbone features. ``log_every_n_steps`` adds an asynchronously logged per-step training loss.
+    """
 
     batch_size: int = _f(32, check=c.int_at_least(1))
     phases: list[Phase] = _f(factory=lambda: [Phase()])
     augment: str | None = _f(None, check=c.one_of(None, "flip", "autoaugment", "randaugment", "trivialaugment"))
     eval_batch_size: int | None = _f(None, check=c.int_at_least(1, optional=True))
     device: str = _f("auto", check=c.non_empty_str, hash=False)
+    precision: str = _f("auto", check=c.one_of("auto", "fp32", "bf16", "fp16"))
+    channels_last: bool | str = _f("auto", check=c.one_of("auto", True, False), hash=False)
+    compile: bool = _f(False, check=c.is_bool, hash=False)
+    feature_cache: bool = _f(True, check=c.is_bool, hash=False)
+    log_every_n_steps: int | None = _f(None, check=c.int_at_least(1, optional=True), hash=False)
 
 
 @register_config_class

@@ -12,9 +12,12 @@ import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import optuna
+from typing import TYPE_CHECKING
 
 from reproai.errors import SearchSpaceError
+
+if TYPE_CHECKING:  # Optuna is imported when a space is sampled, so that config files load fast
+    import optuna
 
 __all__ = ["Space", "Float", "Int", "Categorical", "Choice", "deferred_validation"]
 
@@ -161,7 +164,9 @@ class Float(_Numeric):
     kind = "float"
 
     def to_optuna(self) -> optuna.distributions.FloatDistribution:
-        return optuna.distributions.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+        from optuna.distributions import FloatDistribution
+
+        return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
 
     def suggest(self, trial: optuna.trial.BaseTrial, name: str) -> float:
         return trial.suggest_float(name, self.low, self.high, log=self.log, step=self.step)
@@ -174,7 +179,9 @@ class Int(_Numeric):
     _type = int
 
     def to_optuna(self) -> optuna.distributions.IntDistribution:
-        return optuna.distributions.IntDistribution(self.low, self.high, log=self.log, step=self.step or 1)
+        from optuna.distributions import IntDistribution
+
+        return IntDistribution(self.low, self.high, log=self.log, step=self.step or 1)
 
     def suggest(self, trial: optuna.trial.BaseTrial, name: str) -> int:
         return trial.suggest_int(name, self.low, self.high, log=self.log, step=self.step or 1)
@@ -208,7 +215,9 @@ class Categorical(Space):
         return {"choices": list(self.choices) if isinstance(self.choices, tuple) else self.choices}
 
     def to_optuna(self) -> optuna.distributions.CategoricalDistribution:
-        return optuna.distributions.CategoricalDistribution(self.choices)
+        from optuna.distributions import CategoricalDistribution
+
+        return CategoricalDistribution(self.choices)
 
     def suggest(self, trial: optuna.trial.BaseTrial, name: str) -> Any:
         return trial.suggest_categorical(name, list(self.choices))
@@ -247,7 +256,9 @@ class Choice(Space):
         return {"branches": {k: to_jsonable(v) for k, v in self.branches.items()}}
 
     def to_optuna(self) -> optuna.distributions.CategoricalDistribution:
-        return optuna.distributions.CategoricalDistribution(list(self.branches))
+        from optuna.distributions import CategoricalDistribution
+
+        return CategoricalDistribution(list(self.branches))
 
     def suggest(self, trial: optuna.trial.BaseTrial, name: str) -> str:
         return trial.suggest_categorical(name, list(self.branches))

@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple
-
-import optuna
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from reproai.config.space import Choice, Space
 from reproai.errors import ConfigError, SearchSpaceError
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = [
     "Parameter", "iter_parameters", "has_search_space", "resolve", "get_path", "set_path",

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from reproai.config.schema import Data
+from reproai.data.cache import cached_decode
 from reproai.data.images import decode_files
 from reproai.errors import DataError
 
@@ -180,8 +181,13 @@ def list_source(data: Data, *, seed: int = 0) -> Source:
     return source
 
 
-def load_images(source: Source, size: int, *, on_error: str = "raise", progress: bool = True) -> ImageSet:
-    """Decode ``source`` to ``size x size`` RGB and fingerprint the data (ids, labels and bytes)."""
+def load_images(source: Source, size: int, *, on_error: str = "raise", progress: bool = True,
+                cache: bool = True, cache_dir: str | None = None) -> ImageSet:
+    """Decode ``source`` to ``size x size`` RGB and fingerprint the data (ids, labels and bytes).
+
+    Files are decoded once into the image cache (see :mod:`reproai.data.cache`) and read from it
+    afterwards; ``cache=False`` decodes into memory instead.
+    """
     h = hashlib.sha256()
     if source.arrays is not None:
         images = source.arrays
@@ -196,7 +202,11 @@ def load_images(source: Source, size: int, *, on_error: str = "raise", progress:
         ids, labels = source.ids, source.labels
     else:
         assert source.paths is not None
-        images, digests, keep = decode_files(source.paths, size, on_error=on_error, progress=progress)
+        if cache:
+            images, digests, keep, _ = cached_decode(source.paths, size, cache_dir=cache_dir, on_error=on_error,
+                                                     progress=progress)
+        else:
+            images, digests, keep = decode_files(source.paths, size, on_error=on_error, progress=progress)
         ids = [i for i, k in zip(source.ids, keep) if k]
         labels = source.labels[keep]
         for digest in digests:
@@ -209,5 +219,5 @@ def load_images(source: Source, size: int, *, on_error: str = "raise", progress:
         raise DataError(f"Class(es) {empty} have no examples after loading; remove them from the data or check "
                         "the files.")
     return ImageSet(ids=list(ids), labels=np.asarray(labels, dtype=np.int64), classes=source.classes,
-                    images=np.ascontiguousarray(images), fingerprint=h.hexdigest()[:16])
+                    images=images, fingerprint=h.hexdigest()[:16])
 

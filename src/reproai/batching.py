@@ -1,0 +1,129 @@
+"""Batches for training and evaluation, from decoded images or from cached backbone features.
+
+Images stay uint8 until they reach the device (four times less to copy); a background thread
+prepares the next batch (indexing, augmentation, pinning) while the model works on this one.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from reproai.data.datasets import ImageSet
+from reproai.models import BackboneInfo
+
+__all__ = ["ImageBatches", "FeatureBatches", "make_augment"]
+
+Batch = tuple[torch.Tensor, torch.Tensor, np.ndarray]
+
+
+def make_augment(name: str | None) -> nn.Module | None:
+    """A per-image augmentation on uint8 CHW tensors (torchvision v2), or None."""
+    if name is None:
+        return None
+    from torchvision.transforms import v2
+
+    policy = {"flip": [], "autoaugment": [v2.AutoAugment()], "randaugment": [v2.RandAugment()],
+              "trivialaugment": [v2.TrivialAugmentWide()]}[name]
+    return v2.Compose([v2.RandomHorizontalFlip(), *policy])
+
+
+def _prefetch(produce: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
+    """Run ``produce`` one or two batches ahead in a thread (torch and NumPy release the GIL)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def worker() -> None:
+        try:
+            for item in produce:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as e:  # hand the error to the consumer
+            q.put(e)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+class ImageBatches:
+    """Normalised image batches on ``device``, optionally augmented and in channels-last layout."""
+
+    def __init__(self, data: ImageSet, info: BackboneInfo, device: torch.device, *,
+                 channels_last: bool = False, prefetch: bool = True) -> None:
+        self.images, self.labels = data.images, torch.from_numpy(np.asarray(data.labels))
+        self.device, self.channels_last, self.prefetch = device, channels_last, prefetch
+        self.mean = torch.tensor(info.mean, device=device).view(1, 3, 1, 1) * 255.0
+        self.std = torch.tensor(info.std, device=device).view(1, 3, 1, 1) * 255.0
+        self.pin = device.type == "cuda"
+
+    def _produce(self, order: np.ndarray, batch_size: int, augment: nn.Module | None) -> Iterator[Batch]:
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            # A sorted read from the memory map is sequential on disk; then restore the batch order.
+            ranks = np.argsort(idx, kind="stable")
+            x = np.empty((len(idx), *self.images.shape[1:]), dtype=np.uint8)
+            x[ranks] = self.images[idx[ranks]]
+            t = torch.from_numpy(x).permute(0, 3, 1, 2)
+            if augment is not None:
+                t = torch.stack([augment(img) for img in t])
+            t = t.contiguous()
+            if self.pin:
+                t = t.pin_memory()
+            yield t, self.labels[idx], idx
+
+    def __call__(self, index: np.ndarray, batch_size: int, *, augment: nn.Module | None = None,
+                 generator: torch.Generator | None = None) -> Iterator[Batch]:
+        order = np.asarray(index)
+        if generator is not None:
+            order = order[torch.randperm(len(order), generator=generator).numpy()]
+        # Augmentation draws from the global RNG: keep it in this thread, in order, for exact repeats.
+        source = self._produce(order, batch_size, augment)
+        if self.prefetch and augment is None:
+            source = _prefetch(source)
+        for t, y, idx in source:
+            x = t.to(self.device, non_blocking=True).float()
+            x = (x - self.mean) / self.std
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y.to(self.device, non_blocking=True), idx
+
+
+class FeatureBatches:
+    """Batches of cached backbone features (for a phase whose backbone is frozen)."""
+
+    def __init__(self, features: torch.Tensor, labels: np.ndarray, device: torch.device) -> None:
+        self.features = features.to(device)
+        self.labels = torch.from_numpy(np.asarray(labels)).to(device)
+
+    def __call__(self, index: np.ndarray, batch_size: int, *, augment: nn.Module | None = None,
+                 generator: torch.Generator | None = None) -> Iterator[Batch]:
+        order = np.asarray(index)
+        if generator is not None:
+            order = order[torch.randperm(len(order), generator=generator).numpy()]
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            t = torch.from_numpy(idx).to(self.features.device)
+            yield self.features[t], self.labels[t], idx

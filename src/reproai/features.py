@@ -1,0 +1,68 @@
+"""Backbone features, computed once per image and backbone weights, for phases with a frozen backbone.
+
+A frozen backbone in eval mode is a fixed function of the image: training the head on its cached
+outputs gives the same result as training through it (up to float rounding), at a fraction of the cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reproai.config.schema import Model
+from reproai.data.datasets import ImageSet
+from reproai.models import BackboneInfo, Classifier
+
+__all__ = ["weights_key", "backbone_features", "clear_feature_cache"]
+
+_MEMORY: OrderedDict[str, torch.Tensor] = OrderedDict()
+_MEMORY_ITEMS = 4
+
+
+def weights_key(spec: Model) -> str | None:
+    """What identifies the backbone's starting weights; None when they are random (not cacheable)."""
+    if spec.pretrained is False or spec.pretrained is None:
+        return None
+    if isinstance(spec.pretrained, str):
+        path = Path(spec.pretrained).expanduser()
+        st = path.stat()
+        return f"{spec.backbone}|file|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    return f"{spec.backbone}|library"
+
+
+def clear_feature_cache() -> None:
+    _MEMORY.clear()
+
+
+@torch.no_grad()
+def backbone_features(model: Classifier, spec: Model, data: ImageSet, info: BackboneInfo, batches,
+                      *, batch_size: int, progress: bool = False) -> torch.Tensor:
+    """Features of every example through ``model.backbone`` in eval mode, cached in memory by
+    (backbone weights, data fingerprint, input size). ``batches`` yields normalised images."""
+    from tqdm.auto import tqdm
+
+    wkey = weights_key(spec)
+    key = None
+    if wkey is not None:
+        key = hashlib.sha256(f"{wkey}|{data.fingerprint}|{info.image_size}|{info.mean}|{info.std}".encode()).hexdigest()
+        if key in _MEMORY:
+            _MEMORY.move_to_end(key)
+            return _MEMORY[key]
+    was_training = model.backbone.training
+    model.backbone.eval()
+    out = []
+    index = np.arange(len(data))
+    for x, _, _ in tqdm(batches(index, batch_size), total=-(-len(data) // batch_size), desc="backbone features",
+                        unit="batch", disable=not progress, leave=False):
+        out.append(model.backbone(x).float().cpu())
+    model.backbone.train(was_training)
+    features = torch.cat(out)
+    if key is not None:
+        _MEMORY[key] = features
+        while len(_MEMORY) > _MEMORY_ITEMS:
+            _MEMORY.popitem(last=False)
+    return features
