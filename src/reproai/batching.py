@@ -1,7 +1,8 @@
 """Batches for training and evaluation, from decoded images or from cached backbone features.
 
-Images stay uint8 until they reach the device (four times less to copy); a background thread
-prepares the next batch (indexing, augmentation, pinning) while the model works on this one.
+Images stay uint8 and in their stored NHWC layout until they reach the device (four times less to
+copy, and NHWC is the channels-last layout convolutions prefer); a background thread gathers the
+next batches into pinned memory while the model works on this one.
 """
 
 from __future__ import annotations
@@ -80,18 +81,19 @@ class ImageBatches:
         self.pin = device.type == "cuda"
 
     def _produce(self, order: np.ndarray, batch_size: int, augment: nn.Module | None) -> Iterator[Batch]:
+        h, w, c = self.images.shape[1:]
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            # A sorted read from the memory map is sequential on disk; then restore the batch order.
-            ranks = np.argsort(idx, kind="stable")
-            x = np.empty((len(idx), *self.images.shape[1:]), dtype=np.uint8)
-            x[ranks] = self.images[idx[ranks]]
-            t = torch.from_numpy(x).permute(0, 3, 1, 2)
-            if augment is not None:
-                t = torch.stack([augment(img) for img in t])
-            t = t.contiguous()
-            if self.pin:
-                t = t.pin_memory()
+            if augment is None:
+                # One copy, straight into (pinned) memory, in the stored NHWC layout: the device
+                # turns it into NCHW for free, as a channels-last view.
+                t = torch.empty((len(idx), h, w, c), dtype=torch.uint8, pin_memory=self.pin)
+                np.take(self.images, idx, axis=0, out=t.numpy())
+            else:
+                t = torch.from_numpy(np.take(self.images, idx, axis=0)).permute(0, 3, 1, 2)
+                t = torch.stack([augment(img) for img in t]).permute(0, 2, 3, 1)
+                if self.pin:
+                    t = t.pin_memory()
             yield t, self.labels[idx], idx
 
     def __call__(self, index: np.ndarray, batch_size: int, *, augment: nn.Module | None = None,
@@ -102,13 +104,12 @@ class ImageBatches:
         # Augmentation draws from the global RNG: keep it in this thread, in order, for exact repeats.
         source = self._produce(order, batch_size, augment)
         if self.prefetch and augment is None:
-            source = _prefetch(source)
+            source = _prefetch(source, depth=3)
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
         for t, y, idx in source:
-            x = t.to(self.device, non_blocking=True).float()
-            x = (x - self.mean) / self.std
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, y.to(self.device, non_blocking=True), idx
+            x = t.to(self.device, non_blocking=True).permute(0, 3, 1, 2)  # NHWC memory = channels-last
+            x = (x.float() - self.mean) / self.std
+            yield x.contiguous(memory_format=layout), y.to(self.device, non_blocking=True), idx
 
 
 class FeatureBatches:

@@ -108,8 +108,8 @@ class Training:
     """How each fit is trained: batch size, augmentation and the phases in order.
 
     ``precision="auto"`` trains in bf16 mixed precision on a GPU that supports it (fp16 with loss
-    scaling on one that does not) and in fp32 on a CPU; ``channels_last="auto"`` uses that memory
-    layout on a GPU. ``feature_cache`` trains a frozen-backbone phase without augmentation on cached
+    scaling on one that does not) and in fp32 on a CPU; ``channels_last="auto"`` (or True) uses that
+    memory layout, faster for convolutions on GPUs and CPUs alike. ``feature_cache`` trains a frozen-backbone phase without augmentation on cached
     backbone features. ``log_every_n_steps`` adds an asynchronously logged per-step training loss.
     """
 
