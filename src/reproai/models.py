@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,15 @@ def _timm_backbone(spec: Model) -> nn.Module:
                           "path of the state dict.") from e
 
 
+@lru_cache(maxsize=2)
+def _read_state_dict(file: str, mtime_ns: int, shown: str) -> dict:
+    """A weights file, read once per process (a study builds hundreds of models from it)."""
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle, zip and EOF errors alike
+        raise ConfigError(f"model.pretrained={shown!r}: cannot read the file as a PyTorch state dict: {e}") from e
+
+
 def load_backbone_weights(backbone: nn.Module, path: str | Path, name: str) -> None:
     """Load a local state dict into a timm backbone, strictly: every backbone weight must be in it.
 
@@ -140,10 +150,7 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path, name: str) -> N
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError(f"model.pretrained={str(path)!r}: no such weights file.")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle, zip and EOF errors alike
-        raise ConfigError(f"model.pretrained={str(path)!r}: cannot read the file as a PyTorch state dict: {e}") from e
+    state = _read_state_dict(str(file.resolve()), file.stat().st_mtime_ns, str(path))
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

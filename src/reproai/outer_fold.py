@@ -101,6 +101,7 @@ _FOLD_STEP = 10_000
 def _run_fit(ctx: StudyContext, experiment: Experiment, parent: Run, name: str, tags: dict[str, Any],
              record: dict[str, Any], **kwargs: Any) -> FitResult:
     with ctx.tracker.start_run(name, tags={**tags, f"{T}level": "fit"}, parent=parent, status_for=_status_for) as run:
+        run.log_params({f"n_{k}": len(kwargs[k]) for k in ("train", "dev", "test") if kwargs.get(k) is not None})
         result = fit(experiment.model, experiment.training, ctx.data, ctx.info, metric=ctx.metric,
                      seed=record["seed"], tracker=ctx.tracker, parent=run, tags=tags,
                      progress=ctx.progress, **kwargs)
