@@ -63,8 +63,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(result.fold_metrics.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     s = result.summary.get(metric)
     if s:
-        ci = f", 95% CI [{s['ci_low']:.4f}, {s['ci_high']:.4f}]" if s["n"] > 1 else ""
-        print(f"test {metric}: {s['mean']:.4f}{ci} (Nadeau-Bengio corrected) over {s['n']} outer fold(s)")
+        ci = (f", 95% CI [{s['ci_low']:.4f}, {s['ci_high']:.4f}] (Nadeau-Bengio corrected)" if s["n"] > 1
+              else " (one outer fold: no interval)")
+        print(f"test {metric}: {s['mean']:.4f}{ci} over {s['n']} outer fold(s)")
     print("Browse the runs with: mlflow ui")
     return 0
 
