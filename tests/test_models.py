@@ -50,3 +50,16 @@ def test_unloadable_weights_file_is_a_clear_error(tmp_path):
     torch.save({"nope": torch.zeros(1)}, bad)
     with pytest.raises(ConfigError, match=r"model\.pretrained=.*bad\.pth.*cannot load these weights"):
         create_model(Model(backbone="efficientnet_lite0", pretrained=str(bad)), 2)
+
+
+@needs_shared(WEIGHTS)
+def test_pretrained_models_are_fresh_copies_and_do_not_move_the_seeded_generator():
+    spec = Model(backbone="efficientnet_lite0", pretrained=str(WEIGHTS), head=Head(hidden=8))
+    torch.manual_seed(0)
+    a = create_model(spec, 2)  # builds the template
+    torch.manual_seed(0)
+    b = create_model(spec, 2)  # copies it
+    assert torch.equal(a.head[1].weight, b.head[1].weight)  # the same head from the same seed
+    with torch.no_grad():
+        a.backbone.conv_stem.weight.add_(1.0)
+    assert not torch.equal(a.backbone.conv_stem.weight, b.backbone.conv_stem.weight)  # no shared weights

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from reproai.config.schema import Model
 from reproai.data.datasets import ImageSet
-from reproai.models import BackboneInfo, Classifier
+from reproai.models import BackboneInfo, Classifier, pretrained_identity
 
 __all__ = ["weights_key", "backbone_features", "clear_feature_cache"]
 
@@ -25,13 +24,7 @@ _MEMORY_ITEMS = 4
 
 def weights_key(spec: Model) -> str | None:
     """What identifies the backbone's starting weights; None when they are random (not cacheable)."""
-    if spec.pretrained is False or spec.pretrained is None:
-        return None
-    if isinstance(spec.pretrained, str):
-        path = Path(spec.pretrained).expanduser()
-        st = path.stat()
-        return f"{spec.backbone}|file|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    return f"{spec.backbone}|library"
+    return pretrained_identity(spec)
 
 
 def clear_feature_cache() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
+from collections import OrderedDict
 from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,6 +171,33 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path, name: str) -> N
                           "parameter names?") from e
 
 
+def pretrained_identity(spec: Model) -> str | None:
+    """What identifies the backbone's starting weights; None when they are random."""
+    if spec.pretrained is False or spec.pretrained is None:
+        return None
+    if isinstance(spec.pretrained, str):
+        path = Path(spec.pretrained).expanduser()
+        st = path.stat()
+        return f"{spec.backbone}|file|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    return f"{spec.backbone}|library"
+
+
+_TEMPLATES: OrderedDict[str, nn.Module] = OrderedDict()
+
+
+def _pretrained_timm_backbone(spec: Model) -> nn.Module:
+    """A copy of the pretrained backbone, built once per process (a study builds hundreds)."""
+    key = pretrained_identity(spec)
+    if key not in _TEMPLATES:
+        # Building it draws random initial weights (then overwritten): keep the caller's seeded
+        # generator where it was, so that a fit's results never depend on what was built before.
+        with torch.random.fork_rng(devices=[]):
+            _TEMPLATES[key] = _timm_backbone(spec)
+        while len(_TEMPLATES) > 2:
+            _TEMPLATES.popitem(last=False)
+    return copy.deepcopy(_TEMPLATES[key])
+
+
 def create_model(spec: Model, num_classes: int) -> Classifier:
     """A fresh classifier for ``num_classes`` classes, as ``spec`` describes."""
     if spec.backbone in BACKBONES:
@@ -176,6 +205,8 @@ def create_model(spec: Model, num_classes: int) -> Classifier:
         if spec.pretrained not in (False, None) and not has_weights:
             raise ConfigError(f"model.backbone={spec.backbone!r} has no pretrained weights; set model.pretrained=False.")
         backbone = factory()
+    elif pretrained_identity(spec) is not None:
+        backbone = _pretrained_timm_backbone(spec)
     else:
         backbone = _timm_backbone(spec)
     return Classifier(backbone, spec.head, num_classes)
