@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from _common import PETS_ROOT, WEIGHTS, Timer, peak_memory_mb, pets_data, report, require_shared  # noqa: E402
+from _common import PETS_ROOT, WEIGHTS, Timer, peak_memory_mb, report, require_shared  # noqa: E402
 
 
 def build_experiment(args, cache_dir: str):

@@ -8,7 +8,6 @@ import json
 import math
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
