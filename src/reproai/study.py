@@ -18,7 +18,7 @@ from reproai.config.loader import LoadedConfig
 from reproai.config.schema import Experiment
 from reproai.config.space import Space
 from reproai.config.tree import child_items, has_search_space, to_jsonable
-from reproai.cv import Splits, check_splits, make_splits
+from reproai.cv import Splits, make_splits
 from reproai.data.datasets import ImageSet, list_source, load_images
 from reproai.errors import DataError
 from reproai.models import BackboneInfo, backbone_info
@@ -26,7 +26,7 @@ from reproai.outer_fold import StudyContext, run_outer_fold
 from reproai.provenance import environment
 from reproai.search import make_sampler, open_storage
 from reproai.tracking import TAG_PREFIX as T
-from reproai.tracking import MlflowTracker, Run, Tracker
+from reproai.tracking import MlflowTracker, Run, RunRecord, Tracker
 from reproai.workers import worker_alive, worker_id
 
 __all__ = ["StudyResult", "run_experiment", "prepare_data", "prepare_splits", "flatten_config", "summarize"]
@@ -73,8 +73,7 @@ def prepare_splits(experiment: Experiment, data: ImageSet) -> Splits:
         splits = splits_from_file(cv.splits_file, data.labels, cv, seed=experiment.seed, ids=data.ids)
     else:
         splits = make_splits(data.labels, cv, seed=experiment.seed, ids=data.ids)
-    check_splits(splits)  # cannot be switched off
-    return splits
+    return splits  # both makers run the leakage check, which cannot be switched off
 
 
 def summarize(fold_metrics: pd.DataFrame, splits: Splits) -> dict[str, dict[str, float]]:
@@ -109,11 +108,11 @@ def _log_provenance(run: Run, loaded: LoadedConfig, data: ImageSet, splits: Spli
                   "mlflow.source.git.commit": commit, f"{T}search": str(has_search_space(exp)).lower()})
 
 
-def _find_study(tracker: Tracker, loaded: LoadedConfig) -> str | None:
-    """The id of the study run this config continues, if any (same experiment and config hash)."""
+def _find_study(tracker: Tracker, loaded: LoadedConfig) -> RunRecord | None:
+    """The study run this config continues, if any (same experiment and config hash)."""
     runs = tracker.find_runs({f"{T}level": "study", f"{T}config_hash": loaded.hash})
     runs = [r for r in runs if f"{T}rerun_of" not in r.tags]
-    return runs[0].id if runs else None
+    return runs[0] if runs else None
 
 
 def _close_dead_runs(tracker: Tracker, study_id: str) -> int:
@@ -147,25 +146,25 @@ def run_experiment(loaded: LoadedConfig, *, tracker: Tracker | None = None, trac
     data, info = prepare_data(exp, progress=progress)
     splits = prepare_splits(exp, data)
     tracker = tracker or MlflowTracker(exp.name, tracking_uri)
-    study_id = None if fresh or extra_tags else _find_study(tracker, loaded)
-    if study_id is not None:
-        previous = tracker.find_runs({f"{T}study_id": study_id, f"{T}level": "study"})[0]
+    previous = None if fresh or extra_tags else _find_study(tracker, loaded)
+    if previous is not None:
         before = previous.tags.get(f"{T}data_fingerprint")
         if before and before != data.fingerprint:
-            raise DataError(f"The data changed since study {study_id} started (fingerprint {before} -> "
+            raise DataError(f"The data changed since study {previous.id} started (fingerprint {before} -> "
                             f"{data.fingerprint}): resuming would mix results on different data. Restore the "
                             "data, or start a new study with --fresh.")
-        cm = tracker.resume_run(study_id)
+        prefix = previous.tags[f"{T}optuna_prefix"]
+        cm = tracker.resume_run(previous.id)
     else:
+        prefix = f"{exp.name}/{loaded.hash}/{uuid.uuid4().hex[:8]}"
         cm = tracker.start_run(exp.name, tags={f"{T}level": "study", f"{T}config_hash": loaded.hash,
                                                f"{T}data_fingerprint": data.fingerprint, **(extra_tags or {})})
     with cm as study:
-        if study_id is None:
-            study.set_tags({f"{T}study_id": study.id, f"{T}optuna_prefix": f"{exp.name}/{loaded.hash}/{uuid.uuid4().hex[:8]}"})
+        if previous is None:
+            study.set_tags({f"{T}study_id": study.id, f"{T}optuna_prefix": prefix})
             _log_provenance(study, loaded, data, splits)
         else:
             _close_dead_runs(tracker, study.id)
-        prefix = tracker.find_runs({f"{T}study_id": study.id, f"{T}level": "study"})[0].tags[f"{T}optuna_prefix"]
         study.set_tags({f"{T}worker": worker_id()})
         ctx = StudyContext(exp, data, info, splits, tracker, optuna_storage, study, prefix, progress)
         rows, tables, params = [], [], []
@@ -186,4 +185,4 @@ def run_experiment(loaded: LoadedConfig, *, tracker: Tracker | None = None, trac
         study.log_table(fold_metrics, "metrics/outer_folds.json")
         study.log_table(pd.DataFrame(params), "search/best_params.json")
     return StudyResult(run_id=study.id, fold_metrics=fold_metrics, summary=summary, predictions=predictions,
-                       resumed=study_id is not None)
+                       resumed=previous is not None)
