@@ -35,18 +35,9 @@ class RerunReport:
     details: list[str] = field(default_factory=list)
 
 
-def _record(tracker: MlflowTracker, run_id: str) -> RunRecord:
-    try:
-        r = tracker.client.get_run(run_id)
-    except Exception as e:
-        raise TrackingError(f"No run {run_id!r} at {tracker.tracking_uri!r}: {e}") from e
-    return RunRecord(r.info.run_id, r.info.run_name, r.info.status, dict(r.data.tags), dict(r.data.params),
-                     dict(r.data.metrics), r.info.start_time or 0)
-
-
 def logged_config(tracker: MlflowTracker, study_id: str, extra_overrides: Sequence[str] = ()) -> tuple[LoadedConfig, str]:
     """The config a study logged (file text and overrides, plus ``extra_overrides``) and its sha256."""
-    study = _record(tracker, study_id)
+    study = tracker.get_run(study_id)
     name = study.tags.get(f"{T}config_file", "config.py")
     source = tracker.read_text(study_id, f"config/{name}")
     overrides = json.loads(tracker.read_text(study_id, "config/overrides.json"))["overrides"]
@@ -59,7 +50,7 @@ def _fit_runs_of(tracker: MlflowTracker, run: RunRecord) -> list[RunRecord]:
     if level == "fit":
         return [run]
     if level == "phase":
-        return [_record(tracker, run.tags["mlflow.parentRunId"])]
+        return [tracker.get_run(run.tags["mlflow.parentRunId"])]
     if level == "trial":
         fits = tracker.find_runs({f"{T}level": "fit", f"{T}study_id": run.tags[f"{T}study_id"],
                                   f"{T}trial": run.tags[f"{T}trial"], f"{T}outer_fold": run.tags[f"{T}outer_fold"],
@@ -83,7 +74,7 @@ def rerun(run_id: str, *, tracking_uri: str | None = None, overrides: Sequence[s
     except Exception as e:
         raise TrackingError(f"No run {run_id!r} in the tracking store {client.tracking_uri!r}: {e}") from e
     tracker = MlflowTracker(client.get_experiment(experiment_id).name, tracking_uri)
-    run = _record(tracker, run_id)
+    run = tracker.get_run(run_id)
     study_id = run.tags.get(f"{T}study_id")
     if not study_id:
         raise ReproaiError(f"Run {run_id} was not made by reproai (it has no {T}study_id tag).")
@@ -114,7 +105,7 @@ def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, pr
     from reproai.study import prepare_data
 
     exp = loaded.experiment
-    study = _record(tracker, run.tags[f"{T}study_id"])
+    study = tracker.get_run(run.tags[f"{T}study_id"])
     data, info = prepare_data(exp, progress=progress)
     if study.tags.get(f"{T}data_fingerprint") not in (None, data.fingerprint):
         raise DataError(f"The data differ from the data of the original run (fingerprint "

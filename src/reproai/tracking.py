@@ -168,6 +168,11 @@ class MlflowRun(Run):
         self.client.log_table(self.id, data=table, artifact_file=artifact_file)
 
 
+def _to_record(r: Any) -> RunRecord:
+    return RunRecord(r.info.run_id, r.info.run_name, r.info.status, dict(r.data.tags), dict(r.data.params),
+                     dict(r.data.metrics), r.info.start_time or 0)
+
+
 class MlflowTracker(Tracker):
     """Runs in one MLflow experiment, through an explicit client (no global MLflow state)."""
 
@@ -210,11 +215,17 @@ class MlflowTracker(Tracker):
         while True:
             page = self.client.search_runs([self.experiment_id], " and ".join(clauses), max_results=1000,
                                            order_by=["attributes.start_time DESC"], page_token=token)
-            records += [RunRecord(r.info.run_id, r.info.run_name, r.info.status, dict(r.data.tags),
-                                  dict(r.data.params), dict(r.data.metrics), r.info.start_time or 0) for r in page]
+            records += [_to_record(r) for r in page]
             token = page.token
             if not token:
                 return records
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """One run by id; a clear error when the store has no such run."""
+        try:
+            return _to_record(self.client.get_run(run_id))
+        except Exception as e:
+            raise TrackingError(f"No run {run_id!r} at {self.tracking_uri!r}: {e}") from e
 
     def read_text(self, run_id: str, artifact_file: str) -> str:
         import tempfile
