@@ -16,15 +16,10 @@ from reproai.config.schema import Model
 from reproai.data.datasets import ImageSet
 from reproai.models import BackboneInfo, Classifier, pretrained_identity
 
-__all__ = ["weights_key", "backbone_features", "clear_feature_cache"]
+__all__ = ["backbone_features", "clear_feature_cache"]
 
 _MEMORY: OrderedDict[str, torch.Tensor] = OrderedDict()
 _MEMORY_ITEMS = 4
-
-
-def weights_key(spec: Model) -> str | None:
-    """What identifies the backbone's starting weights; None when they are random (not cacheable)."""
-    return pretrained_identity(spec)
 
 
 def clear_feature_cache() -> None:
@@ -38,7 +33,7 @@ def backbone_features(model: Classifier, spec: Model, data: ImageSet, info: Back
     (backbone weights, data fingerprint, input size). ``batches`` yields normalised images."""
     from tqdm.auto import tqdm
 
-    wkey = weights_key(spec)
+    wkey = pretrained_identity(spec)  # None: random weights, not cacheable
     key = None
     if wkey is not None:
         key = hashlib.sha256(f"{wkey}|{data.fingerprint}|{info.image_size}|{info.mean}|{info.std}".encode()).hexdigest()

@@ -22,9 +22,9 @@ from reproai.batching import FeatureBatches, ImageBatches, make_augment
 from reproai.config.schema import Model, Phase, Training
 from reproai.data.datasets import ImageSet
 from reproai.errors import ConfigError
-from reproai.features import backbone_features, weights_key
+from reproai.features import backbone_features
 from reproai.metrics import METRICS, compute_metrics, predict_labels, youden_threshold
-from reproai.models import BackboneInfo, Classifier, create_model, set_backbone_frozen
+from reproai.models import BackboneInfo, Classifier, create_model, pretrained_identity, set_backbone_frozen
 from reproai.seeding import derive_seed
 from reproai.tracking import TAG_PREFIX, Run, Tracker
 
@@ -255,7 +255,7 @@ def _use_features(training: Training, phases: Sequence[Phase], p: int, spec: Mod
     """Whether phase ``p`` can train on cached features: its backbone is frozen and still at its
     starting weights (every phase before it was frozen too), nothing augments the images, and the
     starting weights are not random."""
-    return (training.feature_cache and training.augment is None and weights_key(spec) is not None
+    return (training.feature_cache and training.augment is None and pretrained_identity(spec) is not None
             and all(ph.freeze_backbone for ph in phases[:p + 1]))
 
 
