@@ -217,7 +217,8 @@ def run_outer_fold(ctx: StudyContext, fold: OuterFold) -> FoldOutcome:
     cm = (ctx.tracker.resume_run(found[0].id) if found else
           ctx.tracker.start_run(f"outer-{fold.key}", tags={**tags, f"{T}level": "outer_fold"}, parent=ctx.study_run))
     with cm as fold_run:
-        fold_run.set_tags({f"{T}worker": worker_id()})
+        if found:  # a new run already carries this worker in its tags
+            fold_run.set_tags({f"{T}worker": worker_id()})
         if has_search_space(exp):
             best = _search(ctx, fold, fold_run)
             params = dict(best.params)
