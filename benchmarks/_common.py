@@ -20,17 +20,21 @@ def require_shared() -> None:
         sys.exit(f"This benchmark needs the real sample and weights under {SHARED} (set REPROAI_SHARED).")
 
 
-def pets_data(size: int, limit: int | None = None):
-    """The real Oxford-IIIT Pet sample, decoded through reproai's image cache."""
+def pets_setup(size: int, limit: int | None = None, *, hidden: int | None = None, dropout: float = 0.0):
+    """The real Oxford-IIIT Pet sample decoded at ``size`` px through reproai's image cache, and
+    efficientnet_lite0 with the real pretrained weights: ``(model spec, data, backbone info)``."""
     import warnings
 
-    from reproai import Data
+    from reproai import Data, Head, Model
     from reproai.data import list_source, load_images
+    from reproai.models import backbone_info
 
+    spec = Model(backbone="efficientnet_lite0", pretrained=str(WEIGHTS), image_size=size,
+                 head=Head(hidden=hidden, dropout=dropout))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # the two unannotated images, labelled from their names
         source = list_source(Data.oxford_pets(root=str(PETS_ROOT), download=False, limit=limit), seed=0)
-    return load_images(source, size, progress=False), source
+    return spec, load_images(source, size, progress=False), backbone_info(spec)
 
 
 def peak_memory_mb() -> float:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from _common import WEIGHTS, Timer, pets_data, report, require_shared  # noqa: E402
+from _common import Timer, pets_setup, report, require_shared  # noqa: E402
 
 
 def model_alone(spec, training, data, info, n_epochs: int) -> float:
@@ -87,21 +87,17 @@ def main() -> None:
     args = parser.parse_args()
     require_shared()
 
-    from reproai import Model, Training
-    from reproai.models import BackboneInfo, backbone_info
+    from reproai import Training
     from reproai.training import resolve_device, resolve_precision
 
     cl = {"auto": "auto", "true": True, "false": False}[args.channels_last]
-    spec = Model(backbone="efficientnet_lite0", pretrained=str(WEIGHTS), image_size=args.size)
     training = Training(batch_size=args.batch_size, device=args.device, precision=args.precision, channels_last=cl)
-    data, _ = pets_data(args.size, args.limit)
+    spec, data, info = pets_setup(args.size, args.limit)
     if args.repeat > 1:
         import dataclasses
 
         data = dataclasses.replace(data, ids=data.ids * args.repeat, labels=np.tile(data.labels, args.repeat),
                                    images=np.concatenate([np.asarray(data.images)] * args.repeat))
-    bi = backbone_info(spec)
-    info = BackboneInfo(args.size, bi.mean, bi.std)
     device = resolve_device(args.device)
     alone = model_alone(spec, training, data, info, args.epochs + 1)
     loop = reproai_loop(spec, training, data, info, args.epochs + 1)

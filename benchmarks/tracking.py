@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from _common import WEIGHTS, Timer, pets_data, report, require_shared  # noqa: E402
+from _common import Timer, pets_setup, report, require_shared  # noqa: E402
 
 
 def main() -> None:
@@ -31,17 +31,13 @@ def main() -> None:
     args = parser.parse_args()
     require_shared()
 
-    from reproai import Head, Model, Phase, Training
-    from reproai.models import BackboneInfo, backbone_info
+    from reproai import Phase, Training
     from reproai.tracking import MlflowTracker, NullTracker
     from reproai.training import fit
 
-    spec = Model(backbone="efficientnet_lite0", pretrained=str(WEIGHTS), image_size=args.size, head=Head(hidden=128))
     training = Training(batch_size=32, log_every_n_steps=args.log_every_n_steps, phases=[
         Phase("warmup", epochs=1, freeze_backbone=True, lr=1e-3), Phase("finetune", epochs=2, lr=1e-4)])
-    data, _ = pets_data(args.size, args.limit)
-    bi = backbone_info(spec)
-    info = BackboneInfo(args.size, bi.mean, bi.std)
+    spec, data, info = pets_setup(args.size, args.limit, hidden=128)
     rng = np.random.default_rng(0)
     index = rng.permutation(len(data))
     train, dev, test = index[: len(index) // 2], index[len(index) // 2: 3 * len(index) // 4], index[3 * len(index) // 4:]

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from _common import WEIGHTS, Timer, pets_data, report, require_shared  # noqa: E402
+from _common import Timer, pets_setup, report, require_shared  # noqa: E402
 
 
 def main() -> None:
@@ -29,16 +29,11 @@ def main() -> None:
     args = parser.parse_args()
     require_shared()
 
-    from reproai import Head, Model, Phase, Training
+    from reproai import Phase, Training
     from reproai.features import clear_feature_cache
-    from reproai.models import BackboneInfo, backbone_info
     from reproai.training import fit
 
-    spec = Model(backbone="efficientnet_lite0", pretrained=str(WEIGHTS), image_size=args.size,
-                 head=Head(hidden=256, dropout=0.2))
-    data, _ = pets_data(args.size)
-    bi = backbone_info(spec)
-    info = BackboneInfo(args.size, bi.mean, bi.std)
+    spec, data, info = pets_setup(args.size, hidden=256, dropout=0.2)
     index = np.arange(len(data))
     phase = Phase("warmup", epochs=args.epochs, freeze_backbone=True, lr=1e-3)
     seconds, results = {}, {}
