@@ -99,12 +99,16 @@ def predict_labels(proba: np.ndarray, threshold: float | None = None) -> np.ndar
 
 
 def compute_metrics(y: np.ndarray, proba: np.ndarray, *, threshold: float | None = None,
-                    names: list[str] | None = None, num_classes: int | None = None) -> dict[str, float]:
-    """Every metric in ``names`` (default: all) of predictions against labels ``y``."""
+                    names: list[str] | None = None, num_classes: int | None = None,
+                    pred: np.ndarray | None = None) -> dict[str, float]:
+    """Every metric in ``names`` (default: all) of predictions against labels ``y``.
+
+    Class predictions come from ``threshold``, unless given as ``pred``.
+    """
     y = np.asarray(y, dtype=np.int64)
     proba = np.asarray(proba, dtype=np.float64)
     k = 2 if _binary(proba) else (num_classes or proba.shape[1])
-    pred = predict_labels(proba, threshold)
+    pred = predict_labels(proba, threshold) if pred is None else np.asarray(pred, dtype=np.int64)
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn warns on degenerate folds; we return nan instead

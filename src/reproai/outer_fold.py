@@ -119,7 +119,10 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
         with ctx.tracker.start_run(f"trial-{trial.number}", tags={**tags, f"{T}level": "trial"}, parent=fold_run,
                                    status_for=_status_for) as run:
             run.log_params(trial.params)
-            run.set_tags({f"{T}optuna_study": trial.study.study_name})
+            # The distributions let analysis rebuild the search from MLflow alone (history, importances).
+            dists = {k: optuna.distributions.distribution_to_json(d) for k, d in trial.distributions.items()}
+            run.set_tags({f"{T}optuna_study": trial.study.study_name,
+                          f"{T}distributions": json.dumps(dists, sort_keys=True)[:5000]})
             scores, epochs, dev_labels, dev_proba = [], [], [], []
 
             def report_epoch(i: int, row: dict[str, float]) -> None:

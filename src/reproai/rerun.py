@@ -15,7 +15,7 @@ import pandas as pd
 from reproai.config.loader import LoadedConfig, load_config
 from reproai.config.tree import resolve
 from reproai.cv import Splits
-from reproai.errors import DataError, ReproaiError, TrackingError
+from reproai.errors import DataError, ReproaiError
 from reproai.outer_fold import StudyContext, _log_fit
 from reproai.tracking import TAG_PREFIX as T
 from reproai.tracking import MlflowTracker, RunRecord
@@ -66,15 +66,7 @@ def rerun(run_id: str, *, tracking_uri: str | None = None, overrides: Sequence[s
     The new runs are tagged ``reproai.rerun_of``. For fits, the new prediction tables are compared
     byte for byte with the logged ones; for a study, the headline metric is compared.
     """
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri) if tracking_uri else MlflowClient()
-    try:
-        experiment_id = client.get_run(run_id).info.experiment_id
-    except Exception as e:
-        raise TrackingError(f"No run {run_id!r} in the tracking store {client.tracking_uri!r}: {e}") from e
-    tracker = MlflowTracker(client.get_experiment(experiment_id).name, tracking_uri)
-    run = tracker.get_run(run_id)
+    tracker, run = MlflowTracker.for_run(run_id, tracking_uri)
     study_id = run.tags.get(f"{T}study_id")
     if not study_id:
         raise ReproaiError(f"Run {run_id} was not made by reproai (it has no {T}study_id tag).")

@@ -51,6 +51,10 @@ class Run:
     def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
         raise NotImplementedError
 
+    def log_bytes(self, data: bytes, artifact_file: str) -> None:
+        """Log a binary artifact (e.g. a PNG figure)."""
+        raise NotImplementedError
+
     def flush(self) -> None:
         """Wait for pending asynchronous logging (nothing to wait for by default)."""
 
@@ -100,6 +104,12 @@ class Tracker:
         """The text of an artifact of a run."""
         raise NotImplementedError
 
+    def read_table(self, run_id: str, artifact_file: str) -> pd.DataFrame:
+        """A table logged with :meth:`Run.log_table`."""
+        import io
+
+        return pd.read_json(io.StringIO(self.read_text(run_id, artifact_file)), orient="split")
+
     @contextmanager
     def _managed(self, run: Run, status_for: Callable[[BaseException], str] | None) -> Iterator[Run]:
         try:
@@ -115,6 +125,10 @@ class Tracker:
                   status_for: Callable[[BaseException], str] | None = None):
         """Start a run (nested under ``parent``), ended when the ``with`` block ends."""
         return self._managed(self._create(name, dict(tags or {}), parent), status_for)
+
+    def run(self, run_id: str) -> Run:
+        """A handle to log more to an existing run, leaving its status as it is."""
+        return self._reopen(run_id)
 
     def resume_run(self, run_id: str, *, status_for: Callable[[BaseException], str] | None = None):
         """Mark an existing run RUNNING again and continue logging to it."""
@@ -167,6 +181,15 @@ class MlflowRun(Run):
     def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
         self.client.log_table(self.id, data=table, artifact_file=artifact_file)
 
+    def log_bytes(self, data: bytes, artifact_file: str) -> None:
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(artifact_file).name
+            path.write_bytes(data)
+            self.client.log_artifact(self.id, str(path), str(Path(artifact_file).parent) or None)
+
 
 def _to_record(r: Any) -> RunRecord:
     return RunRecord(r.info.run_id, r.info.run_name, r.info.status, dict(r.data.tags), dict(r.data.params),
@@ -176,7 +199,7 @@ def _to_record(r: Any) -> RunRecord:
 class MlflowTracker(Tracker):
     """Runs in one MLflow experiment, through an explicit client (no global MLflow state)."""
 
-    def __init__(self, experiment_name: str, tracking_uri: str | None = None) -> None:
+    def __init__(self, experiment_name: str, tracking_uri: str | None = None, *, create: bool = True) -> None:
         from mlflow import MlflowClient
 
         # Artifacts are small and many; MLflow's per-download progress bar would drown ours.
@@ -185,11 +208,32 @@ class MlflowTracker(Tracker):
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         try:
             experiment = self.client.get_experiment_by_name(experiment_name)
-            self.experiment_id = (experiment.experiment_id if experiment is not None
-                                  else self.client.create_experiment(experiment_name))
+            if experiment is None and create:
+                self.experiment_id = self.client.create_experiment(experiment_name)
+            else:
+                self.experiment_id = None if experiment is None else experiment.experiment_id
         except Exception as e:
             raise TrackingError(f"Cannot reach the MLflow tracking store at {self.tracking_uri!r}: {e}. Check "
                                 "--tracking-uri / MLFLOW_TRACKING_URI, or start the tracking server.") from e
+        if self.experiment_id is None:
+            names = [e.name for e in self.client.search_experiments()]
+            raise TrackingError(f"No MLflow experiment named {experiment_name!r} at {self.tracking_uri!r}; it has "
+                                f"{names}. Check the name, or --tracking-uri / MLFLOW_TRACKING_URI.")
+        self.experiment_name = experiment_name
+
+    @classmethod
+    def for_run(cls, run_id: str, tracking_uri: str | None = None) -> tuple[MlflowTracker, RunRecord]:
+        """The tracker of the experiment that holds run ``run_id``, and that run."""
+        from mlflow import MlflowClient
+
+        uri = tracking_uri or default_tracking_uri()
+        try:
+            run = MlflowClient(tracking_uri=uri).get_run(run_id)
+            name = MlflowClient(tracking_uri=uri).get_experiment(run.info.experiment_id).name
+        except Exception as e:
+            raise TrackingError(f"No run {run_id!r} at {uri!r}: {e}. Check the run id, or --tracking-uri / "
+                                "MLFLOW_TRACKING_URI.") from e
+        return cls(name, uri, create=False), _to_record(run)
 
     def _create(self, name: str, tags: Mapping[str, Any], parent: Run | None) -> Run:
         tags = {k: str(v) for k, v in tags.items()}
@@ -264,6 +308,9 @@ class MemoryRun(Run):
     def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
         self.artifacts[artifact_file] = table.copy()
 
+    def log_bytes(self, data: bytes, artifact_file: str) -> None:
+        self.artifacts[artifact_file] = data
+
 
 class MemoryTracker(Tracker):
     """Keeps runs in memory (``.runs``); for tests and for benchmarks that measure tracking."""
@@ -305,6 +352,7 @@ class NullRun(Run):
     def set_tags(self, tags): pass
     def log_text(self, text, artifact_file): pass
     def log_table(self, table, artifact_file): pass
+    def log_bytes(self, data, artifact_file): pass
 
 
 class NullTracker(Tracker):
