@@ -38,6 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override where it runs, e.g. --set data.root=/my/copy (repeatable)")
     rerun.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    analyze = sub.add_parser("analyze", help="metrics with confidence intervals, figures and a report of a study")
+    analyze.add_argument("study", help="an MLflow experiment name (its latest finished study) or a run id in a study")
+    analyze.add_argument("--out", default=None, help="output folder (default: reports/<name>-<study id>)")
+    analyze.add_argument("--tracking-uri", default=None, help="where the study is tracked (default as for run)")
+    analyze.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                         help="bootstrap resamples of the pooled predictions (default 1000)")
+    analyze.add_argument("--no-log", action="store_true", help="do not log the analysis back onto the study run")
+
+    compare = sub.add_parser("compare", help="compare two studies run on the same splits, fold by fold")
+    compare.add_argument("a", help="study A: an experiment name or a run id in the study")
+    compare.add_argument("b", help="study B: an experiment name or a run id in the study")
+    compare.add_argument("--metric", default=None, help="the test metric to compare (default: A's search metric)")
+    compare.add_argument("--tracking-uri", default=None, help="where both studies are tracked (default as for run)")
+
     space = sub.add_parser("space", help="list the search space of a config file")
     _add_config_args(space)
     return parser
@@ -81,6 +95,38 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
     return 0 if report.identical else 1
 
 
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from reproai.analysis import analyze
+
+    result = analyze(args.study, tracking_uri=args.tracking_uri, out=args.out, n_resamples=args.bootstrap,
+                     log=not args.no_log)
+    s = result.summary
+    cols = ["mean", "std", "ci_low", "ci_high", "t_ci_low", "t_ci_high"]
+    print(f"study run {result.study_id} ({result.name}): test metrics over {int(s['n'].iloc[0])} outer fold(s); "
+          "ci_* = Nadeau-Bengio corrected 95% interval, t_ci_* = plain t")
+    print(s[cols].to_string(float_format=lambda v: f"{v:.4f}"))
+    print("\npooled out-of-fold predictions, percentile bootstrap 95% interval:")
+    print(result.bootstrap[["pooled", "boot_low", "boot_high"]].to_string(float_format=lambda v: f"{v:.4f}"))
+    for note in result.notes:
+        print(f"note: {note}")
+    if result.out_dir is not None:
+        print(f"\nreport: {result.out_dir / 'report.html'} ({len(result.figures)} figures in {result.out_dir / 'figures'})")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from reproai.analysis import compare
+
+    result = compare(args.a, args.b, metric=args.metric, tracking_uri=args.tracking_uri)
+    print(f"A = study run {result.a}, B = study run {result.b}; test {result.metric} per outer fold:")
+    print(result.folds.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"\n{result.verdict}")
+    print("caveats:")
+    for line in result.caveats:
+        print(f"  - {line}")
+    return 0
+
+
 def _cmd_space(args: argparse.Namespace) -> int:
     from reproai.config.loader import load_config
     from reproai.config.tree import iter_parameters
@@ -97,7 +143,7 @@ def _cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "rerun": _cmd_rerun, "space": _cmd_space}
+_COMMANDS = {"run": _cmd_run, "rerun": _cmd_rerun, "analyze": _cmd_analyze, "compare": _cmd_compare, "space": _cmd_space}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

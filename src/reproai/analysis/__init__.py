@@ -1,5 +1,15 @@
-"""Analysis of tracked studies: statistics across folds."""
+"""Analysis of tracked studies: metrics with confidence intervals, figures, reports, comparisons.
 
-from reproai.analysis.stats import corrected_t_interval, t_interval
+Everything returns pandas DataFrames; :func:`analyze` is what ``reproai analyze`` runs.
+"""
 
-__all__ = ["t_interval", "corrected_t_interval"]
+from reproai.analysis.analyze import Analysis, analyze, splits_summary
+from reproai.analysis.compare import Comparison, check_same_splits, compare
+from reproai.analysis.evaluate import bootstrap_pooled, confusion, fold_metrics, summarize_folds, table_metrics
+from reproai.analysis.load import StudyData, find_study, load_study
+from reproai.analysis.search import rebuild_searches
+from reproai.analysis.stats import corrected_paired_ttest, corrected_t_interval, t_interval
+
+__all__ = ["analyze", "Analysis", "compare", "Comparison", "check_same_splits", "corrected_paired_ttest", "load_study", "find_study", "StudyData", "fold_metrics", "table_metrics",
+           "summarize_folds", "bootstrap_pooled", "confusion", "splits_summary", "rebuild_searches",
+           "t_interval", "corrected_t_interval"]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["t_interval", "corrected_t_interval"]
+__all__ = ["t_interval", "corrected_t_interval", "corrected_paired_ttest"]
 
 
 def _finite(values: Sequence[float]) -> np.ndarray:
@@ -41,3 +41,23 @@ def corrected_t_interval(values: Sequence[float], *, test_train_ratio: float,
     se = std * math.sqrt(1.0 / n + test_train_ratio)
     half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * se
     return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "n": n}
+
+
+def corrected_paired_ttest(differences: Sequence[float], *, test_train_ratio: float,
+                           confidence: float = 0.95) -> dict[str, float]:
+    """The Nadeau-Bengio corrected resampled t-test of paired per-fold differences (A - B).
+
+    ``t = mean(d) / (s_d * sqrt(1/k + n_test/n_train))`` with ``k - 1`` degrees of freedom, and the
+    matching interval of the mean difference; the p-value is two-sided.
+    """
+    d = _finite(differences)
+    k = len(d)
+    out = corrected_t_interval(d, test_train_ratio=test_train_ratio, confidence=confidence)
+    if k < 2:
+        return {**out, "t": float("nan"), "df": k - 1, "p_value": float("nan")}
+    se = out["std"] * math.sqrt(1.0 / k + test_train_ratio)
+    if se == 0:
+        t = 0.0 if out["mean"] == 0 else math.copysign(math.inf, out["mean"])
+    else:
+        t = out["mean"] / se
+    return {**out, "t": t, "df": k - 1, "p_value": float(2 * stats.t.sf(abs(t), df=k - 1))}

@@ -1,0 +1,162 @@
+"""``reproai analyze``: from a tracked study to metrics with intervals, figures and a report."""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from reproai.analysis import figures as F
+from reproai.analysis.evaluate import bootstrap_pooled, confusion, fold_metrics, summarize_folds
+from reproai.analysis.load import StudyData, load_study
+from reproai.analysis.report import ReportContent, load_thumbnails, render_html, render_markdown, worst_examples
+from reproai.analysis.search import rebuild_searches
+from reproai.tracking import TAG_PREFIX as T
+
+__all__ = ["Analysis", "analyze", "splits_summary"]
+
+
+@dataclass
+class Analysis:
+    """The analysis of one study: tables (pandas) and, when written, where the report is."""
+
+    study_id: str
+    name: str
+    metric: str
+    folds: pd.DataFrame
+    summary: pd.DataFrame
+    bootstrap: pd.DataFrame
+    confusion: pd.DataFrame
+    best_params: pd.DataFrame
+    figures: dict[str, bytes] = field(repr=False)
+    out_dir: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def splits_summary(data: StudyData) -> pd.DataFrame:
+    """Per outer fold: training and test sizes, inner folds, and the test set's class counts."""
+    labels = data.predictions.set_index("id")["label"] if "id" in data.predictions else None
+    rows = []
+    for f in data.splits.get("outer", []):
+        row = {"repeat": f["repeat"], "outer_fold": f["fold"], "n_train": len(f["train"]), "n_test": len(f["test"]),
+               "inner_folds": len(f["inner"])}
+        if labels is not None:
+            fold = data.predictions[(data.predictions["repeat"] == f["repeat"])
+                                    & (data.predictions["outer_fold"] == f["fold"])]
+            counts = fold["label"].value_counts()
+            row["test_classes"] = ", ".join(f"{c}: {int(counts.get(k, 0))}" for k, c in enumerate(data.classes))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _figures(data: StudyData, matrix: pd.DataFrame, best: pd.DataFrame) -> dict[str, Figure]:
+    p, c = data.predictions, data.classes
+    out = {"roc": F.roc_figure(p, c), "precision_recall": F.pr_figure(p, c), "probability_density": F.density_figure(p, c),
+           "calibration": F.calibration_figure(p, c), "confusion_matrix": F.confusion_figure(matrix)}
+    chosen = F.params_figure(best) if not best.empty else None
+    if chosen is not None:
+        out["chosen_params"] = chosen
+    for (repeat, fold), search in rebuild_searches(data).items():
+        key = f"{repeat}-{fold}"
+        for kind, fig in F.optuna_figures(search, title=f"outer fold {key}").items():
+            out[f"search_{kind}_outer-{key}"] = fig
+    return out
+
+
+def _facts(data: StudyData) -> dict[str, str]:
+    tags, env = data.study.tags, data.environment
+    outer = data.splits.get("outer", [])
+    trials = data.level("trial")
+    states = pd.Series([t.tags.get(f"{T}state", "failed") for t in trials]).value_counts().to_dict()
+    return {
+        "study run": data.study.id,
+        "tracking": f"{getattr(data.tracker, 'tracking_uri', '')} (experiment {getattr(data.tracker, 'experiment_name', '')})",
+        "config": f"{data.config_name} (hash {tags.get(f'{T}config_hash', '?')})",
+        "data": f"{tags.get(f'{T}n_examples', '?')} examples, classes {data.classes}, fingerprint "
+                f"{tags.get(f'{T}data_fingerprint', '?')}",
+        "cross-validation": f"{len(outer)} outer folds x {len(outer[0]['inner']) if outer else 0} inner folds, "
+                            f"seed {tags.get(f'{T}seed', '?')}",
+        "search": (f"{len(trials)} trials ({', '.join(f'{v} {k}' for k, v in sorted(states.items()))}), metric "
+                   f"{data.metric} ({tags.get(f'{T}direction', '?')})") if trials else "none (fixed config)",
+        "runs": f"{len(data.runs) + 1} MLflow runs in the study tree",
+        "code": f"reproai {env.get('packages', {}).get('reproai', '?')}, git {tags.get(f'{T}git_commit', '') or 'n/a'}",
+    }
+
+
+def _log(data: StudyData, analysis: Analysis, report_html: str, report_md: str) -> None:
+    """Log the analysis onto the study run; metrics whose value is already there are not logged again."""
+    run = data.tracker.run(data.study.id)
+    metrics = {}
+    for name, row in analysis.summary.iterrows():
+        metrics.update({f"analysis_{name}_{k}": row[k] for k in ("mean", "std", "ci_low", "ci_high")})
+    for name, row in analysis.bootstrap.iterrows():
+        metrics.update({f"analysis_{name}_pooled": row["pooled"], f"analysis_{name}_boot_low": row["boot_low"],
+                        f"analysis_{name}_boot_high": row["boot_high"]})
+    metrics = {k: float(v) for k, v in metrics.items()
+               if math.isfinite(v) and data.study.metrics.get(k) != float(v)}
+    run.log_metrics(metrics)
+    run.log_table(analysis.folds, "analysis/fold_metrics.json")
+    run.log_table(analysis.summary.reset_index(), "analysis/summary.json")
+    run.log_table(analysis.bootstrap.reset_index(), "analysis/bootstrap.json")
+    run.log_table(analysis.confusion.reset_index(), "analysis/confusion.json")
+    for name, png in analysis.figures.items():
+        run.log_bytes(png, f"analysis/figures/{name}.png")
+    run.log_text(report_html, "analysis/report.html")
+    run.log_text(report_md, "analysis/report.md")
+
+
+def analyze(reference: str, *, tracking_uri: str | None = None, out: str | Path | None = None,
+            n_resamples: int = 1000, thumbnails: int = 12, log: bool = True, write: bool = True) -> Analysis:
+    """Analyse the study ``reference`` (an experiment name, or a run id in the study).
+
+    Computes every metric per outer fold and across folds (mean, std, corrected and plain 95% intervals),
+    bootstraps the pooled out-of-fold predictions, draws the figures, and writes ``report.html``,
+    ``report.md`` and the figures to ``out`` (default ``reports/<name>-<study id>``). With ``log`` the
+    numbers, tables, figures and reports are also logged onto the study run.
+    """
+    data = load_study(reference, tracking_uri)
+    folds = fold_metrics(data.predictions, data.classes)
+    summary = summarize_folds(folds, test_train_ratio=data.test_train_ratio)
+    boot = bootstrap_pooled(data.predictions, data.classes, n_resamples=n_resamples)
+    matrix = confusion(data.predictions, data.classes)
+    best = data.best_params()
+    pngs = {name: _png(fig) for name, fig in _figures(data, matrix, best).items()}
+    name = data.tracker.experiment_name if hasattr(data.tracker, "experiment_name") else data.name
+    analysis = Analysis(data.study.id, name, data.metric, folds, summary, boot, matrix, best, pngs)
+    worst, thumbs = pd.DataFrame(), {}
+    if thumbnails:
+        worst = worst_examples(data.predictions, data.classes, thumbnails)
+        try:
+            thumbs = load_thumbnails(data.resolved, worst["id"].tolist())
+        except Exception as e:  # the data may live elsewhere; the report says so instead of failing
+            analysis.notes.append(f"Thumbnails of the worst-classified examples are missing: the study's data could "
+                                  f"not be read here ({type(e).__name__}: {e}).")
+    content = ReportContent(title=f"reproai report: {name}", facts=_facts(data), headline=summary, folds=folds,
+                            bootstrap=boot, best_params=best, splits=splits_summary(data), figures=pngs,
+                            config_name=data.config_name, config_text=data.config_text,
+                            environment=data.environment, worst=worst, thumbnails=thumbs, notes=analysis.notes)
+    report_html, report_md = render_html(content), render_markdown(content)
+    if write:
+        out_dir = Path(out) if out is not None else Path("reports") / f"{name}-{data.study.id[:8]}"
+        (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+        for fig_name, png in pngs.items():
+            (out_dir / "figures" / f"{fig_name}.png").write_bytes(png)
+        (out_dir / "report.html").write_text(report_html)
+        (out_dir / "report.md").write_text(report_md)
+        folds.to_csv(out_dir / "fold_metrics.csv", index=False)
+        summary.to_csv(out_dir / "summary.csv")
+        boot.to_csv(out_dir / "bootstrap.csv")
+        analysis.out_dir = out_dir
+    if log:
+        _log(data, analysis, report_html, report_md)
+    return analysis

@@ -1,0 +1,122 @@
+"""Read a tracked study back: its runs (found by tags, in one search) and its logged tables."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reproai.errors import ReproaiError, TrackingError
+from reproai.tracking import TAG_PREFIX as T
+from reproai.tracking import MlflowTracker, RunRecord, Tracker
+
+__all__ = ["StudyData", "find_study", "load_study"]
+
+
+@dataclass
+class StudyData:
+    """A finished study as tracked: the study run, all runs under it, and its logged tables."""
+
+    tracker: Tracker
+    study: RunRecord
+    runs: list[RunRecord]
+    predictions: pd.DataFrame = field(repr=False)
+    classes: list[str]
+    splits: dict[str, Any] = field(repr=False)
+    config_name: str = "config.py"
+    config_text: str = field(default="", repr=False)
+    resolved: dict[str, Any] = field(default_factory=dict, repr=False)
+    environment: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.study.name
+
+    @property
+    def metric(self) -> str:
+        return self.study.tags.get(f"{T}metric", "roc_auc")
+
+    def level(self, level: str) -> list[RunRecord]:
+        """The study's runs of one level (``outer_fold``, ``trial``, ``fit``, ``phase``)."""
+        return [r for r in self.runs if r.tags.get(f"{T}level") == level]
+
+    @property
+    def outer_folds(self) -> list[tuple[int, int]]:
+        """``(repeat, fold)`` of every outer fold, in order."""
+        return sorted({(int(r), int(f)) for r, f in zip(self.predictions["repeat"], self.predictions["outer_fold"])})
+
+    @property
+    def test_train_ratio(self) -> float:
+        """Mean over outer folds of n_test / n_train (for the Nadeau-Bengio correction)."""
+        outer = self.splits.get("outer", [])
+        return float(np.mean([len(f["test"]) / len(f["train"]) for f in outer])) if outer else 0.0
+
+    def best_params(self) -> pd.DataFrame:
+        """The chosen hyperparameters per outer fold (one row each), from the outer-fold runs."""
+        rows = []
+        for r in self.level("outer_fold"):
+            params = json.loads(r.tags.get(f"{T}best_params", "{}"))
+            rows.append({"repeat": int(r.tags[f"{T}repeat"]), "outer_fold": int(r.tags[f"{T}outer_fold"]), **params})
+        return pd.DataFrame(rows).sort_values(["repeat", "outer_fold"]).reset_index(drop=True) if rows else pd.DataFrame()
+
+
+def find_study(reference: str, tracking_uri: str | None = None) -> tuple[MlflowTracker, RunRecord]:
+    """The study named by ``reference``: an MLflow experiment name (its latest finished study), or the
+    id of a study run or of any run inside a study."""
+    try:
+        tracker = MlflowTracker(reference, tracking_uri, create=False)
+    except TrackingError as by_name:
+        try:
+            tracker, run = MlflowTracker.for_run(reference, tracking_uri)
+        except TrackingError:
+            raise TrackingError(f"{reference!r} is neither an experiment name nor a run id. {by_name}") from None
+        study_id = run.tags.get(f"{T}study_id")
+        if not study_id:
+            raise ReproaiError(f"Run {reference} was not made by reproai (it has no {T}study_id tag).")
+        study = run if study_id == run.id else tracker.get_run(study_id)
+        return tracker, study
+    studies = [r for r in tracker.find_runs({f"{T}level": "study"}) if f"{T}rerun_of" not in r.tags]
+    finished = [r for r in studies if r.tags.get(f"{T}state") == "complete"]
+    if not finished:
+        raise ReproaiError(f"Experiment {reference!r} at {tracker.tracking_uri!r} has no finished study "
+                           f"({len(studies)} unfinished). Finish it with `reproai run` (it resumes), or watch it "
+                           "with `reproai status`.")
+    return tracker, finished[0]
+
+
+def _read_json(tracker: Tracker, run_id: str, path: str, default: Any) -> Any:
+    try:
+        return json.loads(tracker.read_text(run_id, path))
+    except Exception:  # an older or partial study: the report says what is missing
+        return default
+
+
+def load_study(reference: str, tracking_uri: str | None = None) -> StudyData:
+    """Find a finished study and read it back: one run search plus a few artifact downloads, however
+    many runs the study has."""
+    tracker, study = find_study(reference, tracking_uri)
+    if study.tags.get(f"{T}state") != "complete":
+        raise ReproaiError(f"Study run {study.id} has not finished (no headline yet); run the same `reproai run` "
+                           "command again to resume it.")
+    runs = tracker.find_runs({f"{T}study_id": study.id})
+    try:
+        predictions = tracker.read_table(study.id, "predictions/out_of_fold.json")
+    except Exception as e:
+        raise TrackingError(f"Cannot read predictions/out_of_fold.json of study run {study.id}: {e}") from e
+    classes = json.loads(study.tags.get(f"{T}classes", "[]"))
+    if not classes:
+        raise ReproaiError(f"Study run {study.id} has no {T}classes tag; it was not made by this version of reproai.")
+    config_name = study.tags.get(f"{T}config_file", "config.py")
+    config_text = ""
+    try:
+        config_text = tracker.read_text(study.id, f"config/{config_name}")
+    except Exception:
+        pass
+    return StudyData(tracker=tracker, study=study, runs=[r for r in runs if r.id != study.id],
+                     predictions=predictions, classes=classes,
+                     splits=_read_json(tracker, study.id, "splits.json", {}), config_name=config_name,
+                     config_text=config_text, resolved=_read_json(tracker, study.id, "config/resolved.json", {}),
+                     environment=_read_json(tracker, study.id, "environment.json", {}))
