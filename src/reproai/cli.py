@@ -30,6 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true",
                      help="start a new study instead of resuming the one with the same config")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="run N worker processes on this study (needs --storage journal:PATH or postgresql://...; "
+                          "with an SQLite tracking store, a local MLflow server on 127.0.0.1 is started for them)")
+    run.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument("--fresh-after", type=int, default=None, help=argparse.SUPPRESS)
 
     rerun = sub.add_parser("rerun", help="re-execute a tracked run from what it logged, and compare")
     rerun.add_argument("run_id", help="the MLflow run id of a study, outer fold, trial, fit or phase run")
@@ -52,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--metric", default=None, help="the test metric to compare (default: A's search metric)")
     compare.add_argument("--tracking-uri", default=None, help="where both studies are tracked (default as for run)")
 
+    status = sub.add_parser("status", help="progress of a study: outer folds, trials by state and by worker")
+    status.add_argument("study", help="an MLflow experiment name (its latest study) or a run id in a study")
+    status.add_argument("--tracking-uri", default=None, help="where the study is tracked (default as for run)")
+    status.add_argument("--storage", default=None, help="its Optuna storage (default as for run)")
+
     space = sub.add_parser("space", help="list the search space of a config file")
     _add_config_args(space)
     return parser
@@ -60,20 +70,59 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     from reproai.config.loader import load_config
     from reproai.study import run_experiment
-    from reproai.tracking import default_tracking_uri
 
     loaded = load_config(args.config, args.overrides)
+    if args.workers > 1:
+        return _run_workers(args, loaded)
     try:
         result = run_experiment(loaded, tracking_uri=args.tracking_uri, storage=args.storage, fresh=args.fresh,
-                                progress=not args.quiet)
+                                progress=not args.quiet, fresh_after=args.fresh_after)
     except KeyboardInterrupt:
         print("reproai: interrupted. Finished outer folds and trials are kept; run the same command again to "
               "resume.", file=sys.stderr)
         return 130
+    if args.no_summary:
+        return 0
+    _print_result(result, loaded, args.tracking_uri)
+    return 0
+
+
+def _run_workers(args: argparse.Namespace, loaded) -> int:
+    import contextlib
+
+    from reproai.parallel import check_parallel_storage, local_tracking_server, run_workers
+    from reproai.study import run_experiment
+    from reproai.tracking import default_tracking_uri
+
+    check_parallel_storage(args.storage, args.workers)
+    uri = args.tracking_uri or default_tracking_uri()
+    server = local_tracking_server(uri) if uri.startswith("sqlite") else contextlib.nullcontext(uri)
+    with server as worker_uri:
+        argv = ["run", args.config, *[f"--set={o}" for o in args.overrides], "--tracking-uri", worker_uri,
+                "--storage", args.storage, "--quiet", "--no-summary"]
+        if args.fresh:  # one new study for all: claims after the current newest make it, and all join it
+            from reproai.coordination import last_claim_number
+            from reproai.search import open_storage
+            from reproai.study import study_key
+
+            argv += ["--fresh-after", str(last_claim_number(open_storage(args.storage), study_key(loaded)))]
+        code = run_workers(argv, args.workers)
+    if code != 0:
+        print(f"reproai: a worker exited with status {code}; finished work is kept, run the same command to "
+              "resume.", file=sys.stderr)
+        return code
+    result = run_experiment(loaded, tracking_uri=uri, storage=args.storage, progress=False)
+    _print_result(result, loaded, uri)
+    return 0
+
+
+def _print_result(result, loaded, tracking_uri: str | None) -> None:
+    from reproai.tracking import default_tracking_uri
+
     metric = loaded.experiment.search.metric
     verb = "resumed and finished" if result.resumed else "finished"
     print(f"study run {result.run_id} ({loaded.experiment.name}) {verb}, tracked at "
-          f"{args.tracking_uri or default_tracking_uri()}")
+          f"{tracking_uri or default_tracking_uri()}")
     print(result.fold_metrics.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     s = result.summary.get(metric)
     if s:
@@ -81,7 +130,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
               else " (one outer fold: no interval)")
         print(f"test {metric}: {s['mean']:.4f}{ci} over {s['n']} outer fold(s)")
     print("Browse the runs with: mlflow ui")
-    return 0
 
 
 def _cmd_rerun(args: argparse.Namespace) -> int:
@@ -127,6 +175,20 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from reproai.status import study_status
+
+    status = study_status(args.study, tracking_uri=args.tracking_uri, storage=args.storage)
+    print(f"study run {status.study_id}: {status.state}; {status.folds_done} of {len(status.folds)} outer folds "
+          f"done; {status.n_trials} trials per outer fold")
+    if not status.folds.empty:
+        print(status.folds.to_string(index=False))
+    if not status.workers.empty:
+        print("\ntrials by worker:")
+        print(status.workers.to_string(index=False))
+    return 0
+
+
 def _cmd_space(args: argparse.Namespace) -> int:
     from reproai.config.loader import load_config
     from reproai.config.tree import iter_parameters
@@ -143,12 +205,17 @@ def _cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "rerun": _cmd_rerun, "analyze": _cmd_analyze, "compare": _cmd_compare, "space": _cmd_space}
+_COMMANDS = {"run": _cmd_run, "rerun": _cmd_rerun, "analyze": _cmd_analyze, "compare": _cmd_compare, "status": _cmd_status, "space": _cmd_space}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``reproai`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    import faulthandler
+    import signal
+
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` prints where a (seemingly stuck) worker is
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     import warnings
 
     import optuna

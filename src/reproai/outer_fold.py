@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import json
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
+from optuna.trial import TrialState
 
 from reproai.config.schema import Experiment
 from reproai.config.tree import has_search_space, resolve
@@ -20,14 +21,15 @@ from reproai.data.datasets import ImageSet
 from reproai.errors import ReproaiError
 from reproai.metrics import metric_direction, youden_threshold
 from reproai.models import BackboneInfo
+from reproai.coordination import claim, claimed, heartbeat, once, release
 from reproai.search import FINISHED, fail_dead_trials, finished_trials, make_pruner, make_sampler
 from reproai.seeding import derive_seed
 from reproai.tracking import TAG_PREFIX as T
-from reproai.tracking import Run, Tracker
+from reproai.tracking import Run, RunRecord, Tracker
 from reproai.training import FitResult, fit
 from reproai.workers import worker_id
 
-__all__ = ["StudyContext", "FoldOutcome", "run_outer_fold", "fit_seed"]
+__all__ = ["StudyContext", "FoldOutcome", "run_outer_fold", "fold_outcome", "fit_seed"]
 
 
 @dataclass
@@ -42,6 +44,7 @@ class StudyContext:
     storage: optuna.storages.BaseStorage | None
     study_run: Run
     optuna_prefix: str
+    claims: str
     progress: bool = True
 
     @property
@@ -113,7 +116,6 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
     exp = ctx.experiment
 
     def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr("worker", worker_id())
         config = resolve(exp, trial)
         tags = _tags(ctx, fold, trial=trial.number)
         with ctx.tracker.start_run(f"trial-{trial.number}", tags={**tags, f"{T}level": "trial"}, parent=fold_run,
@@ -171,78 +173,170 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
     return objective
 
 
-def _search(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> optuna.trial.FrozenTrial:
-    """Run (or continue) the fold's Optuna study until it has ``n_trials`` finished trials."""
+def _load_search(ctx: StudyContext, fold: OuterFold) -> optuna.Study:
+    exp, search = ctx.experiment, ctx.experiment.search
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.create_study(
+            study_name=f"{ctx.optuna_prefix}/outer-{fold.key}", storage=ctx.storage, load_if_exists=True,
+            direction=ctx.direction, sampler=make_sampler(search, exp, derive_seed(exp.seed, "sampler", fold.repeat, fold.fold)),
+            pruner=make_pruner(search, len(fold.inner)))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _close_runs_of(ctx: StudyContext, workers: set[str]) -> None:
+    """End as FAILED the trial, fit and phase runs that dead workers left RUNNING (MLflow never does)."""
+    for wid in workers:
+        for r in ctx.tracker.find_runs({f"{T}study_id": ctx.study_run.id, f"{T}worker": wid}, status="RUNNING"):
+            if r.tags.get(f"{T}level") in ("trial", "fit", "phase"):
+                ctx.tracker.set_status(r.id, "FAILED")
+
+
+def _run_trial(ctx: StudyContext, study: optuna.Study, objective: Callable[[optuna.Trial], float]) -> TrialState:
+    """Ask for a trial, run it under a heartbeat, and tell its outcome; a surplus trial (more than
+    ``n_trials`` would be live, because another worker asked at the same moment) is not run."""
+    n_trials = ctx.experiment.search.n_trials
+    trial = study.ask()
+    live = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+    if sum(t.number < trial.number for t in live) >= n_trials:
+        ctx.storage.set_trial_user_attr(trial._trial_id, "failed_reason", "surplus: n_trials were already live")
+        study.tell(trial, state=TrialState.FAIL)
+        return TrialState.FAIL
+    with heartbeat(ctx.storage, trial._trial_id):
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+            return TrialState.PRUNED
+        except ReproaiError as e:
+            ctx.storage.set_trial_user_attr(trial._trial_id, "error", True)
+            ctx.storage.set_trial_user_attr(trial._trial_id, "failed_reason", str(e)[:2000])
+            study.tell(trial, state=TrialState.FAIL)
+            return TrialState.FAIL
+        except BaseException as e:
+            ctx.storage.set_trial_user_attr(trial._trial_id, "failed_reason", f"stopped: {type(e).__name__}")
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+    study.tell(trial, value)
+    return TrialState.COMPLETE
+
+
+def _search(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> bool:
+    """Take part in the fold's search until it has ``n_trials`` finished trials: True when it has,
+    False when the last trials are still running elsewhere (the caller comes back later)."""
     from tqdm.auto import tqdm
 
-    exp, search = ctx.experiment, ctx.experiment.search
-    name = f"{ctx.optuna_prefix}/outer-{fold.key}"
-    study = optuna.create_study(
-        study_name=name, storage=ctx.storage, load_if_exists=True, direction=ctx.direction,
-        sampler=make_sampler(search, exp, derive_seed(exp.seed, "sampler", fold.repeat, fold.fold)),
-        pruner=make_pruner(search, len(fold.inner)))
-    fold_run.set_tags({f"{T}optuna_study": name})
-    retried = fail_dead_trials(study, ctx.storage)
-    if retried:
-        fold_run.set_tags({f"{T}retried_trials": ",".join(map(str, retried))})
+    search = ctx.experiment.search
+    study = _load_search(ctx, fold)
     objective = _objective(ctx, fold, fold_run)
+    started = time.monotonic()
     bar = tqdm(total=search.n_trials, initial=finished_trials(study), desc=f"outer {fold.key} trials",
                unit="trial", disable=not ctx.progress, leave=False)
-    failures = 0
     with bar:
-        while finished_trials(study) < search.n_trials and failures < search.n_trials:
-            before = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
-            study.optimize(objective, n_trials=search.n_trials - finished_trials(study), timeout=search.timeout,
-                           catch=(ReproaiError,), callbacks=[lambda s, t: bar.update(t.state in FINISHED)],
-                           gc_after_trial=False)
-            failures += len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))) - before
-            if search.timeout is not None:
-                break
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if not complete:
-        reasons = {t.user_attrs.get("failed_reason", "unknown") for t in study.trials if t.state.name == "FAIL"}
-        raise ReproaiError(f"Outer fold {fold.key}: no trial completed ({len(study.trials)} tried). Reasons: "
-                           + "; ".join(sorted(reasons)[:5]))
-    return study.best_trial
+        while True:
+            dead = fail_dead_trials(study, ctx.storage)
+            if dead:
+                _close_runs_of(ctx, set(dead.values()))
+                fold_run.set_tags({f"{T}retried_trials": ",".join(map(str, sorted(dead)))})
+            trials = study.get_trials(deepcopy=False)
+            finished = sum(t.state in FINISHED for t in trials)
+            running = sum(t.state == TrialState.RUNNING for t in trials)
+            waiting = sum(t.state == TrialState.WAITING for t in trials)
+            errors = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("error")]
+            if finished >= search.n_trials:
+                return True
+            if len(errors) >= search.n_trials:
+                reasons = sorted({t.user_attrs.get("failed_reason", "unknown") for t in errors})
+                raise ReproaiError(f"Outer fold {fold.key}: {len(errors)} trials failed and none of the last "
+                                   f"{search.n_trials} completed. Reasons: " + "; ".join(reasons[:5]))
+            if search.timeout is not None and time.monotonic() - started > search.timeout:
+                return finished > 0 or running == 0
+            if finished + running >= search.n_trials and not waiting:
+                return False  # the last trials run in other workers
+            if _run_trial(ctx, study, objective) in FINISHED:
+                bar.update()
 
 
-def run_outer_fold(ctx: StudyContext, fold: OuterFold) -> FoldOutcome:
-    """Search (when the config has search spaces), refit and test one outer fold; or resume it."""
-    exp = ctx.experiment
+def _fold_record(ctx: StudyContext, fold: OuterFold) -> RunRecord | None:
     found = ctx.tracker.find_runs({f"{T}level": "outer_fold", f"{T}study_id": ctx.study_run.id,
                                    f"{T}outer_fold": fold.fold, f"{T}repeat": fold.repeat})
-    if found and found[0].tags.get(f"{T}state") == "complete":
-        table = pd.read_json(io.StringIO(ctx.tracker.read_text(found[0].id, "predictions/test.json")),
-                             orient="split")
-        metrics = {k[len("test_"):]: v for k, v in found[0].metrics.items() if k.startswith("test_")}
-        return FoldOutcome(metrics, table, json.loads(found[0].tags.get(f"{T}best_params", "{}")))
+    return found[0] if found else None
+
+
+def fold_outcome(tracker: Tracker, record: RunRecord) -> FoldOutcome:
+    """The outcome of a finished outer fold, read back from its run."""
+    table = tracker.read_table(record.id, "predictions/test.json")
+    metrics = {k[len("test_"):]: v for k, v in record.metrics.items() if k.startswith("test_")}
+    return FoldOutcome(metrics, table, json.loads(record.tags.get(f"{T}best_params", "{}")))
+
+
+def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
+    """Refit on outer-train with the best trial's parameters (or fit the fixed config) and test once."""
+    exp = ctx.experiment
     tags = _tags(ctx, fold)
-    cm = (ctx.tracker.resume_run(found[0].id) if found else
-          ctx.tracker.start_run(f"outer-{fold.key}", tags={**tags, f"{T}level": "outer_fold"}, parent=ctx.study_run))
-    with cm as fold_run:
-        if found:  # a new run already carries this worker in its tags
-            fold_run.set_tags({f"{T}worker": worker_id()})
-        if has_search_space(exp):
-            best = _search(ctx, fold, fold_run)
-            params = dict(best.params)
-            record = {"kind": "refit", "repeat": fold.repeat, "fold": fold.fold, "params": params,
-                      "seed": fit_seed(exp.seed, "refit", fold.repeat, fold.fold), "epochs": best.user_attrs["epochs"]}
-            result = _run_fit(ctx, resolve(exp, params), fold_run, "refit", {**tags, f"{T}refit": "true"}, record,
-                              train=fold.train, test=fold.test, epochs=best.user_attrs["epochs"],
-                              threshold=best.user_attrs.get("threshold"))
-            fold_run.log_params({f"best.{k}": v for k, v in params.items()})
-            fold_run.log_metrics({f"best_dev_{ctx.metric}": best.value})
-            fold_run.set_tags({f"{T}best_trial": best.number})
-        else:
-            params = {}
-            inner = fold.inner[0]
-            record = {"kind": "single", "repeat": fold.repeat, "fold": fold.fold, "inner_fold": 0, "params": {},
-                      "seed": fit_seed(exp.seed, "fit", fold.repeat, fold.fold)}
-            result = _run_fit(ctx, exp, fold_run, "fit", {**tags, f"{T}inner_fold": 0}, record,
-                              train=inner.train, dev=inner.dev, test=fold.test)
-        table = result.test.table(ctx.data, result.threshold)
-        fold_run.log_table(table, "predictions/test.json")
-        fold_run.log_metrics({**{f"test_{k}": v for k, v in result.test_metrics.items()},
-                              **({"threshold": result.threshold} if result.threshold is not None else {})})
-        fold_run.set_tags({f"{T}state": "complete", f"{T}best_params": json.dumps(params, sort_keys=True)[:5000]})
-    return FoldOutcome(result.test_metrics, table, params)
+    if has_search_space(exp):
+        best = _load_search(ctx, fold).best_trial
+        params = dict(best.params)
+        record = {"kind": "refit", "repeat": fold.repeat, "fold": fold.fold, "params": params,
+                  "seed": fit_seed(exp.seed, "refit", fold.repeat, fold.fold), "epochs": best.user_attrs["epochs"]}
+        result = _run_fit(ctx, resolve(exp, params), fold_run, "refit", {**tags, f"{T}refit": "true"}, record,
+                          train=fold.train, test=fold.test, epochs=best.user_attrs["epochs"],
+                          threshold=best.user_attrs.get("threshold"))
+        fold_run.log_params({f"best.{k}": v for k, v in params.items()})
+        fold_run.log_metrics({f"best_dev_{ctx.metric}": best.value})
+        fold_run.set_tags({f"{T}best_trial": best.number})
+    else:
+        params = {}
+        inner = fold.inner[0]
+        record = {"kind": "single", "repeat": fold.repeat, "fold": fold.fold, "inner_fold": 0, "params": {},
+                  "seed": fit_seed(exp.seed, "fit", fold.repeat, fold.fold)}
+        result = _run_fit(ctx, exp, fold_run, "fit", {**tags, f"{T}inner_fold": 0}, record,
+                          train=inner.train, dev=inner.dev, test=fold.test)
+    fold_run.log_table(result.test.table(ctx.data, result.threshold), "predictions/test.json")
+    fold_run.log_metrics({**{f"test_{k}": v for k, v in result.test_metrics.items()},
+                          **({"threshold": result.threshold} if result.threshold is not None else {})})
+    fold_run.set_tags({f"{T}state": "complete", f"{T}best_params": json.dumps(params, sort_keys=True)[:5000]})
+
+
+def run_outer_fold(ctx: StudyContext, fold: OuterFold) -> bool:
+    """Take part in one outer fold: its search (when the config has search spaces), then, in exactly
+    one worker, the refit and the test. True once the fold is complete, whoever completed it."""
+    name = f"{ctx.claims}/outer-{fold.key}"
+    if claimed(ctx.storage, f"{name}/refit") is not None:
+        return True
+
+    def create_fold_run() -> dict[str, Any]:
+        found = _fold_record(ctx, fold)  # a fold run from before claims existed for it
+        if found is not None:
+            return {"run_id": found.id}
+        run = ctx.tracker.open_run(f"outer-{fold.key}", tags={**_tags(ctx, fold), f"{T}level": "outer_fold"},
+                                   parent=ctx.study_run)
+        return {"run_id": run.id}
+
+    value, created = once(ctx.storage, f"{name}/run", create_fold_run)
+    run_id = value["run_id"]
+    if not created:
+        ctx.tracker.set_status(run_id, "RUNNING")  # continued here (after a crash, or alongside other workers)
+    fold_run = ctx.tracker.run(run_id)
+    try:
+        if has_search_space(ctx.experiment) and not _search(ctx, fold, fold_run):
+            return False
+    except BaseException as e:
+        ctx.tracker.set_status(run_id, _status_for(e))
+        raise
+    trial = claim(ctx.storage, f"{name}/refit")
+    if trial is None:
+        return claimed(ctx.storage, f"{name}/refit") is not None
+    ctx.tracker.set_status(run_id, "RUNNING")
+    with heartbeat(ctx.storage, trial._trial_id):
+        try:
+            _refit(ctx, fold, fold_run)
+        except BaseException as e:
+            release(trial, reason=f"{type(e).__name__}: {e}")
+            ctx.tracker.set_status(run_id, _status_for(e) if not isinstance(e, optuna.TrialPruned) else "FAILED")
+            raise
+    ctx.tracker.set_status(run_id, "FINISHED")
+    release(trial, value={"run_id": run_id})
+    return True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
+import time
 from typing import Any
 
 import optuna
@@ -12,7 +12,6 @@ from reproai.config.schema import Experiment, Search
 from reproai.config.space import Categorical
 from reproai.config.tree import iter_parameters
 from reproai.errors import ConfigError
-from reproai.workers import worker_alive
 
 __all__ = ["open_storage", "make_sampler", "make_pruner", "fail_dead_trials", "finished_trials",
            "DEFAULT_STORAGE"]
@@ -36,13 +35,27 @@ def open_storage(url: str | None = None) -> optuna.storages.BaseStorage:
             engine = {"connect_args": {"timeout": 60}}  # wait for a lock rather than fail at once
         elif url.startswith("postgresql"):
             engine = {"pool_pre_ping": True}  # survive connections the server dropped while idle
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120)
+        # No Optuna heartbeat: reproai records its own on every storage (see reproai.coordination).
+        return _rdb_storage(url, engine)
     except Exception as e:  # SQLAlchemy and driver errors have many types
         raise ConfigError(f"Cannot open the Optuna storage {url!r}: {type(e).__name__}: {e}. Check --storage "
                           "(e.g. sqlite:///optuna.db, postgresql://user@host/db, journal:/shared/study.log) "
                           "and that the database server is up.") from e
+
+
+def _rdb_storage(url: str, engine: dict[str, Any], attempts: int = 5) -> optuna.storages.RDBStorage:
+    """An RDB storage; workers that start together on an empty database race to create Optuna's
+    tables, and the losers see the winner's (an integrity error): they try again."""
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def make_sampler(search: Search, experiment: Experiment, seed: int) -> optuna.samplers.BaseSampler:
@@ -80,28 +93,25 @@ def finished_trials(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def fail_dead_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
-    """Mark FAILED the RUNNING trials whose worker process is dead, and enqueue each again.
+def fail_dead_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> dict[int, str]:
+    """Mark FAILED the RUNNING trials whose worker is dead, and enqueue each again with its parameters.
 
-    Optuna's own heartbeat does this for RDB storages only, and only once the grace period has
-    passed; a worker's id tells at once when the dead worker ran on this host.
+    A worker is dead when its process is gone (on this host) or its heartbeat stopped (any host, any
+    storage: Optuna's own heartbeat covers RDB storages only, and only trials run by ``optimize``).
+    Returns the failed trials' numbers and their workers.
     """
-    failed = []
-    study_id = storage.get_study_id_from_name(study.study_name)
+    from reproai.coordination import is_dead
+
+    failed = {}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        wid = trial.user_attrs.get("worker")
-        if wid is None or worker_alive(wid) is not False:
+        if not is_dead(trial):
             continue
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        wid = trial.user_attrs.get("worker", "unknown")
         try:
-            storage.set_trial_user_attr(trial_id, "failed_reason", f"worker {wid} died")
-            storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+            storage.set_trial_user_attr(trial._trial_id, "failed_reason", f"worker {wid} died")
+            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
         except RuntimeError:  # it finished meanwhile
             continue
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-        failed.append(trial.number)
-    if isinstance(storage, optuna.storages.RDBStorage):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # heartbeat is experimental in Optuna
-            optuna.storages.fail_stale_trials(study)
+        failed[trial.number] = wid
     return failed

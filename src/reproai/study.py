@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,14 +23,16 @@ from reproai.cv import Splits, make_splits
 from reproai.data.datasets import ImageSet, list_source, load_images
 from reproai.errors import DataError
 from reproai.models import BackboneInfo, backbone_info
-from reproai.outer_fold import StudyContext, run_outer_fold
+from reproai.coordination import claimed, last_claim_number, once
+from reproai.outer_fold import StudyContext, fold_outcome, run_outer_fold
 from reproai.provenance import environment
 from reproai.search import make_sampler, open_storage
 from reproai.tracking import TAG_PREFIX as T
 from reproai.tracking import MlflowTracker, Run, RunRecord, Tracker
 from reproai.workers import worker_alive, worker_id
 
-__all__ = ["StudyResult", "run_experiment", "prepare_data", "prepare_splits", "flatten_config", "summarize"]
+__all__ = ["StudyResult", "run_experiment", "study_result", "study_key", "prepare_data", "prepare_splits", "flatten_config",
+           "summarize"]
 
 
 @dataclass
@@ -108,19 +111,12 @@ def _log_provenance(run: Run, loaded: LoadedConfig, data: ImageSet, splits: Spli
                   "mlflow.source.git.commit": commit, f"{T}search": str(has_search_space(exp)).lower()})
 
 
-def _find_study(tracker: Tracker, loaded: LoadedConfig) -> RunRecord | None:
-    """The study run this config continues, if any (same experiment and config hash)."""
-    runs = tracker.find_runs({f"{T}level": "study", f"{T}config_hash": loaded.hash})
-    runs = [r for r in runs if f"{T}rerun_of" not in r.tags]
-    return runs[0] if runs else None
-
-
 def _close_dead_runs(tracker: Tracker, study_id: str) -> int:
     """End as FAILED the runs of this study that a dead process left RUNNING (MLflow never does)."""
     closed = 0
     for r in tracker.find_runs({f"{T}study_id": study_id}, status="RUNNING"):
-        if r.tags.get(f"{T}level") == "study":
-            continue
+        if r.tags.get(f"{T}level") not in ("trial", "fit", "phase"):
+            continue  # study and outer-fold runs are shared by workers and continued on resume
         wid = r.tags.get(f"{T}worker")
         if wid and worker_alive(wid) is False:
             tracker.set_status(r.id, "FAILED")
@@ -128,61 +124,119 @@ def _close_dead_runs(tracker: Tracker, study_id: str) -> int:
     return closed
 
 
-def run_experiment(loaded: LoadedConfig, *, tracker: Tracker | None = None, tracking_uri: str | None = None,
-                   storage: str | None = None, fresh: bool = False, progress: bool = True,
-                   extra_tags: dict[str, str] | None = None) -> StudyResult:
-    """Run, or resume, the nested cross-validation of ``loaded``; see the README for the run tree.
-
-    Re-running the same config resumes its study: finished outer folds and trials are kept, work
-    left RUNNING by a dead process is marked failed and retried. ``fresh=True`` starts a new study.
-    """
+def _work(ctx: StudyContext, splits: Splits) -> None:
+    """Take part in every outer fold until all are complete (other workers may complete some)."""
     from tqdm.auto import tqdm
 
+    pending = list(splits.outer)
+    with tqdm(total=len(pending), desc="outer folds", unit="fold", disable=not ctx.progress or len(pending) < 2) as bar:
+        while pending:
+            left = []
+            for fold in pending:
+                if run_outer_fold(ctx, fold):
+                    bar.update()
+                else:
+                    left.append(fold)
+            pending = left
+            if pending:
+                _close_dead_runs(ctx.tracker, ctx.study_run.id)  # a worker that died mid-refit, say
+                time.sleep(1.0)  # other workers finish the last trials or a refit
+
+
+def _collect(tracker: Tracker, study_id: str, splits: Splits) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Per-fold test metrics (as the fold runs logged them), the pooled test predictions, and the
+    chosen parameters, from the study's finished outer-fold runs."""
+    records: dict[tuple[int, int], RunRecord] = {}
+    for r in tracker.find_runs({f"{T}level": "outer_fold", f"{T}study_id": study_id}):
+        if r.tags.get(f"{T}state") == "complete":
+            records[(int(r.tags[f"{T}repeat"]), int(r.tags[f"{T}outer_fold"]))] = r
+    rows, tables, params = [], [], []
+    for fold in splits.outer:
+        outcome = fold_outcome(tracker, records[(fold.repeat, fold.fold)])
+        rows.append({"repeat": fold.repeat, "outer_fold": fold.fold, **outcome.metrics})
+        tables.append(outcome.table.assign(repeat=fold.repeat, outer_fold=fold.fold))
+        params.append({"repeat": fold.repeat, "outer_fold": fold.fold, **outcome.params})
+    return pd.DataFrame(rows), pd.concat(tables, ignore_index=True), pd.DataFrame(params)
+
+
+def _headline(ctx: StudyContext, splits: Splits) -> dict[str, Any]:
+    """Summarise the finished outer folds on the study run, and end it FINISHED."""
+    fold_metrics, predictions, params = _collect(ctx.tracker, ctx.study_run.id, splits)
+    study = ctx.study_run
+    for name, s in summarize(fold_metrics, splits).items():
+        study.log_metrics({f"test_{name}_{k}": v for k, v in s.items() if k != "n" and math.isfinite(v)})
+    study.set_tags({f"{T}ci_method": "Nadeau-Bengio corrected resampled t over outer folds (ci_*); plain "
+                                     "Student t (t_ci_*), optimistic since folds share training data",
+                    f"{T}metric": ctx.metric, f"{T}direction": ctx.direction, f"{T}state": "complete"})
+    study.log_table(predictions, "predictions/out_of_fold.json")
+    study.log_table(fold_metrics, "metrics/outer_folds.json")
+    study.log_table(params, "search/best_params.json")
+    ctx.tracker.set_status(study.id, "FINISHED")
+    return {"run_id": study.id}
+
+
+def study_result(tracker: Tracker, study_id: str, splits: Splits, *, resumed: bool = False) -> StudyResult:
+    """The result of a finished study, read back from its study run."""
+    fold_metrics, predictions, _ = _collect(tracker, study_id, splits)
+    return StudyResult(run_id=study_id, fold_metrics=fold_metrics, summary=summarize(fold_metrics, splits),
+                       predictions=predictions, resumed=resumed)
+
+
+def study_key(loaded: LoadedConfig) -> str:
+    """The name under which workers claim the study of a config (its experiment name and hash)."""
+    return f"{loaded.experiment.name}/{loaded.hash}/study"
+
+
+def run_experiment(loaded: LoadedConfig, *, tracker: Tracker | None = None, tracking_uri: str | None = None,
+                   storage: str | None = None, fresh: bool = False, progress: bool = True,
+                   extra_tags: dict[str, str] | None = None, fresh_after: int | None = None) -> StudyResult:
+    """Run, or resume, or join, the nested cross-validation of ``loaded``; see the README for the run tree.
+
+    Re-running the same config resumes its study: finished outer folds and trials are kept, work
+    left RUNNING by a dead process is marked failed and retried. Processes that run the same config
+    against the same storage at the same time work on one study together: trials are shared out, and
+    each outer fold's refit and the headline happen once. ``fresh=True`` starts a new study;
+    ``fresh_after`` (from :func:`reproai.coordination.last_claim_number`) lets several workers start
+    the same new study.
+    """
     exp = loaded.experiment
-    optuna_storage = None
     if has_search_space(exp):
         make_sampler(exp.search, exp, 0)  # configuration errors of the search surface before any work
-        optuna_storage = open_storage(storage)
+    optuna_storage = open_storage(storage)
     data, info = prepare_data(exp, progress=progress)
     splits = prepare_splits(exp, data)
     tracker = tracker or MlflowTracker(exp.name, tracking_uri)
-    previous = None if fresh or extra_tags else _find_study(tracker, loaded)
-    if previous is not None:
-        before = previous.tags.get(f"{T}data_fingerprint")
+    key = study_key(loaded)
+    if fresh_after is not None:
+        after = fresh_after
+    else:
+        after = last_claim_number(optuna_storage, key) if fresh or extra_tags else -1
+
+    def create_study_run() -> dict[str, Any]:
+        prefix = f"{exp.name}/{loaded.hash}/{uuid.uuid4().hex[:8]}"
+        run = tracker.open_run(exp.name, tags={f"{T}level": "study", f"{T}config_hash": loaded.hash,
+                                               f"{T}data_fingerprint": data.fingerprint, **(extra_tags or {})})
+        run.set_tags({f"{T}study_id": run.id, f"{T}optuna_prefix": prefix, f"{T}worker": worker_id()})
+        _log_provenance(run, loaded, data, splits)
+        return {"run_id": run.id, "prefix": prefix}
+
+    value, created = once(optuna_storage, key, create_study_run, after=after)
+    study_id, prefix = value["run_id"], value["prefix"]
+    if not created:
+        before = tracker.get_run(study_id).tags.get(f"{T}data_fingerprint")
         if before and before != data.fingerprint:
-            raise DataError(f"The data changed since study {previous.id} started (fingerprint {before} -> "
+            raise DataError(f"The data changed since study {study_id} started (fingerprint {before} -> "
                             f"{data.fingerprint}): resuming would mix results on different data. Restore the "
                             "data, or start a new study with --fresh.")
-        prefix = previous.tags[f"{T}optuna_prefix"]
-        cm = tracker.resume_run(previous.id)
-    else:
-        prefix = f"{exp.name}/{loaded.hash}/{uuid.uuid4().hex[:8]}"
-        cm = tracker.start_run(exp.name, tags={f"{T}level": "study", f"{T}config_hash": loaded.hash,
-                                               f"{T}data_fingerprint": data.fingerprint, **(extra_tags or {})})
-    with cm as study:
-        if previous is None:
-            study.set_tags({f"{T}study_id": study.id, f"{T}optuna_prefix": prefix})
-            _log_provenance(study, loaded, data, splits)
-        else:
-            _close_dead_runs(tracker, study.id)
-        study.set_tags({f"{T}worker": worker_id()})
-        ctx = StudyContext(exp, data, info, splits, tracker, optuna_storage, study, prefix, progress)
-        rows, tables, params = [], [], []
-        for fold in tqdm(splits.outer, desc="outer folds", unit="fold", disable=not progress or len(splits.outer) < 2):
-            outcome = run_outer_fold(ctx, fold)
-            rows.append({"repeat": fold.repeat, "outer_fold": fold.fold, **outcome.metrics})
-            tables.append(outcome.table.assign(repeat=fold.repeat, outer_fold=fold.fold))
-            params.append({"repeat": fold.repeat, "outer_fold": fold.fold, **outcome.params})
-        fold_metrics = pd.DataFrame(rows)
-        summary = summarize(fold_metrics, splits)
-        for name, s in summary.items():
-            study.log_metrics({f"test_{name}_{k}": v for k, v in s.items() if k != "n" and math.isfinite(v)})
-        study.set_tags({f"{T}ci_method": "Nadeau-Bengio corrected resampled t over outer folds (ci_*); plain "
-                                         "Student t (t_ci_*), optimistic since folds share training data",
-                        f"{T}metric": ctx.metric, f"{T}direction": ctx.direction, f"{T}state": "complete"})
-        predictions = pd.concat(tables, ignore_index=True)
-        study.log_table(predictions, "predictions/out_of_fold.json")
-        study.log_table(fold_metrics, "metrics/outer_folds.json")
-        study.log_table(pd.DataFrame(params), "search/best_params.json")
-    return StudyResult(run_id=study.id, fold_metrics=fold_metrics, summary=summary, predictions=predictions,
-                       resumed=previous is not None)
+    if claimed(optuna_storage, f"{prefix}/headline") is None:
+        tracker.set_status(study_id, "RUNNING")
+        _close_dead_runs(tracker, study_id)
+        ctx = StudyContext(exp, data, info, splits, tracker, optuna_storage, tracker.run(study_id), prefix, prefix,
+                           progress)
+        try:
+            _work(ctx, splits)
+            once(optuna_storage, f"{prefix}/headline", lambda: _headline(ctx, splits))
+        except BaseException as e:
+            tracker.set_status(study_id, "KILLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED")
+            raise
+    return study_result(tracker, study_id, splits, resumed=not created)

@@ -100,6 +100,10 @@ class Tracker:
         """Runs whose tags equal all of ``tags`` (and whose status is ``status``, when given), newest first."""
         raise NotImplementedError
 
+    def get_run(self, run_id: str) -> RunRecord:
+        """One run by id."""
+        raise NotImplementedError
+
     def read_text(self, run_id: str, artifact_file: str) -> str:
         """The text of an artifact of a run."""
         raise NotImplementedError
@@ -125,6 +129,10 @@ class Tracker:
                   status_for: Callable[[BaseException], str] | None = None):
         """Start a run (nested under ``parent``), ended when the ``with`` block ends."""
         return self._managed(self._create(name, dict(tags or {}), parent), status_for)
+
+    def open_run(self, name: str, *, tags: Mapping[str, Any] | None = None, parent: Run | None = None) -> Run:
+        """Start a run that stays RUNNING until :meth:`set_status` ends it (work shared by workers)."""
+        return self._create(name, dict(tags or {}), parent)
 
     def run(self, run_id: str) -> Run:
         """A handle to log more to an existing run, leaving its status as it is."""
@@ -204,12 +212,14 @@ class MlflowTracker(Tracker):
 
         # Artifacts are small and many; MLflow's per-download progress bar would drown ours.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # Against a server MLflow prints two links (after one more request) each time a run ends.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.tracking_uri = tracking_uri or default_tracking_uri()
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         try:
             experiment = self.client.get_experiment_by_name(experiment_name)
             if experiment is None and create:
-                self.experiment_id = self.client.create_experiment(experiment_name)
+                self.experiment_id = self._create_experiment(experiment_name)
             else:
                 self.experiment_id = None if experiment is None else experiment.experiment_id
         except Exception as e:
@@ -220,6 +230,16 @@ class MlflowTracker(Tracker):
             raise TrackingError(f"No MLflow experiment named {experiment_name!r} at {self.tracking_uri!r}; it has "
                                 f"{names}. Check the name, or --tracking-uri / MLFLOW_TRACKING_URI.")
         self.experiment_name = experiment_name
+
+    def _create_experiment(self, name: str) -> str:
+        try:
+            return self.client.create_experiment(name)
+        except Exception:
+            # Another worker created it at the same moment: use theirs.
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
 
     @classmethod
     def for_run(cls, run_id: str, tracking_uri: str | None = None) -> tuple[MlflowTracker, RunRecord]:
@@ -338,6 +358,10 @@ class MemoryTracker(Tracker):
         return [RunRecord(r.id, r.name, r.status, dict(r.tags), dict(r.params),
                           {k: v[-1][1] for k, v in r.metrics.items()}, i)
                 for i, r in reversed(list(enumerate(found)))]
+
+    def get_run(self, run_id: str) -> RunRecord:
+        r = self._by_id(run_id)
+        return RunRecord(r.id, r.name, r.status, dict(r.tags), dict(r.params), {k: v[-1][1] for k, v in r.metrics.items()})
 
     def read_text(self, run_id: str, artifact_file: str) -> str:
         value = self._by_id(run_id).artifacts[artifact_file]

@@ -21,7 +21,10 @@ def _start_time(pid: int) -> str | None:
     except OSError:
         return None
     # The command name (field 2) may hold spaces; fields after it are space-separated.
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):  # a zombie has exited; only its parent has not collected it yet
+        return None
+    return fields[19]
 
 
 @lru_cache(maxsize=None)

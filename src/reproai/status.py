@@ -1,0 +1,92 @@
+"""``reproai status``: the progress of a (running) study, read from its Optuna storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from reproai.coordination import CLAIMS_PREFIX, is_dead
+from reproai.errors import ReproaiError
+from reproai.search import open_storage
+from reproai.tracking import TAG_PREFIX as T
+from reproai.tracking import MlflowTracker, RunRecord
+
+__all__ = ["StudyStatus", "study_status"]
+
+_STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
+           TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
+
+
+@dataclass
+class StudyStatus:
+    """Per outer fold: trials by state and whether the refit is done; per worker: trials by state."""
+
+    study_id: str
+    state: str
+    folds: pd.DataFrame
+    workers: pd.DataFrame
+    n_trials: int
+
+    @property
+    def folds_done(self) -> int:
+        return int((self.folds["refit"] == "done").sum()) if not self.folds.empty else 0
+
+
+def _study_run(reference: str, tracking_uri: str | None) -> RunRecord:
+    try:
+        tracker = MlflowTracker(reference, tracking_uri, create=False)
+    except ReproaiError as by_name:
+        try:
+            tracker, run = MlflowTracker.for_run(reference, tracking_uri)
+        except ReproaiError:
+            raise ReproaiError(f"{reference!r} is neither an experiment name nor a run id. {by_name}") from None
+        return tracker.get_run(run.tags.get(f"{T}study_id", run.id))
+    studies = [r for r in tracker.find_runs({f"{T}level": "study"}) if f"{T}rerun_of" not in r.tags]
+    if not studies:
+        raise ReproaiError(f"Experiment {reference!r} has no study yet.")
+    return studies[0]
+
+
+def _claim_state(storage: optuna.storages.BaseStorage, names: set[str], name: str) -> str:
+    if name not in names:
+        return "not started"
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    if any(t.state == TrialState.COMPLETE for t in trials):
+        return "done"
+    running = [t for t in trials if t.state == TrialState.RUNNING and not is_dead(t)]
+    return f"running ({running[0].user_attrs.get('worker', '?')})" if running else "not started"
+
+
+def study_status(reference: str, *, tracking_uri: str | None = None, storage: str | None = None) -> StudyStatus:
+    """The progress of the study ``reference`` (experiment name or run id) from its Optuna storage."""
+    run = _study_run(reference, tracking_uri)
+    prefix = run.tags.get(f"{T}optuna_prefix")
+    if not prefix:
+        raise ReproaiError(f"Study run {run.id} has no {T}optuna_prefix tag; it was not made by this version of reproai.")
+    store = open_storage(storage)
+    names = {s.study_name for s in optuna.get_all_study_summaries(store, include_best_trial=False)}
+    folds = sorted({n.rsplit("/", 1)[0].rsplit("outer-", 1)[1] for n in names
+                    if n.startswith(f"{CLAIMS_PREFIX}/{prefix}/outer-")}
+                   | {n.rsplit("outer-", 1)[1] for n in names if n.startswith(f"{prefix}/outer-")})
+    n_trials = int(float(run.params.get("search.n_trials", 0) or 0))
+    rows, by_worker = [], []
+    for key in folds:
+        counts = dict.fromkeys(_STATES.values(), 0)
+        if f"{prefix}/outer-{key}" in names:
+            for t in optuna.load_study(study_name=f"{prefix}/outer-{key}", storage=store).get_trials(deepcopy=False):
+                state = _STATES[t.state]
+                if t.state == TrialState.FAIL and t.user_attrs.get("failed_reason", "").startswith("surplus"):
+                    continue  # asked at the same moment as another worker's last trial, and never run
+                counts[state] += 1
+                by_worker.append({"worker": t.user_attrs.get("worker", "?"), "state": state})
+        refit = _claim_state(store, names, f"{CLAIMS_PREFIX}/{prefix}/outer-{key}/refit")
+        rows.append({"outer_fold": key, **counts, "refit": refit})
+    workers = pd.DataFrame(by_worker)
+    if not workers.empty:
+        workers = workers.value_counts().unstack(fill_value=0).reset_index()
+    headline = _claim_state(store, names, f"{CLAIMS_PREFIX}/{prefix}/headline")
+    state = "finished" if headline == "done" else run.status.lower()
+    return StudyStatus(run.id, state, pd.DataFrame(rows), workers, n_trials)
