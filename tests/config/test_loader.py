@@ -87,6 +87,8 @@ def test_overrides_set_any_field_and_are_validated(write_config):
     assert exp.training.batch_size == 8 and exp.training.phases[1].lr == 0.5
     assert exp.data.limit is None and exp.model.head.hidden is None
     assert exp.search.metric == "accuracy" and exp.name == "renamed"
+    # `none` stays a string where the field holds one (a pruner named 'none'), and is None elsewhere
+    assert load_experiment(path, ["search.pruner=none"]).search.pruner == "none"
     with pytest.raises(ConfigError, match=r"config\.py: --set training\.batchsize=8: .*Did you mean `batch_size`"):
         load_experiment(path, ["training.batchsize=8"])
     with pytest.raises(ConfigError, match=r"`training\.batch_size`: must be an integer >= 1, but got -1"):

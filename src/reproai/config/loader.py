@@ -16,7 +16,7 @@ from typing import Any
 
 from reproai.config.schema import Experiment
 from reproai.config.space import deferred_validation
-from reproai.config.tree import set_path, to_jsonable
+from reproai.config.tree import get_path, set_path, to_jsonable
 from reproai.config.validate import validate
 from reproai.errors import ConfigError
 
@@ -106,6 +106,15 @@ def apply_overrides(experiment: Experiment, overrides: Sequence[str]) -> Experim
     """Apply ``path=value`` overrides in order; unknown paths raise naming the closest fields."""
     for text in overrides:
         key, value = parse_override(text)
+        raw = text.split("=", 1)[1].strip()
+        if value is None and raw != "None":
+            # `none` is also a value of some string fields (search.pruner='none'): keep it a string there.
+            try:
+                current = get_path(experiment, key)
+            except ConfigError:
+                current = None
+            if isinstance(current, str):
+                value = raw
         try:
             experiment = set_path(experiment, key, value)
         except ConfigError as e:
