@@ -20,14 +20,14 @@ from reproai.config import (
     load_experiment,
     resolve,
 )
-from reproai.errors import ConfigError, DataError, ReproaiError, SearchSpaceError, TrackingError
+from reproai.errors import ConfigError, DataError, ReproaiError, SearchSpaceError, TrackingError, UntrustedConfigError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Experiment", "Data", "Model", "Head", "Phase", "Training", "CrossValidation", "Search", "hp",
     "LoadedConfig", "load_config", "load_experiment", "config_hash", "resolve", "run_experiment",
-    "ReproaiError", "ConfigError", "SearchSpaceError", "DataError", "TrackingError", "__version__",
+    "ReproaiError", "ConfigError", "SearchSpaceError", "DataError", "TrackingError", "UntrustedConfigError", "__version__",
 ]
 
 

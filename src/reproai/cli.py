@@ -6,7 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from reproai import stopping
 from reproai.errors import ReproaiError
+from reproai.stopping import Terminated
 
 __all__ = ["main", "build_parser"]
 
@@ -42,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                        help="override where it runs, e.g. --set data.root=/my/copy (repeatable)")
     rerun.add_argument("--quiet", action="store_true", help="no progress bars")
+    rerun.add_argument("--trust", action="store_true",
+                       help="execute a logged config that was written on another machine (read it first)")
 
     analyze = sub.add_parser("analyze", help="metrics with confidence intervals, figures and a report of a study")
     analyze.add_argument("study", help="an MLflow experiment name (its latest finished study) or a run id in a study")
@@ -77,10 +81,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         result = run_experiment(loaded, tracking_uri=args.tracking_uri, storage=args.storage, fresh=args.fresh,
                                 progress=not args.quiet, fresh_after=args.fresh_after)
-    except KeyboardInterrupt:
-        print("reproai: interrupted. Finished outer folds and trials are kept; run the same command again to "
+    except KeyboardInterrupt as e:
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"reproai: {what}. Finished outer folds and trials are kept; run the same command again to "
               "resume.", file=sys.stderr)
-        return 130
+        return 143 if isinstance(e, Terminated) else 130
     if args.no_summary:
         return 0
     _print_result(result, loaded, args.tracking_uri)
@@ -90,7 +95,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _run_workers(args: argparse.Namespace, loaded) -> int:
     import contextlib
 
-    from reproai.parallel import check_parallel_storage, local_tracking_server, run_workers
+    from reproai.parallel import (
+        check_parallel_storage,
+        local_tracking_server,
+        run_workers,
+    )
     from reproai.study import run_experiment
     from reproai.tracking import default_tracking_uri
 
@@ -135,7 +144,8 @@ def _print_result(result, loaded, tracking_uri: str | None) -> None:
 def _cmd_rerun(args: argparse.Namespace) -> int:
     from reproai.rerun import rerun
 
-    report = rerun(args.run_id, tracking_uri=args.tracking_uri, overrides=args.overrides, progress=not args.quiet)
+    report = rerun(args.run_id, tracking_uri=args.tracking_uri, overrides=args.overrides, progress=not args.quiet,
+                   trust=args.trust)
     print(f"rerun of {report.level} run {report.original_id}: new run {report.new_id}")
     for line in report.details:
         print(f"  {line}")
@@ -214,8 +224,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     import faulthandler
     import signal
 
-    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` prints where a (seemingly stuck) worker is
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    if hasattr(signal, "SIGUSR1") and sys.__stderr__ is not None:
+        try:  # `kill -USR1 <pid>` prints where a (seemingly stuck) worker is
+            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+        except (ValueError, OSError, AttributeError):  # no real stderr (an embedding host)
+            pass
+    try:
+        previous = signal.signal(signal.SIGTERM, stopping.on_sigterm)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        return _dispatch(args)
+    try:
+        return _dispatch(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stopping.reset()
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     import warnings
 
     import optuna
@@ -229,9 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReproaiError as e:
         print(f"reproai: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("reproai: interrupted.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print("reproai: terminated (SIGTERM)." if isinstance(e, Terminated) else "reproai: interrupted.",
+              file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ while letting programming errors through.
 
 from __future__ import annotations
 
-__all__ = ["ReproaiError", "ConfigError", "SearchSpaceError", "DataError", "TrackingError"]
+__all__ = ["ReproaiError", "ConfigError", "SearchSpaceError", "DataError", "TrackingError", "UntrustedConfigError"]
 
 
 class ReproaiError(Exception):
@@ -27,3 +27,7 @@ class DataError(ReproaiError):
 
 class TrackingError(ReproaiError):
     """The tracking backend cannot be reached or holds unexpected runs."""
+
+
+class UntrustedConfigError(ReproaiError):
+    """A logged config from another machine would be executed without the user's consent (``--trust``)."""

@@ -14,15 +14,22 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from reproai import stopping
 from reproai.config.schema import Experiment
 from reproai.config.tree import has_search_space, resolve
+from reproai.coordination import claim, claimed, heartbeat, once, release
 from reproai.cv import OuterFold, Splits
 from reproai.data.datasets import ImageSet
 from reproai.errors import ReproaiError
 from reproai.metrics import metric_direction, youden_threshold
 from reproai.models import BackboneInfo
-from reproai.coordination import claim, claimed, heartbeat, once, release
-from reproai.search import FINISHED, fail_dead_trials, finished_trials, make_pruner, make_sampler
+from reproai.search import (
+    FINISHED,
+    fail_dead_trials,
+    finished_trials,
+    make_pruner,
+    make_sampler,
+)
 from reproai.seeding import derive_seed
 from reproai.tracking import TAG_PREFIX as T
 from reproai.tracking import Run, RunRecord, Tracker
@@ -198,6 +205,7 @@ def _run_trial(ctx: StudyContext, study: optuna.Study, objective: Callable[[optu
     """Ask for a trial, run it under a heartbeat, and tell its outcome; a surplus trial (more than
     ``n_trials`` would be live, because another worker asked at the same moment) is not run."""
     n_trials = ctx.experiment.search.n_trials
+    stopping.check()
     trial = study.ask()
     live = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
     if sum(t.number < trial.number for t in live) >= n_trials:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 import io
 import json
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ import pandas as pd
 from reproai.config.loader import LoadedConfig, load_config
 from reproai.config.tree import resolve
 from reproai.cv import Splits
-from reproai.errors import DataError, ReproaiError
+from reproai.errors import DataError, ReproaiError, UntrustedConfigError
 from reproai.outer_fold import StudyContext, _log_fit
 from reproai.tracking import TAG_PREFIX as T
 from reproai.tracking import MlflowTracker, RunRecord
@@ -35,14 +36,29 @@ class RerunReport:
     details: list[str] = field(default_factory=list)
 
 
-def logged_config(tracker: MlflowTracker, study_id: str, extra_overrides: Sequence[str] = ()) -> tuple[LoadedConfig, str]:
-    """The config a study logged (file text and overrides, plus ``extra_overrides``) and its sha256."""
+def logged_config(tracker: MlflowTracker, study_id: str, extra_overrides: Sequence[str] = (), *,
+                  trust: bool = False) -> tuple[LoadedConfig, str]:
+    """The config a study logged (file text and overrides, plus ``extra_overrides``) and its sha256.
+
+    Loading a config executes it. A config written on another machine is executed only with
+    ``trust=True``: a run on a tracking server may hold anybody's code.
+    """
     study = tracker.get_run(study_id)
     name = study.tags.get(f"{T}config_file", "config.py")
     source = tracker.read_text(study_id, f"config/{name}")
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    origin = study.tags.get(f"{T}worker", "an unknown host").rsplit(":", 2)[0]
+    print(f"config {name} from study run {study_id} at {tracker.tracking_uri}, written on {origin} "
+          f"(sha256 {digest})")
+    if origin != socket.gethostname() and not trust:
+        raise UntrustedConfigError(
+            f"The config of study run {study_id} was written on {origin}, not on this machine "
+            f"({socket.gethostname()}), and rerunning executes it as Python code. Read it first "
+            f"(`mlflow artifacts download -r {study_id} -a config/{name}`; sha256 {digest}), then rerun with "
+            "--trust if you trust it.")
     overrides = json.loads(tracker.read_text(study_id, "config/overrides.json"))["overrides"]
     loaded = load_config(Path(name), [*overrides, *extra_overrides], source=source)
-    return loaded, hashlib.sha256(source.encode()).hexdigest()
+    return loaded, digest
 
 
 def _fit_runs_of(tracker: MlflowTracker, run: RunRecord) -> list[RunRecord]:
@@ -60,18 +76,18 @@ def _fit_runs_of(tracker: MlflowTracker, run: RunRecord) -> list[RunRecord]:
 
 
 def rerun(run_id: str, *, tracking_uri: str | None = None, overrides: Sequence[str] = (),
-          progress: bool = True) -> RerunReport:
+          progress: bool = True, trust: bool = False) -> RerunReport:
     """Re-execute run ``run_id``: a study reruns the whole study, a fit (or trial, phase) its fit(s).
 
     The new runs are tagged ``reproai.rerun_of``. For fits, the new prediction tables are compared
-    byte for byte with the logged ones; for a study, the headline metric is compared.
+    byte for byte with the logged ones; for a study, the headline metric is compared. A config
+    written on another machine runs only with ``trust=True`` (see :func:`logged_config`).
     """
     tracker, run = MlflowTracker.for_run(run_id, tracking_uri)
     study_id = run.tags.get(f"{T}study_id")
     if not study_id:
         raise ReproaiError(f"Run {run_id} was not made by reproai (it has no {T}study_id tag).")
-    loaded, digest = logged_config(tracker, study_id, overrides)
-    print(f"config {loaded.path} from study run {study_id} at {tracker.tracking_uri} (sha256 {digest[:16]})")
+    loaded, _ = logged_config(tracker, study_id, overrides, trust=trust)
     if run.tags.get(f"{T}level") == "study":
         return _rerun_study(tracker, run, loaded, progress)
     if run.tags.get(f"{T}level") == "outer_fold":

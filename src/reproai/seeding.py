@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 
 import numpy as np
 import torch
 
-__all__ = ["derive_seed", "seed_everything"]
+__all__ = ["derive_seed", "seed_everything", "configure_determinism"]
 
 
 def derive_seed(root: int, *keys: object) -> int:
@@ -22,3 +23,25 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def configure_determinism(enabled: bool, device: torch.device) -> dict[str, str]:
+    """With ``enabled``, make PyTorch deterministic on ``device``; the tags that say what was set.
+
+    On CUDA, cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG`` before CUDA starts; it is set here when CUDA has
+    not started yet, and an error says to set it in the environment otherwise.
+    """
+    if not enabled:  # leave the process's setting as it is, and report it
+        return {"reproai.deterministic": str(torch.are_deterministic_algorithms_enabled()).lower()}
+    if device.type == "cuda" and not os.environ.get("CUBLAS_WORKSPACE_CONFIG"):
+        if torch.cuda.is_initialized():
+            from reproai.errors import ConfigError
+
+            raise ConfigError("training.deterministic=True on CUDA needs CUBLAS_WORKSPACE_CONFIG before CUDA starts, "
+                              "but CUDA has started already in this process. Set CUBLAS_WORKSPACE_CONFIG=:4096:8 in "
+                              "the environment before running.")
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    return {"reproai.deterministic": "true", "reproai.use_deterministic_algorithms": "true",
+            "reproai.cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG", "") if device.type == "cuda" else "n/a (cpu)"}

@@ -18,14 +18,21 @@ import pandas as pd
 import torch
 from torch import nn
 
+from reproai import stopping
 from reproai.batching import FeatureBatches, ImageBatches, make_augment
 from reproai.config.schema import Model, Phase, Training
 from reproai.data.datasets import ImageSet
 from reproai.errors import ConfigError
 from reproai.features import backbone_features
 from reproai.metrics import METRICS, compute_metrics, predict_labels, youden_threshold
-from reproai.models import BackboneInfo, Classifier, create_model, pretrained_identity, set_backbone_frozen
-from reproai.seeding import derive_seed
+from reproai.models import (
+    BackboneInfo,
+    Classifier,
+    create_model,
+    pretrained_identity,
+    set_backbone_frozen,
+)
+from reproai.seeding import configure_determinism, derive_seed
 from reproai.tracking import TAG_PREFIX, Run, Tracker
 
 __all__ = ["Predictions", "FitResult", "fit", "resolve_device", "resolve_precision", "make_augment"]
@@ -201,6 +208,7 @@ def _train_phase(ctx: _PhaseContext, phase: Phase, n_epochs: int, batches, forwa
                      total=math.ceil(len(ctx.train) / training.batch_size),
                      desc=f"{phase.name} {epoch + 1}/{n_epochs}", unit="batch", disable=not ctx.progress, leave=False)
         for x, y, _ in steps:
+            stopping.check()  # a SIGTERM whose exception Python swallowed (in a GC callback) stops here
             if len(y) < 2 and has_bn and not isinstance(batches, FeatureBatches):
                 continue  # BatchNorm cannot train on a batch of one
             optimizer.zero_grad(set_to_none=True)
@@ -274,6 +282,7 @@ def fit(model_spec: Model, training: Training, data: ImageSet, info: BackboneInf
     Every random choice derives from ``seed``; on a CPU, the same seed gives the same predictions.
     """
     device = resolve_device(training.device)
+    tags = {**(tags or {}), **configure_determinism(training.deterministic, device)}
     if len(train) < 2:
         raise ConfigError(f"The training set has {len(train)} examples; a fit needs at least 2.")
     torch.manual_seed(derive_seed(seed, "init"))

@@ -111,6 +111,8 @@ class Training:
     scaling on one that does not) and in fp32 on a CPU; ``channels_last="auto"`` (or True) uses that
     memory layout, faster for convolutions on GPUs and CPUs alike. ``feature_cache`` trains a frozen-backbone phase without augmentation on cached
     backbone features. ``log_every_n_steps`` adds an asynchronously logged per-step training loss.
+    ``deterministic=True`` makes PyTorch use deterministic algorithms (needed for identical results on
+    a GPU; on a CPU they are identical anyway), and says so in the runs' tags.
     """
 
     batch_size: int = _f(32, check=c.int_at_least(1))
@@ -123,6 +125,7 @@ class Training:
     compile: bool = _f(False, check=c.is_bool, hash=False)
     feature_cache: bool = _f(True, check=c.is_bool, hash=False)
     log_every_n_steps: int | None = _f(None, check=c.int_at_least(1, optional=True), hash=False)
+    deterministic: bool = _f(False, check=c.is_bool, hash=False)
 
 
 @register_config_class
