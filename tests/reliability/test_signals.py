@@ -62,3 +62,9 @@ def test_sigterm_fails_the_trial_kills_its_runs_and_the_command_resumes(write_co
     assert [r.info.status for r in runs if r.data.tags["reproai.level"] == "study"] == ["FINISHED"]
     trials = optuna.load_study(study_name=study.study_name, storage=open_storage(storage)).trials
     assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 3
+    # The resume re-logged no parameter (MLflow would have refused a different value) and duplicated no
+    # metric history: every metric of every run has each step once.
+    for run in runs:
+        for key in run.data.metrics:
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+            assert len(steps) == len(set(steps)), (run.data.tags["reproai.level"], key, steps)
