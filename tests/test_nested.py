@@ -42,7 +42,7 @@ def stores(tmp_path):
     return f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
 
 
-def test_nested_study_tree_headline_and_best_params(write_config, stores):
+def test_nested_study_tree_headline_and_best_params(write_config, stores, monkeypatch):
     uri, storage = stores
     text = tiny_config_text(name="nested", cv=NESTED) + SPACE + "experiment.search.n_trials = 4\nexperiment.search.pruner = 'none'\n"
     assert run_cli(write_config(text), uri, storage) == 0
@@ -53,7 +53,7 @@ def test_nested_study_tree_headline_and_best_params(write_config, stores):
     assert counts == {"study": 1, "outer_fold": 3, "trial": 12, "fit": 27, "phase": 54}
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # not mlflow.set_tracking_uri: global state outlives the test
     table = mlflow.search_runs(experiment_names=["nested"], max_results=5000)
     assert table["tags.reproai.level"].value_counts().to_dict() == counts
     assert all(r.info.status == "FINISHED" for rs in runs.values() for r in rs)

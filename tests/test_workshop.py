@@ -49,7 +49,7 @@ def test_step_1_writes_local_files(tmp_path):
 def test_step_2_tracks_params_split_tables_and_nested_phases(tmp_path):
     step(2, "train.py", *SMALL, cwd=tmp_path)
     step(2, "analyze_predictions.py", cwd=tmp_path)
-    client = MlflowClient()
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     runs = runs_of(client, "workshop-step-2")
     (fit,) = [r for r in runs if r.info.run_name == "fit"]
     phases = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == fit.info.run_id]
@@ -67,7 +67,7 @@ def test_steps_3_and_4_nest_folds_and_report_over_outer_folds(n, name, tmp_path)
     extra = ["--folds", "2"] + (["--trials", "2"] if n == 4 else [])
     assert "Nadeau-Bengio" in step(n, "train.py", *SMALL, *extra, cwd=tmp_path)
     step(n, "analyze_predictions.py", cwd=tmp_path)
-    runs = runs_of(MlflowClient(), f"workshop-step-{n}")
+    runs = runs_of(MlflowClient(os.environ["MLFLOW_TRACKING_URI"]), f"workshop-step-{n}")
     (top,) = [r for r in runs if r.info.run_name == name]
     outer = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == top.info.run_id]
     assert sorted(r.info.run_name for r in outer) == ["outer-0", "outer-1"]
@@ -84,7 +84,7 @@ def test_step_5_runs_the_config_file_and_reruns_from_the_logged_copy(tmp_path):
     assert "re-run it from what was logged" in out
     step(5, "analyze_predictions.py", cwd=tmp_path)
     assert (tmp_path / "results" / "step_5" / "report.html").exists()
-    client = MlflowClient()
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     runs = runs_of(client, "workshop-step-5")
     (study,) = [r for r in runs if r.data.tags.get("reproai.level") == "study"]
     logged = {a.path for a in client.list_artifacts(study.info.run_id, "config")}

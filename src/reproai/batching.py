@@ -7,6 +7,7 @@ next batches into pinned memory while the model works on this one.
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 from collections.abc import Iterator
@@ -40,23 +41,28 @@ def _prefetch(produce: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
     done = object()
     stop = threading.Event()
 
+    def put(item) -> bool:
+        """Hand ``item`` to the consumer; False once the consumer has stopped."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def worker() -> None:
         try:
             for item in produce:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            q.put(done)
+            put(done)
         except BaseException as e:  # hand the error to the consumer
-            q.put(e)
+            put(e)
 
     thread = threading.Thread(target=worker, daemon=True)
     thread.start()
+    _LIVE.add((stop, thread))
     try:
         while True:
             item = q.get()
@@ -67,6 +73,21 @@ def _prefetch(produce: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
             yield item
     finally:
         stop.set()
+        thread.join(timeout=30)
+        _LIVE.discard((stop, thread))
+
+
+# Prefetch threads of iterations that an exception left unfinished (their generator not yet closed).
+# A daemon thread still inside PyTorch when the interpreter shuts down aborts the process, so they
+# are stopped and joined at exit.
+_LIVE: set[tuple[threading.Event, threading.Thread]] = set()
+
+
+@atexit.register
+def _stop_prefetching() -> None:
+    for stop, thread in list(_LIVE):
+        stop.set()
+        thread.join(timeout=30)
 
 
 class ImageBatches:

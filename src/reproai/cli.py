@@ -230,13 +230,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ValueError, OSError, AttributeError):  # no real stderr (an embedding host)
             pass
     try:
-        previous = signal.signal(signal.SIGTERM, stopping.on_sigterm)
-    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = {sig: signal.signal(sig, handler) for sig, handler in
+                    ((signal.SIGTERM, stopping.on_sigterm), (signal.SIGINT, stopping.on_sigint))}
+    except ValueError:  # not the main thread: leave the signals alone
         return _dispatch(args)
     try:
         return _dispatch(args)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         stopping.reset()
 
 

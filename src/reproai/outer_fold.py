@@ -323,10 +323,9 @@ def run_outer_fold(ctx: StudyContext, fold: OuterFold) -> bool:
                                    parent=ctx.study_run)
         return {"run_id": run.id}
 
-    value, created = once(ctx.storage, f"{name}/run", create_fold_run)
-    run_id = value["run_id"]
-    if not created:
-        ctx.tracker.set_status(run_id, "RUNNING")  # continued here (after a crash, or alongside other workers)
+    run_id = once(ctx.storage, f"{name}/run", create_fold_run)[0]["run_id"]
+    # A joining worker leaves the fold run's status alone: it could undo the FINISHED of a refit that
+    # another worker completed a moment ago. The refit marks it RUNNING, then FINISHED.
     fold_run = ctx.tracker.run(run_id)
     try:
         if has_search_space(ctx.experiment) and not _search(ctx, fold, fold_run):

@@ -229,7 +229,8 @@ def run_experiment(loaded: LoadedConfig, *, tracker: Tracker | None = None, trac
                             f"{data.fingerprint}): resuming would mix results on different data. Restore the "
                             "data, or start a new study with --fresh.")
     if claimed(optuna_storage, f"{prefix}/headline") is None:
-        tracker.set_status(study_id, "RUNNING")
+        # The study run's status is left alone here (another worker may be writing the headline this
+        # moment); the headline marks it FINISHED.
         _close_dead_runs(tracker, study_id)
         ctx = StudyContext(exp, data, info, splits, tracker, optuna_storage, tracker.run(study_id), prefix, prefix,
                            progress)
