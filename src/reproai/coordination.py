@@ -65,12 +65,10 @@ def heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[N
 
 
 def _claims(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
+    from reproai.search import quiet_optuna
+
+    with quiet_optuna():
         return optuna.create_study(storage=storage, study_name=f"{CLAIMS_PREFIX}/{name}", load_if_exists=True)
-    finally:
-        optuna.logging.set_verbosity(verbosity)
 
 
 def _fail_dead(study: optuna.Study) -> None:

@@ -29,6 +29,7 @@ from reproai.search import (
     finished_trials,
     make_pruner,
     make_sampler,
+    quiet_optuna,
 )
 from reproai.seeding import derive_seed
 from reproai.tracking import TAG_PREFIX as T
@@ -182,15 +183,11 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
 
 def _load_search(ctx: StudyContext, fold: OuterFold) -> optuna.Study:
     exp, search = ctx.experiment, ctx.experiment.search
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
+    with quiet_optuna():
         return optuna.create_study(
             study_name=f"{ctx.optuna_prefix}/outer-{fold.key}", storage=ctx.storage, load_if_exists=True,
             direction=ctx.direction, sampler=make_sampler(search, exp, derive_seed(exp.seed, "sampler", fold.repeat, fold.fold)),
             pruner=make_pruner(search, len(fold.inner)))
-    finally:
-        optuna.logging.set_verbosity(verbosity)
 
 
 def _close_runs_of(ctx: StudyContext, workers: set[str]) -> None:

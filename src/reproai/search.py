@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import optuna
@@ -13,11 +15,22 @@ from reproai.config.space import Categorical
 from reproai.config.tree import iter_parameters
 from reproai.errors import ConfigError
 
-__all__ = ["open_storage", "make_sampler", "make_pruner", "fail_dead_trials", "finished_trials",
+__all__ = ["quiet_optuna", "open_storage", "make_sampler", "make_pruner", "fail_dead_trials", "finished_trials",
            "DEFAULT_STORAGE"]
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna logs warnings only while the block runs (no "A new study created" line per study)."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 def open_storage(url: str | None = None) -> optuna.storages.BaseStorage:

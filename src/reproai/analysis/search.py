@@ -11,6 +11,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, IntD
 from optuna.trial import TrialState
 
 from reproai.analysis.load import StudyData
+from reproai.search import quiet_optuna
 from reproai.tracking import TAG_PREFIX as T
 
 __all__ = ["rebuild_searches"]
@@ -51,14 +52,10 @@ def rebuild_searches(data: StudyData) -> dict[tuple[int, int], optuna.Study]:
                                           user_attrs={"trial": int(run.tags.get(f"{T}trial", -1))})
         by_fold.setdefault(key, []).append(trial)
     studies = {}
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line per fold
-    try:
+    with quiet_optuna():
         for key, trials in sorted(by_fold.items()):
             study = optuna.create_study(direction=direction, study_name=f"outer-{key[0]}-{key[1]}")
             study.add_trials(sorted(trials, key=lambda t: t.user_attrs["trial"]))
             studies[key] = study
-    finally:
-        optuna.logging.set_verbosity(verbosity)
     return studies
 
