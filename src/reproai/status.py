@@ -8,11 +8,11 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from reproai.analysis.load import find_study
 from reproai.coordination import CLAIMS_PREFIX, is_dead
 from reproai.errors import ReproaiError
 from reproai.search import open_storage
 from reproai.tracking import TAG_PREFIX as T
-from reproai.tracking import MlflowTracker, RunRecord
 
 __all__ = ["StudyStatus", "study_status"]
 
@@ -35,21 +35,6 @@ class StudyStatus:
         return int((self.folds["refit"] == "done").sum()) if not self.folds.empty else 0
 
 
-def _study_run(reference: str, tracking_uri: str | None) -> RunRecord:
-    try:
-        tracker = MlflowTracker(reference, tracking_uri, create=False)
-    except ReproaiError as by_name:
-        try:
-            tracker, run = MlflowTracker.for_run(reference, tracking_uri)
-        except ReproaiError:
-            raise ReproaiError(f"{reference!r} is neither an experiment name nor a run id. {by_name}") from None
-        return tracker.get_run(run.tags.get(f"{T}study_id", run.id))
-    studies = [r for r in tracker.find_runs({f"{T}level": "study"}) if f"{T}rerun_of" not in r.tags]
-    if not studies:
-        raise ReproaiError(f"Experiment {reference!r} has no study yet.")
-    return studies[0]
-
-
 def _claim_state(storage: optuna.storages.BaseStorage, names: set[str], name: str) -> str:
     if name not in names:
         return "not started"
@@ -62,7 +47,7 @@ def _claim_state(storage: optuna.storages.BaseStorage, names: set[str], name: st
 
 def study_status(reference: str, *, tracking_uri: str | None = None, storage: str | None = None) -> StudyStatus:
     """The progress of the study ``reference`` (experiment name or run id) from its Optuna storage."""
-    run = _study_run(reference, tracking_uri)
+    _, run = find_study(reference, tracking_uri, finished=False)
     prefix = run.tags.get(f"{T}optuna_prefix")
     if not prefix:
         raise ReproaiError(f"Study run {run.id} has no {T}optuna_prefix tag; it was not made by this version of reproai.")

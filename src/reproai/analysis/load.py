@@ -63,9 +63,10 @@ class StudyData:
         return pd.DataFrame(rows).sort_values(["repeat", "outer_fold"]).reset_index(drop=True) if rows else pd.DataFrame()
 
 
-def find_study(reference: str, tracking_uri: str | None = None) -> tuple[MlflowTracker, RunRecord]:
-    """The study named by ``reference``: an MLflow experiment name (its latest finished study), or the
-    id of a study run or of any run inside a study."""
+def find_study(reference: str, tracking_uri: str | None = None, *,
+               finished: bool = True) -> tuple[MlflowTracker, RunRecord]:
+    """The study named by ``reference``: an MLflow experiment name (its latest finished study, or with
+    ``finished=False`` its latest study), or the id of a study run or of any run inside a study."""
     try:
         tracker = MlflowTracker(reference, tracking_uri, create=False)
     except TrackingError as by_name:
@@ -79,12 +80,16 @@ def find_study(reference: str, tracking_uri: str | None = None) -> tuple[MlflowT
         study = run if study_id == run.id else tracker.get_run(study_id)
         return tracker, study
     studies = [r for r in tracker.find_runs({f"{T}level": "study"}) if f"{T}rerun_of" not in r.tags]
-    finished = [r for r in studies if r.tags.get(f"{T}state") == "complete"]
-    if not finished:
+    if not finished and studies:
+        return tracker, studies[0]
+    done = [r for r in studies if r.tags.get(f"{T}state") == "complete"]
+    if not done:
+        if not finished:
+            raise ReproaiError(f"Experiment {reference!r} has no study yet.")
         raise ReproaiError(f"Experiment {reference!r} at {tracker.tracking_uri!r} has no finished study "
                            f"({len(studies)} unfinished). Finish it with `reproai run` (it resumes), or watch it "
                            "with `reproai status`.")
-    return tracker, finished[0]
+    return tracker, done[0]
 
 
 def _read_json(tracker: Tracker, run_id: str, path: str, default: Any) -> Any:
