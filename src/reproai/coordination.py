@@ -19,6 +19,7 @@ from typing import Any, Iterator
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from reproai import stopping
 from reproai.workers import worker_alive, worker_id
 
 __all__ = ["CLAIMS_PREFIX", "heartbeat", "is_dead", "claim", "claimed", "once", "last_claim_number",
@@ -144,3 +145,4 @@ def once(storage: optuna.storages.BaseStorage, name: str, create: Callable[[], d
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"Waited {timeout_s} s for another worker to finish {name!r}.")
         time.sleep(poll_s)
+        stopping.check()

@@ -12,6 +12,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from reproai import stopping
 from reproai.config.schema import Model
 from reproai.data.datasets import ImageSet
 from reproai.models import BackboneInfo, Classifier, pretrained_identity
@@ -46,6 +47,7 @@ def backbone_features(model: Classifier, spec: Model, data: ImageSet, info: Back
     index = np.arange(len(data))
     for x, _, _ in tqdm(batches(index, batch_size), total=-(-len(data) // batch_size), desc="backbone features",
                         unit="batch", disable=not progress, leave=False):
+        stopping.check()
         out.append(model.backbone(x).float().cpu())
     model.backbone.train(was_training)
     features = torch.cat(out)

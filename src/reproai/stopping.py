@@ -1,9 +1,12 @@
 """Stopping on SIGTERM (what cluster schedulers send before they kill a job) and on Ctrl-C.
 
-The handlers raise at once, and also record the request: an exception raised inside a
-garbage-collection callback is swallowed by Python, so long loops call :func:`check` to raise it again
-at a safe point. ``Terminated`` is a ``KeyboardInterrupt``, so SIGTERM takes Ctrl-C's path: the running
-trial is failed, its runs end KILLED, tracking is flushed, and the same command resumes.
+The handlers only record the request; long loops call :func:`check`, which raises it at a safe point
+(between training steps, prediction batches, decoded images and trials). Raising from the handler
+itself could land anywhere: inside an SQLite write, whose lock then blocks the cleanup that marks the
+runs KILLED, or inside a garbage-collection callback, where Python swallows it. A second signal of the
+same kind raises at once, for a process stuck where nothing checks. ``Terminated`` is a
+``KeyboardInterrupt``, so SIGTERM takes Ctrl-C's path: the running trial is failed, its runs end KILLED,
+tracking is flushed, and the same command resumes.
 """
 
 from __future__ import annotations
@@ -17,16 +20,19 @@ class Terminated(KeyboardInterrupt):
     """The process was asked to stop (SIGTERM)."""
 
 
-def on_sigterm(signum, frame) -> None:  # noqa: ARG001
+def _request(kind: type[KeyboardInterrupt]) -> None:
     global _requested
-    _requested = Terminated
-    raise Terminated()
+    if _requested is kind:  # asked twice: stop now, wherever this is
+        raise kind()
+    _requested = _requested or kind
+
+
+def on_sigterm(signum, frame) -> None:  # noqa: ARG001
+    _request(Terminated)
 
 
 def on_sigint(signum, frame) -> None:  # noqa: ARG001
-    global _requested
-    _requested = _requested or KeyboardInterrupt
-    raise KeyboardInterrupt()
+    _request(KeyboardInterrupt)
 
 
 def check() -> None:

@@ -14,16 +14,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reproai import stopping
 from reproai.analysis.stats import corrected_t_interval, t_interval
 from reproai.config.loader import LoadedConfig
 from reproai.config.schema import Experiment
 from reproai.config.space import Space
 from reproai.config.tree import child_items, has_search_space, to_jsonable
+from reproai.coordination import claimed, last_claim_number, once
 from reproai.cv import Splits, make_splits
 from reproai.data.datasets import ImageSet, list_source, load_images
 from reproai.errors import DataError
 from reproai.models import BackboneInfo, backbone_info
-from reproai.coordination import claimed, last_claim_number, once
 from reproai.outer_fold import StudyContext, fold_outcome, run_outer_fold
 from reproai.provenance import environment
 from reproai.search import make_sampler, open_storage
@@ -141,6 +142,7 @@ def _work(ctx: StudyContext, splits: Splits) -> None:
             if pending:
                 _close_dead_runs(ctx.tracker, ctx.study_run.id)  # a worker that died mid-refit, say
                 time.sleep(1.0)  # other workers finish the last trials or a refit
+                stopping.check()
 
 
 def _collect(tracker: Tracker, study_id: str, splits: Splits) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

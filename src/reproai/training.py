@@ -136,6 +136,7 @@ def _predict(forward: nn.Module, runner: _Runner, num_classes: int, batches, ind
     runner.model.eval()
     logits = []
     for x, _, _ in batches(index, batch_size):
+        stopping.check()
         with runner.autocast():
             logits.append(forward(x).float().cpu())
     z = torch.cat(logits) if logits else torch.empty(0, 1 if num_classes == 2 else num_classes)
@@ -208,7 +209,7 @@ def _train_phase(ctx: _PhaseContext, phase: Phase, n_epochs: int, batches, forwa
                      total=math.ceil(len(ctx.train) / training.batch_size),
                      desc=f"{phase.name} {epoch + 1}/{n_epochs}", unit="batch", disable=not ctx.progress, leave=False)
         for x, y, _ in steps:
-            stopping.check()  # a SIGTERM whose exception Python swallowed (in a GC callback) stops here
+            stopping.check()  # Ctrl-C and SIGTERM stop here, between steps
             if len(y) < 2 and has_bn and not isinstance(batches, FeatureBatches):
                 continue  # BatchNorm cannot train on a batch of one
             optimizer.zero_grad(set_to_none=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from reproai import stopping
 from reproai.errors import DataError
 
 __all__ = ["decode_image", "decode_files", "to_rgb"]
@@ -84,6 +85,7 @@ def decode_files(paths: Sequence[Path], size: int, *, on_error: str = "raise",
         results = pool.map(lambda p: _read_and_decode(p, size), paths)
         for i, (array, digest, error) in enumerate(tqdm(results, total=len(paths), desc="decode images",
                                                         unit="img", disable=not progress, leave=False)):
+            stopping.check()
             digests[i] = digest
             if error is not None:
                 if on_error == "raise":
