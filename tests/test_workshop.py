@@ -13,7 +13,7 @@ from tests.conftest import PETS_ROOT, REPO, WEIGHTS, needs_shared
 
 pytestmark = [needs_shared(), needs_shared(WEIGHTS)]
 SMALL = ["--data-root", str(PETS_ROOT), "--pretrained", str(WEIGHTS), "--limit", "40", "--image-size", "64",
-         "--epochs", "1", "1"]
+         "--batch-size", "8", "--epochs", "1", "1"]
 
 
 def step(n, script, *args, cwd):

@@ -31,6 +31,8 @@ def parser(description: str, *, folds: bool = False, trials: bool = False) -> ar
                    help="epochs of the frozen-backbone warm-up and of the fine-tuning (default 2 3)")
     p.add_argument("--limit", type=int, default=None, help="use a stratified sample of this many images")
     p.add_argument("--image-size", type=int, default=224, help="input size in pixels (default 224)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per training step (default 32); at most "
+                   "the size of the smallest training set")
     p.add_argument("--seed", type=int, default=1729)
     if folds:
         p.add_argument("--folds", type=int, default=3, help="outer folds, and inner folds in each (default 3)")
@@ -56,9 +58,9 @@ def model(args: argparse.Namespace, hidden: int = 256, dropout: float = 0.2) -> 
                  head=Head(hidden=hidden, dropout=dropout))
 
 
-def two_phases(args: argparse.Namespace, *, lr_warmup: float, lr_finetune: float, batch_size: int = 32) -> Training:
+def two_phases(args: argparse.Namespace, *, lr_warmup: float, lr_finetune: float) -> Training:
     """Warm-up with the backbone frozen, then fine-tuning of the whole network."""
-    return Training(batch_size=batch_size, phases=[
+    return Training(batch_size=args.batch_size, phases=[
         Phase("warmup", epochs=args.epochs[0], freeze_backbone=True, lr=lr_warmup),
         Phase("finetune", epochs=args.epochs[1], lr=lr_finetune, early_stopping_patience=2),
     ])

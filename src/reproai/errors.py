@@ -6,7 +6,8 @@ while letting programming errors through.
 
 from __future__ import annotations
 
-__all__ = ["ReproaiError", "ConfigError", "SearchSpaceError", "DataError", "TrackingError", "UntrustedConfigError"]
+__all__ = ["ReproaiError", "ConfigError", "SearchSpaceError", "InvalidParamsError", "SearchFailedError", "DataError",
+           "DiskFullError", "TrackingError", "UntrustedConfigError"]
 
 
 class ReproaiError(Exception):
@@ -21,6 +22,14 @@ class SearchSpaceError(ConfigError):
     """A search-space object was given invalid arguments, or a value outside its space."""
 
 
+class InvalidParamsError(ConfigError):
+    """Parameters sampled for a trial cannot be trained with (e.g. a batch larger than the training set)."""
+
+
+class SearchFailedError(ReproaiError):
+    """No trial of a search completed: a summary of why they failed."""
+
+
 class DataError(ReproaiError):
     """A dataset is missing, empty, or holds a file that cannot be read."""
 
@@ -31,3 +40,7 @@ class TrackingError(ReproaiError):
 
 class UntrustedConfigError(ReproaiError):
     """A logged config from another machine would be executed without the user's consent (``--trust``)."""
+
+
+class DiskFullError(ReproaiError, OSError):
+    """A cache or an artifact could not be written for lack of space (nothing half-written is kept)."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
+import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +23,13 @@ from reproai.config.tree import has_search_space, resolve
 from reproai.coordination import claim, claimed, heartbeat, once, release
 from reproai.cv import OuterFold, Splits
 from reproai.data.datasets import ImageSet
-from reproai.errors import ReproaiError
+from reproai.errors import DiskFullError, ReproaiError, SearchFailedError, TrackingError
 from reproai.metrics import metric_direction, youden_threshold
 from reproai.models import BackboneInfo
 from reproai.search import (
-    FINISHED,
     fail_dead_trials,
     finished_trials,
+    is_done,
     make_pruner,
     make_sampler,
     quiet_optuna,
@@ -99,6 +102,26 @@ def _log_fit(run: Run, ctx: StudyContext, result: FitResult, record: dict[str, A
         run.log_table(result.test.table(ctx.data, result.threshold), "predictions/test.json")
 
 
+def is_trial_fault(e: BaseException) -> bool:
+    """Whether an error fails only its trial: sampled parameters that cannot train (a batch larger
+    than the training set, an optimizer refusing a value, running out of memory). A broken
+    environment (tracking, storage, disk) or a stop request stops the study instead."""
+    if isinstance(e, (TrackingError, DiskFullError)) or not isinstance(e, Exception):
+        return False
+    return isinstance(e, (ReproaiError, ValueError, RuntimeError, ArithmeticError))
+
+
+def _reason(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}" if not isinstance(e, ReproaiError) else str(e)
+
+
+def _say(ctx: StudyContext, message: str) -> None:
+    from tqdm.auto import tqdm
+
+    if ctx.progress:
+        tqdm.write(f"reproai: {message}", file=sys.stderr)
+
+
 def _status_for(e: BaseException) -> str:
     """A pruned trial, and an interrupted one, ends KILLED; anything else FAILED."""
     return "KILLED" if isinstance(e, (optuna.TrialPruned, KeyboardInterrupt, SystemExit)) else "FAILED"
@@ -164,9 +187,10 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
             except optuna.TrialPruned:
                 run.set_tags({f"{T}state": "pruned"})
                 raise
-            except ReproaiError as e:
-                run.set_tags({f"{T}state": "failed", f"{T}error": str(e)[:5000]})
-                trial.set_user_attr("failed_reason", str(e)[:2000])
+            except Exception as e:
+                if is_trial_fault(e):
+                    run.set_tags({f"{T}state": "failed", f"{T}error": _reason(e)[:5000]})
+                    run.log_text(traceback.format_exc(), "error.txt")
                 raise
             value = float(np.mean(scores))
             # The refit trains each phase for the median of its best epochs over the inner folds, and
@@ -204,8 +228,8 @@ def _run_trial(ctx: StudyContext, study: optuna.Study, objective: Callable[[optu
     n_trials = ctx.experiment.search.n_trials
     stopping.check()
     trial = study.ask()
-    live = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-    if sum(t.number < trial.number for t in live) >= n_trials:
+    earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
+    if sum(is_done(t) or t.state == TrialState.RUNNING for t in earlier) >= n_trials:
         ctx.storage.set_trial_user_attr(trial._trial_id, "failed_reason", "surplus: n_trials were already live")
         study.tell(trial, state=TrialState.FAIL)
         return TrialState.FAIL
@@ -215,10 +239,16 @@ def _run_trial(ctx: StudyContext, study: optuna.Study, objective: Callable[[optu
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
             return TrialState.PRUNED
-        except ReproaiError as e:
+        except Exception as e:
+            if not is_trial_fault(e):
+                ctx.storage.set_trial_user_attr(trial._trial_id, "failed_reason", f"stopped: {_reason(e)[:1900]}")
+                study.tell(trial, state=TrialState.FAIL)
+                raise
+            # The sampled parameters cannot train (or crashed the fit): this trial fails, the search goes on.
             ctx.storage.set_trial_user_attr(trial._trial_id, "error", True)
-            ctx.storage.set_trial_user_attr(trial._trial_id, "failed_reason", str(e)[:2000])
+            ctx.storage.set_trial_user_attr(trial._trial_id, "failed_reason", _reason(e)[:2000])
             study.tell(trial, state=TrialState.FAIL)
+            _say(ctx, f"{study.study_name.rsplit('/', 1)[-1]}: trial {trial.number} failed ({_reason(e)}); the search goes on.")
             return TrialState.FAIL
         except BaseException as e:
             ctx.storage.set_trial_user_attr(trial._trial_id, "failed_reason", f"stopped: {type(e).__name__}")
@@ -246,22 +276,30 @@ def _search(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> bool:
                 _close_runs_of(ctx, set(dead.values()))
                 fold_run.set_tags({f"{T}retried_trials": ",".join(map(str, sorted(dead)))})
             trials = study.get_trials(deepcopy=False)
-            finished = sum(t.state in FINISHED for t in trials)
+            done = sum(is_done(t) for t in trials)
+            bar.update(done - bar.n)
             running = sum(t.state == TrialState.RUNNING for t in trials)
             waiting = sum(t.state == TrialState.WAITING for t in trials)
-            errors = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("error")]
-            if finished >= search.n_trials:
+            timed_out = search.timeout is not None and time.monotonic() - started > search.timeout
+            if (done >= search.n_trials or timed_out) and running == 0:
+                if not any(t.state == TrialState.COMPLETE for t in trials):
+                    raise SearchFailedError(_failure_summary(fold, trials))
+            if done >= search.n_trials:
                 return True
-            if len(errors) >= search.n_trials:
-                reasons = sorted({t.user_attrs.get("failed_reason", "unknown") for t in errors})
-                raise ReproaiError(f"Outer fold {fold.key}: {len(errors)} trials failed and none of the last "
-                                   f"{search.n_trials} completed. Reasons: " + "; ".join(reasons[:5]))
-            if search.timeout is not None and time.monotonic() - started > search.timeout:
-                return finished > 0 or running == 0
-            if finished + running >= search.n_trials and not waiting:
+            if timed_out:
+                return done > 0 or running == 0
+            if done + running >= search.n_trials and not waiting:
                 return False  # the last trials run in other workers
-            if _run_trial(ctx, study, objective) in FINISHED:
-                bar.update()
+            _run_trial(ctx, study, objective)
+
+
+def _failure_summary(fold: OuterFold, trials: list[optuna.trial.FrozenTrial]) -> str:
+    failed = Counter(t.user_attrs.get("failed_reason", "unknown") for t in trials if t.user_attrs.get("error"))
+    pruned = sum(t.state == TrialState.PRUNED for t in trials)
+    lines = [f"  {n} x {reason}" for reason, n in failed.most_common(5)]
+    return (f"Outer fold {fold.key}: no trial completed ({sum(failed.values())} failed, {pruned} pruned), so there "
+            "is nothing to refit. Reasons:\n" + "\n".join(lines or ["  (every trial was pruned)"])
+            + "\nFix the search space (or the config) and run again; a trial's run holds its traceback (error.txt).")
 
 
 def _fold_record(ctx: StudyContext, fold: OuterFold) -> RunRecord | None:

@@ -15,7 +15,7 @@ from reproai.config.space import Categorical
 from reproai.config.tree import iter_parameters
 from reproai.errors import ConfigError
 
-__all__ = ["quiet_optuna", "open_storage", "make_sampler", "make_pruner", "fail_dead_trials", "finished_trials",
+__all__ = ["quiet_optuna", "open_storage", "make_sampler", "make_pruner", "fail_dead_trials", "finished_trials", "is_done",
            "DEFAULT_STORAGE"]
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
@@ -71,6 +71,14 @@ def _rdb_storage(url: str, engine: dict[str, Any], attempts: int = 5) -> optuna.
     raise AssertionError("unreachable")
 
 
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, without its ``study.stop()`` once the grid is covered: that works only
+    inside ``study.optimize``, and reproai's ask/tell loop counts its trials itself."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
+
+
 def make_sampler(search: Search, experiment: Experiment, seed: int) -> optuna.samplers.BaseSampler:
     """The sampler named by ``search.sampler``, seeded."""
     if search.sampler == "random":
@@ -82,7 +90,7 @@ def make_sampler(search: Search, experiment: Experiment, seed: int) -> optuna.sa
                 raise ConfigError(f"search.sampler='grid' needs every search space to be an unconditional "
                                   f"hp.categorical, but `{p.name}` is {p.space!r}.")
             grid[p.name] = list(p.space.choices)
-        return optuna.samplers.GridSampler(grid, seed=seed)
+        return _GridSampler(grid, seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, search.n_trials // 3)))
 
 
@@ -102,8 +110,15 @@ def make_pruner(search: Search, inner_folds: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
 
 
+def is_done(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a trial counts towards ``n_trials``: it completed, was pruned, or failed on its own
+    parameters (not one stopped, died, or asked in surplus: those are run again)."""
+    return trial.state in FINISHED or (trial.state == TrialState.FAIL and bool(trial.user_attrs.get("error")))
+
+
 def finished_trials(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    """The number of trials that count towards ``n_trials`` (see :func:`is_done`)."""
+    return sum(is_done(t) for t in study.get_trials(deepcopy=False))
 
 
 def fail_dead_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> dict[int, str]:

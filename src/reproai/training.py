@@ -22,7 +22,7 @@ from reproai import stopping
 from reproai.batching import FeatureBatches, ImageBatches, make_augment
 from reproai.config.schema import Model, Phase, Training
 from reproai.data.datasets import ImageSet
-from reproai.errors import ConfigError
+from reproai.errors import ConfigError, InvalidParamsError
 from reproai.features import backbone_features
 from reproai.metrics import METRICS, compute_metrics, predict_labels, youden_threshold
 from reproai.models import (
@@ -286,6 +286,10 @@ def fit(model_spec: Model, training: Training, data: ImageSet, info: BackboneInf
     tags = {**(tags or {}), **configure_determinism(training.deterministic, device)}
     if len(train) < 2:
         raise ConfigError(f"The training set has {len(train)} examples; a fit needs at least 2.")
+    if training.batch_size > len(train):
+        raise InvalidParamsError(f"training.batch_size={training.batch_size} is larger than the training set "
+                                 f"({len(train)} examples): every epoch would be one short batch. Use a smaller "
+                                 "batch size (or narrow its search space).")
     torch.manual_seed(derive_seed(seed, "init"))
     model = create_model(model_spec, data.num_classes).to(device)
     runner = _Runner(model, training, device)

@@ -28,6 +28,7 @@ if args.rerun:
     sys.exit(0 if report.identical else 1)
 
 overrides = [f"data.root={args.data_root}", f"seed={args.seed}", f"model.image_size={args.image_size}",
+             f"training.batch_size={args.batch_size}",
              f"training.phases.warmup.epochs={args.epochs[0]}", f"training.phases.finetune.epochs={args.epochs[1]}",
              f"cv.outer_folds={args.folds}", f"cv.inner_folds={args.folds}", f"search.n_trials={args.trials}"]
 if args.pretrained != "imagenet":
