@@ -7,7 +7,7 @@ while letting programming errors through.
 from __future__ import annotations
 
 __all__ = ["ReproaiError", "ConfigError", "SearchSpaceError", "InvalidParamsError", "SearchFailedError", "DataError",
-           "DiskFullError", "TrackingError", "UntrustedConfigError"]
+           "DiskFullError", "TrackingError", "UntrustedConfigError", "is_disk_full"]
 
 
 class ReproaiError(Exception):
@@ -42,5 +42,18 @@ class UntrustedConfigError(ReproaiError):
     """A logged config from another machine would be executed without the user's consent (``--trust``)."""
 
 
-class DiskFullError(ReproaiError, OSError):
+class DiskFullError(ReproaiError):
     """A cache or an artifact could not be written for lack of space (nothing half-written is kept)."""
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """Whether ``e``, or an exception it was raised from, reports a full disk or an exceeded quota."""
+    import errno
+
+    while e is not None:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        if any(s in str(e) for s in ("No space left on device", "Disk quota exceeded", "database or disk is full")):
+            return True
+        e = e.__cause__ or e.__context__
+    return False

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from reproai.errors import TrackingError
+from reproai.errors import DiskFullError, TrackingError, is_disk_full
 
 __all__ = ["Run", "RunRecord", "Tracker", "MlflowTracker", "MemoryTracker", "NullTracker",
            "default_tracking_uri", "TAG_PREFIX"]
@@ -183,17 +183,35 @@ class MlflowRun(Run):
         if tags:
             self.client.log_batch(self.id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()])
 
+    @contextmanager
+    def _writing(self, artifact_file: str) -> Iterator[None]:
+        """Turn a full disk into a clear error that names the artifact and where it was going."""
+        try:
+            yield
+        except Exception as e:
+            if not is_disk_full(e):
+                raise
+            try:
+                where = self.client.get_run(self.id).info.artifact_uri
+            except Exception:  # pragma: no cover - the store itself may be on the full disk
+                where = "the run's artifact location"
+            raise DiskFullError(f"Cannot write artifact {artifact_file!r} of run {self.id} to {where}: {e}. Free "
+                                "disk space there and run the same command again: finished trials are kept and "
+                                "the study resumes.") from e
+
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.id, text, artifact_file)
+        with self._writing(artifact_file):
+            self.client.log_text(self.id, text, artifact_file)
 
     def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
-        self.client.log_table(self.id, data=table, artifact_file=artifact_file)
+        with self._writing(artifact_file):
+            self.client.log_table(self.id, data=table, artifact_file=artifact_file)
 
     def log_bytes(self, data: bytes, artifact_file: str) -> None:
         import tempfile
         from pathlib import Path
 
-        with tempfile.TemporaryDirectory() as tmp:
+        with self._writing(artifact_file), tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(artifact_file).name
             path.write_bytes(data)
             self.client.log_artifact(self.id, str(path), str(Path(artifact_file).parent) or None)

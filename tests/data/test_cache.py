@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from reproai.data.cache import cached_decode
-from reproai.errors import DataError
+from reproai.errors import DiskFullError
 from tests.conftest import make_image_folder
 
 
@@ -40,7 +40,7 @@ def test_a_half_written_cache_is_never_trusted(tmp_path, monkeypatch):
         return real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", disk_full)
-    with pytest.raises(DataError, match=r"Cannot write the image cache .*No space left.*Free some disk space"):
+    with pytest.raises(DiskFullError, match=r"Cannot write the image cache .*No space left.*Free some disk space"):
         cached_decode(paths, 8, cache_dir=cache, progress=False)
     monkeypatch.setattr(os, "replace", real_replace)
     assert not list(cache.glob(".*tmp*"))  # no temporary file left behind

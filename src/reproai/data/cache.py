@@ -2,7 +2,7 @@
 
 The cache is keyed by the files (path, size, modification time) and the target size, so it is
 rebuilt when a file or the size changes and reused otherwise. It is written to a temporary file and
-renamed into place, under a lock: a crash or a full disk never leaves a half-written cache that a
+renamed into place, under a lock: a crash or a full disk (a :class:`DiskFullError`) never leaves a half-written cache that a
 later run would trust, and two processes building it at once build it once.
 """
 
@@ -13,12 +13,13 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from reproai.errors import DataError
+from reproai.errors import DataError, DiskFullError, is_disk_full
 
 __all__ = ["default_cache_dir", "files_key", "cached_decode"]
 
@@ -54,15 +55,20 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _write_atomically(target: Path, write) -> None:
+def _write_atomically(target: Path, write, nbytes: int) -> None:
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
         write(tmp)
         os.replace(tmp, target)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise DataError(f"Cannot write the image cache {target}: {e}. Free some disk space, or set data.cache_dir "
-                        "(or $REPROAI_CACHE_DIR) to a folder with room.") from e
+        if not is_disk_full(e):
+            raise DataError(f"Cannot write the image cache {target}: {e}. Check the folder's permissions, or set "
+                            "data.cache_dir (or $REPROAI_CACHE_DIR) to another folder.") from e
+        free = shutil.disk_usage(target.parent).free
+        raise DiskFullError(f"Cannot write the image cache {target}: {e}. It needs {nbytes / 1e6:.1f} MB and "
+                            f"{free / 1e6:.1f} MB are free there. Free some disk space, or set data.cache_dir (or "
+                            "$REPROAI_CACHE_DIR) to a folder with room; nothing half-written was kept.") from e
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -84,15 +90,22 @@ def cached_decode(paths: Sequence[Path], size: int, *, cache_dir: str | Path | N
             images, digests, keep = decode_files(paths, size, on_error=on_error, progress=progress)
 
             def write_array(tmp: Path) -> None:
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=images.shape)
-                out[:] = images
-                out.flush()
-                del out
+                # Plain writes, not a memory map: on a full disk a write raises ENOSPC, whereas a page of
+                # a memory-mapped file that cannot be allocated kills the process with SIGBUS.
+                # Not np.save either: its tofile() reports a short write without the errno.
+                with open(tmp, "wb") as f:
+                    fmt = np.lib.format
+                    fmt.write_array_header_1_0(f, fmt.header_data_from_array_1_0(images))
+                    data = memoryview(np.ascontiguousarray(images)).cast("B")
+                    for start in range(0, len(data), 1 << 24):
+                        f.write(data[start:start + (1 << 24)])
+                    f.flush()
+                    os.fsync(f.fileno())  # on disk before the rename makes it the cache
 
+            meta = json.dumps({"digests": digests, "keep": keep.tolist(), "size": size, "n": len(paths)})
             # The array first, the metadata last: the metadata's presence marks a complete cache.
-            _write_atomically(array_path, write_array)
-            _write_atomically(meta_path, lambda tmp: tmp.write_text(json.dumps(
-                {"digests": digests, "keep": keep.tolist(), "size": size, "n": len(paths)})))
+            _write_atomically(array_path, write_array, images.nbytes)
+            _write_atomically(meta_path, lambda tmp: tmp.write_text(meta), len(meta))
             reused = False
         else:
             reused = True
