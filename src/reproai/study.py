@@ -23,7 +23,7 @@ from reproai.config.tree import child_items, has_search_space, to_jsonable
 from reproai.coordination import claimed, last_claim_number, once
 from reproai.cv import Splits, make_splits
 from reproai.data.datasets import ImageSet, list_source, load_images
-from reproai.errors import DataError
+from reproai.errors import DataError, InvalidParamsError
 from reproai.models import BackboneInfo, backbone_info
 from reproai.outer_fold import StudyContext, fold_outcome, run_outer_fold
 from reproai.provenance import environment
@@ -77,6 +77,12 @@ def prepare_splits(experiment: Experiment, data: ImageSet) -> Splits:
         splits = splits_from_file(cv.splits_file, data.labels, cv, seed=experiment.seed, ids=data.ids)
     else:
         splits = make_splits(data.labels, cv, seed=experiment.seed, ids=data.ids)
+    batch_size = experiment.training.batch_size
+    smallest = min(len(inner.train) for fold in splits.outer for inner in fold.inner)
+    if isinstance(batch_size, int) and batch_size > smallest:  # not a search space: every fit would fail
+        raise InvalidParamsError(f"training.batch_size={batch_size} is larger than the smallest training set of "
+                                 f"the splits ({smallest} examples). Use a smaller batch size, more data, or fewer "
+                                 "folds.")
     return splits  # both makers run the leakage check, which cannot be switched off
 
 

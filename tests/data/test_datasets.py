@@ -36,9 +36,21 @@ def test_fingerprint_changes_with_the_files(tmp_path):
     root = make_image_folder(tmp_path / "imgs", n_per_class=3)
     first = load_images(list_source(Data.image_folder(str(root))), 8, progress=False).fingerprint
     assert first == load_images(list_source(Data.image_folder(str(root))), 8, progress=False).fingerprint
-    path = root / "dog" / "dog_0.png"
-    path.write_bytes((root / "cat" / "cat_0.png").read_bytes())
+    make_image_folder(root, n_per_class=1, seed=1)  # dog_0.png and cat_0.png replaced by other images
     assert first != load_images(list_source(Data.image_folder(str(root))), 8, progress=False).fingerprint
+
+
+def test_identical_files_are_dropped_or_refused_by_policy(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", n_per_class=4)
+    (root / "cat" / "copy_of_cat_0.png").write_bytes((root / "cat" / "cat_0.png").read_bytes())  # same label
+    (root / "dog" / "cat_1_as_dog.png").write_bytes((root / "cat" / "cat_1.png").read_bytes())  # labels disagree
+    with pytest.warns(UserWarning, match=r"left out 3 file\(s\) of 2 group\(s\) of identical files"):
+        source = list_source(Data.image_folder(str(root)))
+    assert sorted(source.ids) == ["cat/cat_0.png", "cat/cat_2.png", "cat/cat_3.png"] + [f"dog/dog_{i}.png" for i in range(4)]
+    with pytest.raises(DataError, match=r"2 group\(s\) of identical files .*cat/cat_0\.png \(cat\) = "
+                                        r"cat/copy_of_cat_0\.png \(cat\).*data\.duplicates='drop'"):
+        list_source(Data.image_folder(str(root), duplicates="error"))
+    assert len(list_source(Data.image_folder(str(root), duplicates="keep")).ids) == 10
 
 
 @needs_shared()

@@ -74,3 +74,12 @@ def test_a_search_whose_every_trial_fails_stops_with_a_summary_of_the_reasons(wr
     _, runs = _runs(tmp_path, "hopeless")
     assert {r.data.tags["reproai.level"] for r in runs} == {"study", "outer_fold", "trial", "fit"}
     assert {r.info.status for r in runs} == {"FAILED"}
+
+
+def test_a_fixed_batch_size_larger_than_every_training_set_is_refused_before_any_work(write_config, tmp_path, capsys):
+    text = tiny_config_text(name="toolarge", cv=CV) + "experiment.training.batch_size = 100\n"
+    assert _run(write_config(text), tmp_path, "--quiet") == 2
+    assert ("training.batch_size=100 is larger than the smallest training set of the splits (60 examples)"
+            in capsys.readouterr().err)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert client.get_experiment_by_name("toolarge") is None  # no run was started

@@ -41,6 +41,8 @@ class Data:
     limit: int | None = _f(None, check=c.int_at_least(2, optional=True))
     cache_dir: str | None = _f(None, check=c.optional_str, hash=False)
     unannotated: str = _f("infer", check=c.one_of("infer", "skip"))
+    # Identical files: "drop" keeps one of each group (none where their labels disagree), with a warning.
+    duplicates: str = _f("drop", check=c.one_of("drop", "error", "keep"))
 
     @classmethod
     def oxford_pets(cls, root: str = "data", *, target: str = "species", download: bool = True,

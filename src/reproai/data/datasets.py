@@ -7,7 +7,9 @@ and a new kind is one function away.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from reproai.data.cache import cached_decode
 from reproai.data.images import decode_files
 from reproai.errors import DataError
 
-__all__ = ["Source", "ImageSet", "DATASETS", "register_dataset", "list_source", "load_images"]
+__all__ = ["Source", "ImageSet", "DATASETS", "register_dataset", "list_source", "load_images", "duplicate_files"]
 
 
 @dataclass
@@ -102,8 +104,6 @@ def _oxford_pets(data: Data) -> Source:
 def _add_unannotated_pets(data: Data, folder: Path, target: str, classes: list[str], ids: list[str],
                           labels: list[int], paths: list[Path]) -> None:
     """Label images that have no annotation line from their file names, or report that they are left out."""
-    import warnings
-
     listed = set(ids)
     extra = sorted(p for p in folder.glob("*.jpg") if p.name not in listed)
     if not extra:
@@ -162,11 +162,59 @@ def _digits(data: Data) -> Source:
                   arrays=np.repeat(gray[..., None], 3, axis=-1))
 
 
+def _subset(source: Source, keep: np.ndarray) -> Source:
+    return Source(ids=[source.ids[i] for i in keep], labels=source.labels[keep], classes=source.classes,
+                  paths=None if source.paths is None else [source.paths[i] for i in keep],
+                  arrays=None if source.arrays is None else source.arrays[keep])
+
+
+def duplicate_files(paths: Sequence[Path]) -> list[list[int]]:
+    """Groups (of indices) of byte-identical files; only files of equal size are read."""
+    by_size: dict[int, list[int]] = defaultdict(list)
+    for i, path in enumerate(paths):
+        try:
+            by_size[path.stat().st_size].append(i)
+        except OSError as e:
+            raise DataError(f"Cannot read image file {path}: {e}.") from e
+    groups = []
+    for same_size in by_size.values():
+        if len(same_size) < 2:
+            continue
+        by_digest: dict[str, list[int]] = defaultdict(list)
+        for i in same_size:
+            by_digest[hashlib.sha256(paths[i].read_bytes()).hexdigest()].append(i)
+        groups += [g for g in by_digest.values() if len(g) > 1]
+    return sorted(groups)
+
+
+def _handle_duplicates(source: Source, data: Data) -> Source:
+    """Apply ``data.duplicates`` to byte-identical files: a copy in training data and another in test
+    data would inflate the test score (and copies with different labels contradict each other)."""
+    if source.paths is None or data.duplicates == "keep":
+        return source
+    groups = duplicate_files(source.paths)
+    if not groups:
+        return source
+    shown = "; ".join(" = ".join(f"{source.ids[i]} ({source.classes[source.labels[i]]})" for i in g) for g in groups[:5])
+    if data.duplicates == "error":
+        raise DataError(f"{len(groups)} group(s) of identical files under data.root={data.root!r}: {shown}"
+                        f"{' ...' if len(groups) > 5 else ''}. Copies in both training and test data inflate the "
+                        "score. Remove them, or set data.duplicates='drop' (keep one of each) or 'keep'.")
+    drop: set[int] = set()
+    for g in groups:
+        drop |= set(g) if len({int(source.labels[i]) for i in g}) > 1 else set(g[1:])
+    warnings.warn(f"data.duplicates='drop': left out {len(drop)} file(s) of {len(groups)} group(s) of identical "
+                  f"files (one of each kept; none where their labels disagree): {shown}", stacklevel=3)
+    return _subset(source, np.asarray([i for i in range(len(source.ids)) if i not in drop], dtype=np.int64))
+
+
 def list_source(data: Data, *, seed: int = 0) -> Source:
-    """The examples of ``data``, checked, and limited to ``data.limit`` (stratified) when set."""
+    """The examples of ``data``, checked, with ``data.duplicates`` applied, and limited to
+    ``data.limit`` (stratified) when set."""
     source = DATASETS[data.kind](data)
     if len(source.ids) == 0:
         raise DataError(f"The {data.kind!r} dataset at data.root={data.root!r} holds no examples.")
+    source = _handle_duplicates(source, data)
     if data.limit is not None and data.limit < len(source.ids):
         from sklearn.model_selection import train_test_split
 
@@ -174,10 +222,7 @@ def list_source(data: Data, *, seed: int = 0) -> Source:
         counts = np.bincount(source.labels)
         stratify = source.labels if counts[counts > 0].min() >= 2 and data.limit >= len(counts) else None
         keep, _ = train_test_split(index, train_size=data.limit, random_state=seed, stratify=stratify)
-        keep = np.sort(keep)
-        source = Source(ids=[source.ids[i] for i in keep], labels=source.labels[keep], classes=source.classes,
-                        paths=None if source.paths is None else [source.paths[i] for i in keep],
-                        arrays=None if source.arrays is None else source.arrays[keep])
+        source = _subset(source, np.sort(keep))
     return source
 
 
