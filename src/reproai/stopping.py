@@ -11,7 +11,9 @@ tracking is flushed, and the same command resumes.
 
 from __future__ import annotations
 
-__all__ = ["Terminated", "on_sigterm", "on_sigint", "check", "reset"]
+import time
+
+__all__ = ["Terminated", "on_sigterm", "on_sigint", "check", "sleep", "reset"]
 
 _requested: type[KeyboardInterrupt] | None = None
 
@@ -39,6 +41,15 @@ def check() -> None:
     """Raise the stop (``Terminated`` or ``KeyboardInterrupt``) that was requested, if any."""
     if _requested is not None:
         raise _requested()
+
+
+def sleep(seconds: float) -> None:
+    """Sleep, but raise a stop requested meanwhile at once (a wait is a safe point)."""
+    end = time.monotonic() + seconds
+    check()
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, 0.2))
+        check()
 
 
 def reset() -> None:

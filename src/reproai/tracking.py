@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from reproai.errors import DiskFullError, TrackingError, is_disk_full
+from reproai.retry import PatientClient, is_unreachable
 
 __all__ = ["Run", "RunRecord", "Tracker", "MlflowTracker", "MemoryTracker", "NullTracker",
            "default_tracking_uri", "TAG_PREFIX"]
@@ -170,12 +171,18 @@ class MlflowRun(Run):
         if synchronous:
             self.client.log_batch(self.id, metrics=items)
         else:
-            self.pending.append(self.client.log_batch(self.id, metrics=items, synchronous=False))
+            self.pending.append((items, self.client.log_batch(self.id, metrics=items, synchronous=False)))
 
     def flush(self) -> None:
-        """Wait for the asynchronous logging of this run."""
+        """Wait for the asynchronous logging of this run; what a lost connection dropped is logged again."""
         while self.pending:
-            self.pending.pop(0).wait()
+            items, operation = self.pending.pop(0)
+            try:
+                operation.wait()
+            except Exception as e:
+                if not is_unreachable(e):
+                    raise
+                self.client.log_batch(self.id, metrics=items)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -232,6 +239,10 @@ class MlflowTracker(Tracker):
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         # Against a server MLflow prints two links (after one more request) each time a run ends.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        # MLflow's own retries of a request (7, silent, up to minutes) are cut to a few seconds: longer
+        # outages are waited out by reproai.retry, which says so.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
         self.tracking_uri = tracking_uri or default_tracking_uri()
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         try:
@@ -243,6 +254,9 @@ class MlflowTracker(Tracker):
         except Exception as e:
             raise TrackingError(f"Cannot reach the MLflow tracking store at {self.tracking_uri!r}: {e}. Check "
                                 "--tracking-uri / MLFLOW_TRACKING_URI, or start the tracking server.") from e
+        if self.tracking_uri.startswith(("http://", "https://")):
+            # Found at start, so from now on a server that goes away is waited for (see reproai.retry).
+            self.client = PatientClient(self.client, self.tracking_uri)
         if self.experiment_id is None:
             names = [e.name for e in self.client.search_experiments()]
             raise TrackingError(f"No MLflow experiment named {experiment_name!r} at {self.tracking_uri!r}; it has "
