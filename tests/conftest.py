@@ -75,3 +75,27 @@ def write_config(tmp_path):
         path.write_text(text)
         return path
     return write
+
+
+@pytest.fixture
+def workers():
+    """Start ``reproai run`` worker processes; any still running when the test ends are killed."""
+    import os
+    import subprocess
+    import sys
+
+    started = []
+
+    def start(path, uri, storage, n, cwd):
+        cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+        procs = [subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for _ in range(n)]
+        started.extend(procs)
+        return procs
+
+    yield start
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

@@ -5,7 +5,6 @@ import collections
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 
@@ -18,7 +17,7 @@ from reproai.cli import main
 from reproai.parallel import check_parallel_storage, local_tracking_server
 from reproai.search import open_storage
 from reproai.errors import ConfigError
-from tests.conftest import REPO, tiny_config_text
+from tests.conftest import tiny_config_text
 
 PG = os.environ.get("REPROAI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 N_TRIALS = 4
@@ -62,26 +61,6 @@ def server(tmp_path):
     with local_tracking_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts") as uri:
         assert uri.startswith("http://127.0.0.1:")
         yield uri
-
-
-@pytest.fixture
-def workers():
-    """Start worker processes; any still running when the test ends are killed."""
-    started = []
-
-    def start(path, uri, storage, n, cwd):
-        cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
-        env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
-        procs = [subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                 for _ in range(n)]
-        started.extend(procs)
-        return procs
-
-    yield start
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
 
 
 def _finish(proc, timeout=420):

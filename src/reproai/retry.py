@@ -1,9 +1,11 @@
-"""Waiting out a tracking server that went away: bounded back-off, a clear message, then a clean stop.
+"""Waiting out a server that went away (the MLflow tracking server, the database behind the Optuna
+storage): bounded back-off, a clear message, then a clean stop.
 
-MLflow's own HTTP retries are short and silent; a study that runs for days must survive a server
-restart without losing the trial it is in, and say what it is waiting for. When the server stays
-away longer than the patience, the study stops with a :class:`TrackingError` (resumable: finished
-trials live in the Optuna storage) and later calls fail at once instead of waiting again.
+Studies run for days; a server restart must not cost the trial in progress, and the user must see
+what the study is waiting for. A call that cannot reach its server is retried, with the back-off
+doubling from 0.5 s to 30 s, for up to the patience (``REPROAI_TRACKING_RETRY_S`` and
+``REPROAI_STORAGE_RETRY_S``, 600 s each). After that the study stops with a :class:`TrackingError`
+(resumable: finished trials are kept), and later calls fail at once instead of waiting again.
 """
 
 from __future__ import annotations
@@ -12,35 +14,43 @@ import functools
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
+
+import optuna
 
 from reproai import stopping
 from reproai.errors import TrackingError
 
-__all__ = ["PatientClient", "is_unreachable", "patience_s"]
+__all__ = ["Patience", "PatientClient", "PatientStorage", "is_unreachable", "is_disconnected"]
 
-# Messages of connection failures, as requests/urllib3 word them inside MLflow's exceptions.
+# Connection failures, as requests/urllib3 word them inside MLflow's exceptions.
 _UNREACHABLE = ("Connection refused", "Failed to establish a new connection", "Max retries exceeded",
                 "Connection aborted", "RemoteDisconnected", "Connection reset by peer", "too many 502 error",
                 "too many 503 error", "too many 504 error")
 
 
-def patience_s() -> float:
-    """How long to wait for a tracking server that does not answer: ``$REPROAI_TRACKING_RETRY_S`` (600)."""
-    return float(os.environ.get("REPROAI_TRACKING_RETRY_S", "600"))
+def _chain(e: BaseException | None):
+    while e is not None:
+        yield e
+        e = e.__cause__ or e.__context__
 
 
 def is_unreachable(e: BaseException | None) -> bool:
-    """Whether ``e`` (or an exception it came from) says the server could not be reached at all."""
+    """Whether ``e`` (or an exception it came from) says an HTTP server could not be reached at all."""
     import requests
 
-    while e is not None:
-        if isinstance(e, (requests.exceptions.ConnectionError, ConnectionError)):
-            return True
-        if any(s in str(e) for s in _UNREACHABLE):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
+    return any(isinstance(x, (requests.exceptions.ConnectionError, ConnectionError))
+               or any(s in str(x) for s in _UNREACHABLE) for x in _chain(e))
+
+
+def is_disconnected(e: BaseException | None) -> bool:
+    """Whether ``e`` (or an exception it came from) is a lost or refused database connection, rather
+    than a problem with the data (SQLAlchemy's OperationalError and InterfaceError)."""
+    import sqlalchemy.exc
+
+    return any(isinstance(x, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError))
+               or getattr(x, "connection_invalidated", False) for x in _chain(e))
 
 
 def _say(message: str) -> None:
@@ -49,49 +59,85 @@ def _say(message: str) -> None:
     tqdm.write(f"reproai: {message}", file=sys.stderr)
 
 
-class PatientClient:
-    """Wraps an ``MlflowClient``: a call that cannot reach the server is retried with exponential
-    back-off (1 s doubling to 30 s) for up to :func:`patience_s` seconds per outage."""
+class Patience:
+    """Calls a function, waiting out failures that ``transient`` recognises, for one server."""
 
-    def __init__(self, client: Any, uri: str, patience: float | None = None) -> None:
-        self._client, self._uri = client, uri
-        self._patience = patience_s() if patience is None else patience
-        self._gave_up = False
+    def __init__(self, what: str, transient: Callable[[BaseException], bool], variable: str,
+                 patience: float | None = None) -> None:
+        self.what, self.transient, self.variable = what, transient, variable
+        self.patience = float(os.environ.get(variable, "600")) if patience is None else patience
+        self.gave_up = False
 
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._client, name)
-        if not callable(attr):
-            return attr
-
-        @functools.wraps(attr)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return self._call(attr, args, kwargs)
-
-        return call
-
-    def _call(self, fn: Any, args: tuple, kwargs: dict) -> Any:
-        started, delay = None, 1.0
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        started, delay = None, 0.5
         while True:
             try:
                 result = fn(*args, **kwargs)
             except Exception as e:
-                if not is_unreachable(e):
+                if not self.transient(e):
                     raise
                 now = time.monotonic()
-                if self._gave_up or (started is not None and now - started >= self._patience):
-                    self._gave_up = True
+                if self.gave_up or (started is not None and now - started >= self.patience):
+                    self.gave_up = True
                     raise TrackingError(
-                        f"The MLflow tracking server at {self._uri} has not answered for {self._patience:.0f} s "
-                        f"({type(e).__name__}: {str(e)[:300]}). The study stopped; finished trials are kept. Start "
-                        "the server, then run the same command again to resume (REPROAI_TRACKING_RETRY_S sets how "
-                        "long to wait).") from e
+                        f"{self.what} has not answered for {self.patience:.0f} s ({type(e).__name__}: "
+                        f"{str(e)[:300]}). The study stopped; finished trials are kept. Start the server, then "
+                        f"run the same command again to resume ({self.variable} sets how long to wait).") from e
                 if started is None:
                     started = now
-                    _say(f"the MLflow tracking server at {self._uri} is not answering ({type(e).__name__}); "
-                         f"retrying for up to {self._patience:.0f} s (REPROAI_TRACKING_RETRY_S).")
-                stopping.sleep(min(delay, max(0.0, started + self._patience - now)))
+                    _say(f"{self.what} is not answering ({type(e).__name__}); retrying for up to "
+                         f"{self.patience:.0f} s ({self.variable}).")
+                stopping.sleep(min(delay, max(0.0, started + self.patience - now)))
                 delay = min(delay * 2, 30.0)
                 continue
             if started is not None:
-                _say(f"the MLflow tracking server at {self._uri} answers again, after {time.monotonic() - started:.0f} s.")
+                _say(f"{self.what} answers again (reconnected after {time.monotonic() - started:.0f} s).")
             return result
+
+
+class PatientClient:
+    """An ``MlflowClient`` whose calls wait out a tracking server that went away."""
+
+    def __init__(self, client: Any, uri: str, patience: float | None = None) -> None:
+        self._client = client
+        self._patience = Patience(f"the MLflow tracking server at {uri}", is_unreachable, "REPROAI_TRACKING_RETRY_S",
+                                  patience)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        return functools.partial(self._patience.call, attr) if callable(attr) else attr
+
+
+def _storage_method(name: str) -> Callable[..., Any]:
+    def method(self: PatientStorage, *args: Any, **kwargs: Any) -> Any:
+        return self._patience.call(getattr(self._backend, name), *args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+class _Delegating(optuna.storages.BaseStorage):
+    pass
+
+
+# Every public method of an Optuna storage goes through the patience (the storage is an ABC, so
+# they are defined on the class rather than looked up on demand).
+for _name, _value in vars(optuna.storages.BaseStorage).items():
+    if callable(_value) and not _name.startswith("_"):
+        setattr(_Delegating, _name, _storage_method(_name))
+_Delegating.__abstractmethods__ = frozenset()
+
+
+class PatientStorage(_Delegating):
+    """An Optuna storage whose calls wait out a database server that restarted or went away.
+
+    Each call of an RDB storage is one transaction, rolled back when its connection fails, so it
+    is safe to try again; the engine's ``pool_pre_ping`` replaces the connections the restart broke.
+    """
+
+    def __init__(self, backend: optuna.storages.BaseStorage, what: str, patience: float | None = None) -> None:
+        self._backend = backend
+        self._patience = Patience(what, is_disconnected, "REPROAI_STORAGE_RETRY_S", patience)
+
+    def __getattr__(self, name: str) -> Any:  # anything else a storage offers, as it is
+        return getattr(self._backend, name)

@@ -14,6 +14,7 @@ from reproai.config.schema import Experiment, Search
 from reproai.config.space import Categorical
 from reproai.config.tree import iter_parameters
 from reproai.errors import ConfigError
+from reproai.retry import PatientStorage
 
 __all__ = ["quiet_optuna", "open_storage", "make_sampler", "make_pruner", "fail_dead_trials", "finished_trials", "is_done",
            "DEFAULT_STORAGE"]
@@ -35,7 +36,8 @@ def quiet_optuna() -> Iterator[None]:
 
 def open_storage(url: str | None = None) -> optuna.storages.BaseStorage:
     """An Optuna storage from a URL: ``sqlite:///f.db``, ``postgresql://...``, or a journal file
-    (``journal:PATH``, or a path ending in ``.log`` / ``.journal``)."""
+    (``journal:PATH``, or a path ending in ``.log`` / ``.journal``). A database server's storage
+    waits out a restart (see :mod:`reproai.retry`)."""
     url = url or DEFAULT_STORAGE
     try:
         if url.startswith("journal:") or url.endswith((".log", ".journal")):
@@ -46,10 +48,20 @@ def open_storage(url: str | None = None) -> optuna.storages.BaseStorage:
         engine: dict[str, Any] = {}
         if url.startswith("sqlite"):
             engine = {"connect_args": {"timeout": 60}}  # wait for a lock rather than fail at once
-        elif url.startswith("postgresql"):
-            engine = {"pool_pre_ping": True}  # survive connections the server dropped while idle
+        elif url.startswith(("postgresql", "mysql")):
+            engine = {"pool_pre_ping": True}  # replace connections a server restart broke
         # No Optuna heartbeat: reproai records its own on every storage (see reproai.coordination).
-        return _rdb_storage(url, engine)
+        storage = _rdb_storage(url, engine)
+        if url.startswith(("postgresql", "mysql")):
+            from sqlalchemy.engine import make_url
+
+            # Wrapped after the first connection succeeded: a wrong URL fails at once, a restart is waited out.
+            server = make_url(url)
+            name = "PostgreSQL" if url.startswith("postgresql") else "MySQL"
+            cached = getattr(optuna.storages, "_CachedStorage", None)  # what Optuna itself wraps RDB storages in
+            return PatientStorage(cached(storage) if cached else storage,
+                                  f"the Optuna storage ({name} at {server.host}:{server.port or ''}/{server.database})")
+        return storage
     except Exception as e:  # SQLAlchemy and driver errors have many types
         raise ConfigError(f"Cannot open the Optuna storage {url!r}: {type(e).__name__}: {e}. Check --storage "
                           "(e.g. sqlite:///optuna.db, postgresql://user@host/db, journal:/shared/study.log) "

@@ -255,7 +255,7 @@ class MlflowTracker(Tracker):
             raise TrackingError(f"Cannot reach the MLflow tracking store at {self.tracking_uri!r}: {e}. Check "
                                 "--tracking-uri / MLFLOW_TRACKING_URI, or start the tracking server.") from e
         if self.tracking_uri.startswith(("http://", "https://")):
-            # Found at start, so from now on a server that goes away is waited for (see reproai.retry).
+            # Found at start, so from now on a server that goes away is waited for (reproai.retry).
             self.client = PatientClient(self.client, self.tracking_uri)
         if self.experiment_id is None:
             names = [e.name for e in self.client.search_experiments()]
