@@ -81,6 +81,7 @@ def test_binary_study_report_has_binary_figures(write_config, tmp_path):
     make_image_folder(tmp_path / "images", n_per_class=16)
     text = tiny_config_text(name="binary", data=f"Data.image_folder(root={str(tmp_path / 'images')!r})",
                             cv="CrossValidation(outer_folds=2, inner_folds=1)")
+    text += "experiment.training.batch_size = 8\n"  # 32 images: inner training sets of about 11
     assert main(["run", str(write_config(text)), "--quiet"]) == 0
     result = analyze("binary", out=tmp_path / "r", n_resamples=100)
     assert list(result.bootstrap.index)[:2] == ["roc_auc", "average_precision"]
