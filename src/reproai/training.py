@@ -238,8 +238,9 @@ def _train_phase(ctx: _PhaseContext, phase: Phase, n_epochs: int, batches, forwa
             row[f"dev_{ctx.metric}"] = compute_metrics(data.labels[dev], preds.proba, names=[ctx.metric],
                                                        num_classes=data.num_classes)[ctx.metric]
             if _is_better(ctx.metric, row[f"dev_{ctx.metric}"], best):
-                best, best_epoch, waited = row[f"dev_{ctx.metric}"], epoch + 1, 0
-                best_state, best_preds = copy.deepcopy(model.state_dict()), preds
+                best, best_epoch, waited, best_preds = row[f"dev_{ctx.metric}"], epoch + 1, 0, preds
+                # A copy only while a later epoch could replace these weights: the last epoch's are the model's.
+                best_state = copy.deepcopy(model.state_dict()) if epoch < n_epochs - 1 else None
             else:
                 waited += 1
         row["epoch_seconds"] = time.perf_counter() - start
@@ -252,8 +253,9 @@ def _train_phase(ctx: _PhaseContext, phase: Phase, n_epochs: int, batches, forwa
         ctx.epochs_done += 1
         if phase.early_stopping_patience and dev is not None and waited >= phase.early_stopping_patience:
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if best_preds is not None:
+        if best_state is not None:
+            model.load_state_dict(best_state)
         ctx.dev_preds = best_preds  # saves a pass over the dev set when this is the last phase
     ctx.result.best_epochs[phase.name] = best_epoch
     if run is not None:
