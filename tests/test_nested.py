@@ -151,64 +151,6 @@ KILL_CONFIG = tiny_config_text(name="killed", data="Data.digits(limit=900)", epo
     "experiment.search.n_trials = 4\nexperiment.search.pruner = 'none'\n"
 
 
-def test_sigkill_mid_search_then_resume(write_config, stores, tmp_path):
-    uri, storage = stores
-    path = write_config(KILL_CONFIG)
-    cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    deadline = time.time() + 240
-    done_before: list[int] = []
-    try:
-        while time.time() < deadline:
-            time.sleep(0.3)
-            try:
-                (summary,) = [s for s in optuna.get_all_study_summaries(open_storage(storage)) if s.study_name.endswith("outer-0")]
-            except ValueError:
-                continue
-            study = optuna.load_study(study_name=summary.study_name, storage=open_storage(storage))
-            states = {t.number: t.state for t in study.trials}
-            complete = [n for n, s in states.items() if s == optuna.trial.TrialState.COMPLETE]
-            running = [n for n, s in states.items() if s == optuna.trial.TrialState.RUNNING]
-            if len(complete) >= 2 and running:
-                time.sleep(0.5)  # well inside the running trial
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(30)
-                killed = running[0]
-                done_before = [t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-                break
-        else:
-            pytest.fail("the search never reached a running third trial")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    client = MlflowClient(uri)
-    assert any(r.info.status == "RUNNING" for rs in levels(client, "killed").values() for r in rs)
-
-    assert run_cli(path, uri, storage) == 0  # the same command again
-
-    study = optuna.load_study(study_name=summary.study_name, storage=open_storage(storage))
-    by_number = {t.number: t for t in study.trials}
-    assert by_number[killed].state == optuna.trial.TrialState.FAIL
-    assert "died" in by_number[killed].user_attrs["failed_reason"]
-    assert all(by_number[n].state == optuna.trial.TrialState.COMPLETE for n in done_before)
-    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == killed]
-    assert len(retry) == 1 and retry[0].params == by_number[killed].params
-    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 4
-    runs = levels(client, "killed")
-    assert len(runs["study"]) == 1 and runs["study"][0].info.status == "FINISHED"
-    assert not [r for rs in runs.values() for r in rs if r.info.status == "RUNNING"]
-    # no completed trial was computed twice: one finished MLflow trial run per completed Optuna trial
-    fold0 = [t for t in runs["trial"] if t.data.tags["reproai.outer_fold"] == "0"]
-    finished = collections.Counter(int(t.data.tags["reproai.trial"]) for t in fold0 if t.info.status == "FINISHED")
-    assert sorted(finished) == sorted(t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
-    assert set(finished.values()) == {1}
-    killed_run = [t for t in fold0 if t.data.tags["reproai.trial"] == str(killed)]
-    assert len(killed_run) == 1 and killed_run[0].info.status == "FAILED"
-    assert len(runs["outer_fold"]) == 2 and len([f for f in runs["fit"] if f.data.tags.get("reproai.refit")]) == 2
-
-
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(write_config, stores, tmp_path):
     uri, storage = stores
     path = write_config(KILL_CONFIG.replace("'killed'", "'interrupted'"))

@@ -1,5 +1,6 @@
-"""SIGTERM (a cluster scheduler's warning before it kills a job) mid-trial: the trial fails, its runs end
-KILLED, and the same command resumes the study to the end."""
+"""Item 1 (and 4): SIGTERM (a cluster scheduler's warning before it kills a job) mid-trial: the trial
+fails, its runs end KILLED, and the same command resumes the study to the end, logging nothing twice.
+SIGKILL mid-trial: the next run closes what the dead process left RUNNING, and retries its trial."""
 
 import collections
 import os
@@ -12,9 +13,12 @@ import optuna
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+import pytest
+
 from reproai.cli import main
 from reproai.search import open_storage
 from tests.conftest import REPO, tiny_config_text
+from tests.test_nested import KILL_CONFIG, levels, run_cli
 
 CONFIG = tiny_config_text(name="termed", data="Data.digits(limit=600)", epochs=4,
                           cv="CrossValidation(outer_folds=2, inner_folds=2)") + """
@@ -68,3 +72,61 @@ def test_sigterm_fails_the_trial_kills_its_runs_and_the_command_resumes(write_co
         for key in run.data.metrics:
             steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
             assert len(steps) == len(set(steps)), (run.data.tags["reproai.level"], key, steps)
+
+
+def test_sigkill_mid_search_then_resume(write_config, tmp_path):
+    uri, storage = f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
+    path = write_config(KILL_CONFIG)
+    cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    deadline = time.time() + 240
+    done_before: list[int] = []
+    try:
+        while time.time() < deadline:
+            time.sleep(0.3)
+            try:
+                (summary,) = [s for s in optuna.get_all_study_summaries(open_storage(storage)) if s.study_name.endswith("outer-0")]
+            except ValueError:
+                continue
+            study = optuna.load_study(study_name=summary.study_name, storage=open_storage(storage))
+            states = {t.number: t.state for t in study.trials}
+            complete = [n for n, s in states.items() if s == optuna.trial.TrialState.COMPLETE]
+            running = [n for n, s in states.items() if s == optuna.trial.TrialState.RUNNING]
+            if len(complete) >= 2 and running:
+                time.sleep(0.5)  # well inside the running trial
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(30)
+                killed = running[0]
+                done_before = [t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+                break
+        else:
+            pytest.fail("the search never reached a running third trial")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    client = MlflowClient(uri)
+    assert any(r.info.status == "RUNNING" for rs in levels(client, "killed").values() for r in rs)
+
+    assert run_cli(path, uri, storage) == 0  # the same command again
+
+    study = optuna.load_study(study_name=summary.study_name, storage=open_storage(storage))
+    by_number = {t.number: t for t in study.trials}
+    assert by_number[killed].state == optuna.trial.TrialState.FAIL
+    assert "died" in by_number[killed].user_attrs["failed_reason"]
+    assert all(by_number[n].state == optuna.trial.TrialState.COMPLETE for n in done_before)
+    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == killed]
+    assert len(retry) == 1 and retry[0].params == by_number[killed].params
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 4
+    runs = levels(client, "killed")
+    assert len(runs["study"]) == 1 and runs["study"][0].info.status == "FINISHED"
+    assert not [r for rs in runs.values() for r in rs if r.info.status == "RUNNING"]
+    # no completed trial was computed twice: one finished MLflow trial run per completed Optuna trial
+    fold0 = [t for t in runs["trial"] if t.data.tags["reproai.outer_fold"] == "0"]
+    finished = collections.Counter(int(t.data.tags["reproai.trial"]) for t in fold0 if t.info.status == "FINISHED")
+    assert sorted(finished) == sorted(t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    assert set(finished.values()) == {1}
+    killed_run = [t for t in fold0 if t.data.tags["reproai.trial"] == str(killed)]
+    assert len(killed_run) == 1 and killed_run[0].info.status == "FAILED"
+    assert len(runs["outer_fold"]) == 2 and len([f for f in runs["fit"] if f.data.tags.get("reproai.refit")]) == 2
