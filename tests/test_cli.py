@@ -26,6 +26,21 @@ def test_config_errors_exit_2_with_the_message(write_config, capsys):
     assert err.startswith("reproai: error: Invalid config") and "`training.batch_size`" in err and str(path) in err
 
 
+def test_a_reader_that_goes_away_ends_the_output_quietly(write_config):
+    # `reproai space CONFIG | head -0`: the pipe is closed before reproai writes to it.
+    import os
+
+    from tests.conftest import REPO
+
+    path = write_config(tiny_config_text())
+    read, write = os.pipe()
+    os.close(read)
+    proc = subprocess.run([sys.executable, "-m", "reproai", "space", str(path)], stdout=write, stderr=subprocess.PIPE,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    os.close(write)
+    assert proc.returncode == 141 and proc.stderr == ""  # no BrokenPipeError traceback
+
+
 def test_python_dash_m_and_help():
     out = subprocess.run([sys.executable, "-m", "reproai", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "run" in out.stdout and "space" in out.stdout

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
 from collections.abc import Sequence
 
@@ -252,7 +254,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     # Progress bars and the summary replace Optuna's line per trial.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        return _COMMANDS[args.command](args)
+        status = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # here rather than at exit, so that a reader that went away is met below
+        return status
+    except BrokenPipeError:
+        # The reader of the output went away (`reproai status X | head`): stop quietly, as other tools do.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+        return 128 + 13  # SIGPIPE's status
     except ReproaiError as e:
         print(f"reproai: error: {e}", file=sys.stderr)
         return 2
