@@ -6,8 +6,10 @@ while letting programming errors through.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 __all__ = ["ReproaiError", "ConfigError", "SearchSpaceError", "InvalidParamsError", "SearchFailedError", "DataError",
-           "DiskFullError", "TrackingError", "UntrustedConfigError", "is_disk_full"]
+           "DiskFullError", "TrackingError", "UntrustedConfigError", "causes", "is_disk_full"]
 
 
 class ReproaiError(Exception):
@@ -46,14 +48,17 @@ class DiskFullError(ReproaiError):
     """A cache or an artifact could not be written for lack of space (nothing half-written is kept)."""
 
 
+def causes(e: BaseException | None) -> Iterator[BaseException]:
+    """``e`` and the exceptions it was raised from (``__cause__``, else ``__context__``), in turn."""
+    while e is not None:
+        yield e
+        e = e.__cause__ or e.__context__
+
+
 def is_disk_full(e: BaseException) -> bool:
     """Whether ``e``, or an exception it was raised from, reports a full disk or an exceeded quota."""
     import errno
 
-    while e is not None:
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            return True
-        if any(s in str(e) for s in ("No space left on device", "Disk quota exceeded", "database or disk is full")):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
+    return any((isinstance(x, OSError) and x.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG))
+               or any(s in str(x) for s in ("No space left on device", "Disk quota exceeded", "database or disk is full"))
+               for x in causes(e))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +19,8 @@ from typing import Any
 import optuna
 
 from reproai import stopping
-from reproai.errors import TrackingError
+from reproai.console import say
+from reproai.errors import TrackingError, causes
 
 __all__ = ["Patience", "PatientClient", "PatientStorage", "is_unreachable", "is_disconnected"]
 
@@ -30,18 +30,12 @@ _UNREACHABLE = ("Connection refused", "Failed to establish a new connection", "M
                 "too many 503 error", "too many 504 error")
 
 
-def _chain(e: BaseException | None):
-    while e is not None:
-        yield e
-        e = e.__cause__ or e.__context__
-
-
 def is_unreachable(e: BaseException | None) -> bool:
     """Whether ``e`` (or an exception it came from) says an HTTP server could not be reached at all."""
     import requests
 
     return any(isinstance(x, (requests.exceptions.ConnectionError, ConnectionError))
-               or any(s in str(x) for s in _UNREACHABLE) for x in _chain(e))
+               or any(s in str(x) for s in _UNREACHABLE) for x in causes(e))
 
 
 def is_disconnected(e: BaseException | None) -> bool:
@@ -50,13 +44,7 @@ def is_disconnected(e: BaseException | None) -> bool:
     import sqlalchemy.exc
 
     return any(isinstance(x, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError))
-               or getattr(x, "connection_invalidated", False) for x in _chain(e))
-
-
-def _say(message: str) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(f"reproai: {message}", file=sys.stderr)
+               or getattr(x, "connection_invalidated", False) for x in causes(e))
 
 
 class Patience:
@@ -85,13 +73,13 @@ class Patience:
                         f"run the same command again to resume ({self.variable} sets how long to wait).") from e
                 if started is None:
                     started = now
-                    _say(f"{self.what} is not answering ({type(e).__name__}); retrying for up to "
+                    say(f"{self.what} is not answering ({type(e).__name__}); retrying for up to "
                          f"{self.patience:.0f} s ({self.variable}).")
                 stopping.sleep(min(delay, max(0.0, started + self.patience - now)))
                 delay = min(delay * 2, 30.0)
                 continue
             if started is not None:
-                _say(f"{self.what} answers again (reconnected after {time.monotonic() - started:.0f} s).")
+                say(f"{self.what} answers again (reconnected after {time.monotonic() - started:.0f} s).")
             return result
 
 
