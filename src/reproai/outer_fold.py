@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 import traceback
 from collections import Counter
@@ -20,6 +19,7 @@ from optuna.trial import TrialState
 from reproai import stopping
 from reproai.config.schema import Experiment
 from reproai.config.tree import has_search_space, resolve
+from reproai.console import say
 from reproai.coordination import claim, claimed, heartbeat, once, release
 from reproai.cv import OuterFold, Splits
 from reproai.data.datasets import ImageSet
@@ -112,14 +112,9 @@ def is_trial_fault(e: BaseException) -> bool:
 
 
 def _reason(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}" if not isinstance(e, ReproaiError) else str(e)
-
-
-def _say(ctx: StudyContext, message: str) -> None:
-    from tqdm.auto import tqdm
-
-    if ctx.progress:
-        tqdm.write(f"reproai: {message}", file=sys.stderr)
+    if isinstance(e, ReproaiError):
+        return str(e)
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
 def _status_for(e: BaseException) -> str:
@@ -239,21 +234,18 @@ def _run_trial(ctx: StudyContext, study: optuna.Study, objective: Callable[[optu
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
             return TrialState.PRUNED
-        except Exception as e:
-            if not is_trial_fault(e):
-                ctx.storage.set_trial_user_attr(trial._trial_id, "failed_reason", f"stopped: {_reason(e)[:1900]}")
-                study.tell(trial, state=TrialState.FAIL)
-                raise
-            # The sampled parameters cannot train (or crashed the fit): this trial fails, the search goes on.
-            ctx.storage.set_trial_user_attr(trial._trial_id, "error", True)
-            ctx.storage.set_trial_user_attr(trial._trial_id, "failed_reason", _reason(e)[:2000])
-            study.tell(trial, state=TrialState.FAIL)
-            _say(ctx, f"{study.study_name.rsplit('/', 1)[-1]}: trial {trial.number} failed ({_reason(e)}); the search goes on.")
-            return TrialState.FAIL
         except BaseException as e:
-            ctx.storage.set_trial_user_attr(trial._trial_id, "failed_reason", f"stopped: {type(e).__name__}")
+            fault = is_trial_fault(e)
+            if fault:  # the sampled parameters cannot train (or crashed the fit): the search goes on
+                ctx.storage.set_trial_user_attr(trial._trial_id, "error", True)
+            reason = _reason(e) if fault else f"stopped: {_reason(e)}"
+            ctx.storage.set_trial_user_attr(trial._trial_id, "failed_reason", reason[:2000])
             study.tell(trial, state=TrialState.FAIL)
-            raise
+            if not fault:
+                raise
+            if ctx.progress:
+                say(f"{study.study_name.rsplit('/', 1)[-1]}: trial {trial.number} failed ({reason}); the search goes on.")
+            return TrialState.FAIL
     study.tell(trial, value)
     return TrialState.COMPLETE
 
