@@ -84,10 +84,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         result = run_experiment(loaded, tracking_uri=args.tracking_uri, storage=args.storage, fresh=args.fresh,
                                 progress=not args.quiet, fresh_after=args.fresh_after)
     except KeyboardInterrupt as e:
-        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
-        print(f"reproai: {what}. Finished outer folds and trials are kept; run the same command again to "
-              "resume.", file=sys.stderr)
-        return 143 if isinstance(e, Terminated) else 130
+        return _stopped(e, " Finished outer folds and trials are kept; run the same command again to resume.")
     if args.no_summary:
         return 0
     _print_result(result, loaded, args.tracking_uri)
@@ -268,9 +265,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"reproai: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        print("reproai: terminated (SIGTERM)." if isinstance(e, Terminated) else "reproai: interrupted.",
-              file=sys.stderr)
-        return 143 if isinstance(e, Terminated) else 130
+        return _stopped(e)
+
+
+def _stopped(e: KeyboardInterrupt, hint: str = "") -> int:
+    """Say how the command was stopped; the exit status of its signal (SIGTERM 143, Ctrl-C 130)."""
+    print(f"reproai: {'terminated (SIGTERM)' if isinstance(e, Terminated) else 'interrupted'}.{hint}", file=sys.stderr)
+    return 143 if isinstance(e, Terminated) else 130
 
 
 if __name__ == "__main__":
