@@ -2,8 +2,8 @@
 
 The cache is keyed by the files (path, size, modification time) and the target size, so it is
 rebuilt when a file or the size changes and reused otherwise. It is written to a temporary file and
-renamed into place, under a lock: a crash or a full disk (a :class:`DiskFullError`) never leaves a half-written cache that a
-later run would trust, and two processes building it at once build it once.
+renamed into place, under a lock: a crash or a full disk (a :class:`DiskFullError`) never leaves a
+half-written cache that a later run would trust, and two processes building it at once build it once.
 """
 
 from __future__ import annotations
