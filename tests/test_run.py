@@ -43,6 +43,11 @@ def test_run_logs_the_whole_tree_with_tags_tables_and_artifacts(tracked, tmp_pat
     finetune = next(p for p in phases if p.data.tags["reproai.phase"] == "finetune")
     history = client.get_metric_history(finetune.info.run_id, "dev_roc_auc")
     assert [m.step for m in history] == list(range(1, len(history) + 1)) and len(history) >= 1
+    # each phase's summary, logged with its last epoch
+    last = len(client.get_metric_history(finetune.info.run_id, "train_loss"))
+    assert [m.step for m in client.get_metric_history(finetune.info.run_id, "best_epoch")] == [last]
+    assert 1 <= finetune.data.metrics["best_epoch"] <= last and "best_dev_roc_auc" in finetune.data.metrics
+    assert {"seed", "kind", "n_train", "n_dev", "n_test"} <= set(fit.data.params)
     # the study run's provenance
     tags = study.data.tags
     assert tags["reproai.config_file"] == "config.py" and len(tags["reproai.config_hash"]) == 16

@@ -94,7 +94,6 @@ def _log_fit(run: Run, ctx: StudyContext, result: FitResult, record: dict[str, A
     if result.threshold is not None:
         metrics["threshold"] = result.threshold
     run.log_metrics(metrics)
-    run.log_params({"seed": record["seed"], "kind": record["kind"]})
     run.log_dict({**record, "threshold": result.threshold, "best_epochs": result.best_epochs}, "fit.json")
     if result.dev is not None:
         run.log_table(result.dev.table(ctx.data, result.threshold), "predictions/dev.json")
@@ -130,7 +129,8 @@ _FOLD_STEP = 10_000
 def _run_fit(ctx: StudyContext, experiment: Experiment, parent: Run, name: str, tags: dict[str, Any],
              record: dict[str, Any], **kwargs: Any) -> FitResult:
     with ctx.tracker.start_run(name, tags={**tags, f"{T}level": "fit"}, parent=parent, status_for=_status_for) as run:
-        run.log_params({f"n_{k}": len(kwargs[k]) for k in ("train", "dev", "test") if kwargs.get(k) is not None})
+        run.log_params({"seed": record["seed"], "kind": record["kind"],
+                        **{f"n_{k}": len(kwargs[k]) for k in ("train", "dev", "test") if kwargs.get(k) is not None}})
         result = fit(experiment.model, experiment.training, ctx.data, ctx.info, metric=ctx.metric,
                      seed=record["seed"], tracker=ctx.tracker, parent=run, tags=tags,
                      progress=ctx.progress, **kwargs)
@@ -146,11 +146,10 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
         tags = _tags(ctx, fold, trial=trial.number)
         with ctx.tracker.start_run(f"trial-{trial.number}", tags={**tags, f"{T}level": "trial"}, parent=fold_run,
                                    status_for=_status_for) as run:
-            run.log_params(trial.params)
             # The distributions let analysis rebuild the search from MLflow alone (history, importances).
             dists = {k: optuna.distributions.distribution_to_json(d) for k, d in trial.distributions.items()}
-            run.set_tags({f"{T}optuna_study": trial.study.study_name,
-                          f"{T}distributions": json.dumps(dists, sort_keys=True)[:5000]})
+            run.log(params=trial.params, tags={f"{T}optuna_study": trial.study.study_name,
+                                               f"{T}distributions": json.dumps(dists, sort_keys=True)[:5000]})
             scores, epochs, dev_labels, dev_proba = [], [], [], []
 
             def report_epoch(i: int, row: dict[str, float]) -> None:
@@ -193,8 +192,7 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
             trial.set_user_attr("epochs", [int(round(statistics.median(col))) for col in zip(*epochs)])
             if ctx.data.num_classes == 2:
                 trial.set_user_attr("threshold", youden_threshold(np.concatenate(dev_labels), np.concatenate(dev_proba)))
-            run.log_metrics({f"dev_{ctx.metric}": value})
-            run.set_tags({f"{T}state": "complete"})
+            run.log(metrics={f"dev_{ctx.metric}": value}, tags={f"{T}state": "complete"})
             return value
 
     return objective

@@ -56,6 +56,16 @@ class Run:
         """Log a binary artifact (e.g. a PNG figure)."""
         raise NotImplementedError
 
+    def log(self, *, params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
+            step: int | None = None, tags: Mapping[str, Any] | None = None) -> None:
+        """Log parameters, metrics (at ``step``) and tags together: one request where the store allows it."""
+        if params:
+            self.log_params(params)
+        if metrics:
+            self.log_metrics(metrics, step)
+        if tags:
+            self.set_tags(tags)
+
     def flush(self) -> None:
         """Wait for pending asynchronous logging (nothing to wait for by default)."""
 
@@ -154,18 +164,26 @@ class MlflowRun(Run):
         self.pending: list[Any] = []
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
+        self.log(params=params)
 
-        items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
-        for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
-            self.client.log_batch(self.id, params=items[i:i + 100])
+    def log(self, *, params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
+            step: int | None = None, tags: Mapping[str, Any] | None = None) -> None:
+        from mlflow.entities import Param, RunTag
+
+        rest = [Param(str(k), str(v)[:6000]) for k, v in (params or {}).items()]
+        metric_items = _metrics(metrics or {}, step)
+        tag_items = [RunTag(str(k), str(v)) for k, v in (tags or {}).items()]
+        while True:  # MLflow takes at most 100 params a request: the metrics and tags go with the first
+            chunk, rest = rest[:100], rest[100:]
+            if chunk or metric_items or tag_items:
+                self.client.log_batch(self.id, metrics=metric_items, params=chunk, tags=tag_items)
+            metric_items, tag_items = [], []
+            if not rest:
+                return
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None, *,
                     synchronous: bool = True) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        items = [Metric(str(k), float(v), now, step or 0) for k, v in metrics.items()]
+        items = _metrics(metrics, step)
         if not items:
             return
         if synchronous:
@@ -185,10 +203,7 @@ class MlflowRun(Run):
                 self.client.log_batch(self.id, metrics=items)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        from mlflow.entities import RunTag
-
-        if tags:
-            self.client.log_batch(self.id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()])
+        self.log(tags=tags)
 
     @contextmanager
     def _writing(self, artifact_file: str) -> Iterator[None]:
@@ -222,6 +237,13 @@ class MlflowRun(Run):
             path = Path(tmp) / Path(artifact_file).name
             path.write_bytes(data)
             self.client.log_artifact(self.id, str(path), str(Path(artifact_file).parent) or None)
+
+
+def _metrics(metrics: Mapping[str, float], step: int | None) -> list[Any]:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(str(k), float(v), now, step or 0) for k, v in metrics.items()]
 
 
 def _to_record(r: Any) -> RunRecord:

@@ -245,21 +245,23 @@ def _train_phase(ctx: _PhaseContext, phase: Phase, n_epochs: int, batches, forwa
                 waited += 1
         row["epoch_seconds"] = time.perf_counter() - start
         ctx.result.history.append({"phase": phase.name, "epoch": epoch + 1, **row})
+        stop = bool(phase.early_stopping_patience and dev is not None and waited >= phase.early_stopping_patience)
         if run is not None:
-            run.log_metrics(row, step=epoch + 1)
+            # The phase's summary rides with its last epoch's metrics: one request to the store, not two.
+            last = stop or epoch == n_epochs - 1
+            summary = {"best_epoch": best_epoch, **({f"best_dev_{ctx.metric}": best} if best is not None else {})}
+            run.log_metrics({**row, **(summary if last else {})}, step=epoch + 1)
         bar.set_postfix({k: f"{v:.4f}" for k, v in row.items()})
         if ctx.on_epoch is not None:
             ctx.on_epoch(ctx.epochs_done, row)
         ctx.epochs_done += 1
-        if phase.early_stopping_patience and dev is not None and waited >= phase.early_stopping_patience:
+        if stop:
             break
     if best_preds is not None:
         if best_state is not None:
             model.load_state_dict(best_state)
         ctx.dev_preds = best_preds  # saves a pass over the dev set when this is the last phase
     ctx.result.best_epochs[phase.name] = best_epoch
-    if run is not None:
-        run.log_metrics({"best_epoch": best_epoch, **({f"best_dev_{ctx.metric}": best} if best is not None else {})})
 
 
 def _use_features(training: Training, phases: Sequence[Phase], p: int, spec: Model) -> bool:

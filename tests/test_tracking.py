@@ -1,0 +1,60 @@
+"""The tracking interface against a real MLflow store, and in memory."""
+
+import pytest
+
+from reproai.tracking import MemoryTracker, MlflowTracker
+
+
+class CountingClient:
+    """Passes every call to the real client, counting the requests that write to a run."""
+
+    def __init__(self, client):
+        self.client, self.batches = client, 0
+
+    def log_batch(self, *args, **kwargs):
+        self.batches += 1
+        return self.client.log_batch(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+@pytest.fixture
+def mlflow_run(tmp_path):
+    tracker = MlflowTracker("tracking-test", f"sqlite:///{tmp_path / 'runs.db'}")
+    with tracker.start_run("r") as run:
+        run.client = CountingClient(run.client)
+        yield tracker, run
+
+
+def test_log_sends_params_metrics_and_tags_in_one_request(mlflow_run):
+    tracker, run = mlflow_run
+    run.log(params={"lr": 0.1, "batch_size": 32}, metrics={"loss": 0.5, "auc": 0.9}, step=3, tags={"state": "ok"})
+    assert run.client.batches == 1
+    record = tracker.get_run(run.id)
+    assert record.params == {"lr": "0.1", "batch_size": "32"}
+    assert record.metrics == {"loss": 0.5, "auc": 0.9}
+    assert record.tags["state"] == "ok"
+    assert [m.step for m in tracker.client.get_metric_history(run.id, "loss")] == [3]
+
+
+def test_log_splits_more_than_100_params_over_requests(mlflow_run):
+    tracker, run = mlflow_run
+    run.log(params={f"p{i}": i for i in range(150)}, metrics={"loss": 1.0})
+    assert run.client.batches == 2  # MLflow refuses more than 100 params in one request
+    record = tracker.get_run(run.id)
+    assert len(record.params) == 150 and record.params["p149"] == "149" and record.metrics == {"loss": 1.0}
+
+
+def test_log_with_nothing_sends_nothing(mlflow_run):
+    _, run = mlflow_run
+    run.log()
+    run.log(params={}, metrics={}, tags={})
+    assert run.client.batches == 0
+
+
+def test_log_in_memory():
+    tracker = MemoryTracker()
+    with tracker.start_run("r") as run:
+        run.log(params={"lr": 0.1}, metrics={"loss": 0.5}, step=2, tags={"state": "ok"})
+    assert run.params == {"lr": "0.1"} and run.metrics == {"loss": [(2, 0.5)]} and run.tags["state"] == "ok"
