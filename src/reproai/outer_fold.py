@@ -271,13 +271,12 @@ def _search(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> bool:
             running = sum(t.state == TrialState.RUNNING for t in trials)
             waiting = sum(t.state == TrialState.WAITING for t in trials)
             timed_out = search.timeout is not None and time.monotonic() - started > search.timeout
-            if (done >= search.n_trials or timed_out) and running == 0:
-                if not any(t.state == TrialState.COMPLETE for t in trials):
+            if done >= search.n_trials or timed_out:
+                if any(t.state == TrialState.COMPLETE for t in trials):
+                    return True
+                if running == 0:
                     raise SearchFailedError(_failure_summary(fold, trials))
-            if done >= search.n_trials:
-                return True
-            if timed_out:
-                return done > 0 or running == 0
+                return False  # nothing to refit yet: the trials still running elsewhere may complete
             if done + running >= search.n_trials and not waiting:
                 return False  # the last trials run in other workers
             _run_trial(ctx, study, objective)

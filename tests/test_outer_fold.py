@@ -1,0 +1,69 @@
+"""An outer fold's search loop, against an Optuna study that other workers share."""
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from reproai import CrossValidation, Data, Experiment, Model, Phase, Search, Training, hp
+from reproai.cv import make_splits
+from reproai.errors import SearchFailedError
+from reproai.models import backbone_info
+from reproai.outer_fold import StudyContext, _load_search, _search
+from reproai.tracking import MemoryTracker
+from reproai.workers import worker_id
+
+
+@pytest.fixture
+def context():
+    """A fold whose search has timed out: ``timeout`` is one nanosecond."""
+    exp = Experiment(name="t", data=Data.digits(limit=60), model=Model(backbone="small_cnn", pretrained=False),
+                     training=Training(batch_size=8, phases=[Phase("fit", epochs=1, lr=hp.float(1e-3, 1e-1))]),
+                     cv=CrossValidation(outer_folds=2, inner_folds=2), search=Search(n_trials=2, timeout=1e-9))
+    labels = np.array([0, 1] * 30)
+    splits = make_splits(labels, exp.cv, seed=0)
+    tracker = MemoryTracker()
+    study_run = tracker.open_run("study")
+    ctx = StudyContext(exp, None, backbone_info(exp.model), splits, tracker, optuna.storages.InMemoryStorage(),
+                       study_run, "t", "t", progress=False)
+    fold = splits.outer[0]
+    return ctx, fold, _load_search(ctx, fold), tracker.open_run("fold", parent=study_run)
+
+
+def _failed(study, n):
+    for _ in range(n):
+        trial = study.ask()
+        study._storage.set_trial_user_attr(trial._trial_id, "error", True)
+        study.tell(trial, state=TrialState.FAIL)
+
+
+def _running_elsewhere(study):
+    """A trial another live worker runs (this process stands in for it)."""
+    trial = study.ask()
+    study._storage.set_trial_user_attr(trial._trial_id, "worker", worker_id())
+
+
+@pytest.mark.parametrize("n_failed", [1, 2])
+def test_no_refit_while_the_only_trials_that_could_complete_run_elsewhere(context, n_failed):
+    # Timed out (n_failed=1) or with n_trials done (n_failed=2), but nothing completed: refitting now
+    # would find no best trial. The fold waits for the trial that is still running.
+    ctx, fold, study, fold_run = context
+    _failed(study, n_failed)
+    _running_elsewhere(study)
+    assert _search(ctx, fold, fold_run) is False
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL] * n_failed + [TrialState.RUNNING]
+
+
+def test_refit_once_a_trial_completed_even_with_others_running(context):
+    ctx, fold, study, fold_run = context
+    trial = study.ask()
+    study.tell(trial, 0.9)
+    _running_elsewhere(study)
+    assert _search(ctx, fold, fold_run) is True
+
+
+def test_nothing_completed_and_nothing_running_fails_the_search(context):
+    ctx, fold, study, fold_run = context
+    _failed(study, 1)
+    with pytest.raises(SearchFailedError, match="no trial completed"):
+        _search(ctx, fold, fold_run)
