@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from reproai.cli import main
-from reproai.parallel import check_parallel_storage, local_tracking_server
+from reproai.parallel import check_parallel_storage
 from reproai.search import open_storage
 from reproai.errors import ConfigError
 from tests.conftest import tiny_config_text
@@ -54,13 +54,6 @@ def storage(request, tmp_path):
     yield f"{PG}/{name}"
     admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     admin.close()
-
-
-@pytest.fixture
-def server(tmp_path):
-    with local_tracking_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts") as uri:
-        assert uri.startswith("http://127.0.0.1:")
-        yield uri
 
 
 def _finish(proc, timeout=420):
@@ -117,24 +110,24 @@ def _check_study(uri, storage, killed=None):
     return by_level, folds
 
 
-def test_three_workers_share_one_study(write_config, storage, server, workers, tmp_path):
+def test_three_workers_share_one_study(write_config, storage, tracking_server, workers, tmp_path):
     path = write_config(CONFIG)
-    procs = workers(path, server, storage, 3, tmp_path)
+    procs = workers(path, tracking_server, storage, 3, tmp_path)
     outs = [_finish(p) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], "\n-----\n".join(outs)
-    by_level, folds = _check_study(server, storage)
+    by_level, folds = _check_study(tracking_server, storage)
     workers = {t.user_attrs["worker"] for s in folds.values() for t in s.trials if t.state == TrialState.COMPLETE}
     assert len(workers) >= 2  # the trials were shared out
     # every worker reports the same study and headline
     heads = {line for out in outs for line in out.splitlines() if line.startswith("test roc_auc")}
     assert len(heads) == 1
     # reproai status reads the progress back from the storage
-    assert main(["status", "cluster", "--tracking-uri", server, "--storage", storage]) == 0
+    assert main(["status", "cluster", "--tracking-uri", tracking_server, "--storage", storage]) == 0
 
 
-def test_a_worker_killed_mid_trial_is_failed_and_retried(write_config, storage, server, workers, tmp_path):
+def test_a_worker_killed_mid_trial_is_failed_and_retried(write_config, storage, tracking_server, workers, tmp_path):
     path = write_config(CONFIG.replace("epochs=2, lr=3e-3", "epochs=4, lr=3e-3"))
-    procs = workers(path, server, storage, 3, tmp_path)
+    procs = workers(path, tracking_server, storage, 3, tmp_path)
     by_pid = {p.pid: p for p in procs}
     victim, killed = None, None
     deadline = time.time() + 300
@@ -155,7 +148,7 @@ def test_a_worker_killed_mid_trial_is_failed_and_retried(write_config, storage, 
     outs = {p.pid: _finish(p) for p in procs}
     assert victim.returncode == -signal.SIGKILL
     assert all(p.returncode == 0 for p in procs if p is not victim), outs
-    by_level, folds = _check_study(server, storage)
+    by_level, folds = _check_study(tracking_server, storage)
     study, number = killed
     trials = {t.number: t for t in optuna.load_study(study_name=study.study_name, storage=open_storage(storage)).trials}
     assert trials[number].state == TrialState.FAIL and "died" in trials[number].user_attrs["failed_reason"]

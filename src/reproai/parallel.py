@@ -40,14 +40,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def local_tracking_server(backend_uri: str, artifact_root: str | Path = "mlruns", *,
-                          timeout_s: float = 120.0) -> Iterator[str]:
+def local_tracking_server(backend_uri: str, artifact_root: str | Path = "mlruns", *, port: int | None = None,
+                          workers: int = 2, timeout_s: float = 120.0) -> Iterator[str]:
     """An ``mlflow server`` on 127.0.0.1 (never a public interface) in front of ``backend_uri``, while the
-    block runs; yields its URI. Clients write artifacts to ``artifact_root`` directly."""
-    port = _free_port()
+    block runs; yields its URI. Clients write artifacts to ``artifact_root`` directly. ``port``: a free
+    one by default."""
+    port = port or _free_port()
     root = Path(artifact_root).resolve().as_uri()
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri, "--default-artifact-root",
-           root, "--no-serve-artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+           root, "--no-serve-artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s

@@ -10,14 +10,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from reproai.parallel import local_tracking_server
 from tests.test_cluster import CONFIG, _check_study, _finish, _fold_studies, _postgres_database
-
-
-@pytest.fixture
-def server(tmp_path):
-    with local_tracking_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts") as uri:
-        yield uri
 
 
 def _cluster_command(action: str) -> list[str]:
@@ -40,13 +33,13 @@ def pg_storage():
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def test_workers_reconnect_after_postgres_restarts(pg_storage, server, workers, write_config, tmp_path):
+def test_workers_reconnect_after_postgres_restarts(pg_storage, tracking_server, workers, write_config, tmp_path):
     if not _cluster_command("stop") or os.geteuid() != 0:
         if os.environ.get("REPROAI_REQUIRE_POSTGRES"):
             pytest.fail("restarting PostgreSQL needs pg_ctlcluster, run as root")
         pytest.skip("restarting PostgreSQL needs pg_ctlcluster, run as root")
     path = write_config(CONFIG)
-    procs = workers(path, server, pg_storage, 2, tmp_path)
+    procs = workers(path, tracking_server, pg_storage, 2, tmp_path)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
@@ -63,7 +56,7 @@ def test_workers_reconnect_after_postgres_restarts(pg_storage, server, workers, 
         subprocess.run(_cluster_command("start"), check=True, timeout=120)
     outputs = [_finish(p) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
-    _check_study(server, pg_storage)  # every trial complete once, every run finished, the headline once
+    _check_study(tracking_server, pg_storage)  # every trial complete once, every run finished, the headline once
     said = "\n".join(outputs)
     assert "reproai: the Optuna storage (PostgreSQL at 127.0.0.1:5432/" in said and "is not answering" in said
     assert "answers again (reconnected after" in said

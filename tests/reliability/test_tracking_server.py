@@ -2,26 +2,19 @@
 message) and the study carries on; a long one stops the study cleanly, and the same command resumes
 it once the server is back. No trial result is lost and no run is left RUNNING."""
 
+import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import optuna
 import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from reproai.parallel import _free_port, local_tracking_server
 from tests.conftest import REPO, tiny_config_text
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -29,29 +22,20 @@ class Server:
 
     def __init__(self, tmp_path):
         self.backend = f"sqlite:///{tmp_path / 'mlflow.db'}"
-        self.root = (tmp_path / "mlruns").as_uri()
+        self.root = tmp_path / "mlruns"
         self.port = _free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
-        self.proc = None
+        self.running = None
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend, "--default-artifact-root",
-               self.root, "--no-serve-artifacts", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "mlflow server exited at start"
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.5)
-        raise AssertionError("mlflow server did not start")
+        self.running = contextlib.ExitStack()
+        assert self.running.enter_context(local_tracking_server(self.backend, self.root, port=self.port,
+                                                                workers=1)) == self.uri
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(60)
+        if self.running is not None:
+            self.running.close()  # SIGTERM to the server's process group, and wait
+            self.running = None
 
 
 @pytest.fixture
