@@ -74,7 +74,7 @@ class Patience:
                 if started is None:
                     started = now
                     say(f"{self.what} is not answering ({type(e).__name__}); retrying for up to "
-                         f"{self.patience:.0f} s ({self.variable}).")
+                        f"{self.patience:.0f} s ({self.variable}).")
                 stopping.sleep(min(delay, max(0.0, started + self.patience - now)))
                 delay = min(delay * 2, 30.0)
                 continue
