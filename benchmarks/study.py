@@ -251,7 +251,6 @@ def main() -> None:
         alone, evaluation = statistics.median(alone_rates), statistics.median(eval_rates)
         irreducible = work["finetune_images"] / alone
         required = irreducible + work["eval_images"] / evaluation
-        splits = prepare_splits(exp, data)
 
         # the reference, on the same splits and seeds
         ref_auc, ref_seconds = None, float("nan")
@@ -259,6 +258,7 @@ def main() -> None:
             from reproai.data.datasets import list_source
 
             source = list_source(exp.data, seed=exp.seed)
+            splits = prepare_splits(exp, data)
             client = MlflowClient(f"sqlite:///{tmp}/reference.db")
             experiment_id = client.create_experiment("reference")
             with Timer() as ref:
