@@ -1,5 +1,8 @@
 """The tracking interface against a real MLflow store, and in memory."""
 
+import json
+
+import pandas as pd
 import pytest
 
 from reproai.tracking import MemoryTracker, MlflowTracker
@@ -58,3 +61,22 @@ def test_log_in_memory():
     with tracker.start_run("r") as run:
         run.log(params={"lr": 0.1}, metrics={"loss": 0.5}, step=2, tags={"state": "ok"})
     assert run.params == {"lr": "0.1"} and run.metrics == {"loss": [(2, 0.5)]} and run.tags["state"] == "ok"
+
+
+def test_tables_are_mlflow_tables_sent_with_the_metrics(mlflow_run, monkeypatch):
+    tracker, run = mlflow_run
+    dev = pd.DataFrame({"id": ["a", "b"], "probability": [0.25, 0.75]})
+    run.log(metrics={"auc": 0.9}, tables={"predictions/dev.json": dev, "predictions/test.json": dev.iloc[:1]})
+    assert run.client.batches == 1  # the metrics and the tables' tag in one request
+    pd.testing.assert_frame_equal(tracker.read_table(run.id, "predictions/dev.json"), dev)
+    # MLflow finds and reads them as its own tables (its load_table searches the global tracking URI)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracker.tracking_uri)
+    loaded = tracker.client.load_table(tracker.experiment_id, "predictions/test.json", run_ids=[run.id])
+    assert loaded["id"].tolist() == ["a"]
+
+    again = tracker.run(run.id)  # another handle to the run adds to its list of tables
+    again.log_table(dev.iloc[::-1], "predictions/dev.json")  # replaces the earlier table of that name
+    again.log_table(dev, "metrics/folds.json")
+    listed = json.loads(tracker.get_run(run.id).tags["mlflow.loggedArtifacts"])
+    assert [t["path"] for t in listed] == ["predictions/dev.json", "predictions/test.json", "metrics/folds.json"]
+    assert tracker.read_table(run.id, "predictions/dev.json")["id"].tolist() == ["b", "a"]

@@ -93,12 +93,10 @@ def _log_fit(run: Run, ctx: StudyContext, result: FitResult, record: dict[str, A
                **{f"test_{k}": v for k, v in result.test_metrics.items()}}
     if result.threshold is not None:
         metrics["threshold"] = result.threshold
-    run.log_metrics(metrics)
     run.log_dict({**record, "threshold": result.threshold, "best_epochs": result.best_epochs}, "fit.json")
-    if result.dev is not None:
-        run.log_table(result.dev.table(ctx.data, result.threshold), "predictions/dev.json")
-    if result.test is not None:
-        run.log_table(result.test.table(ctx.data, result.threshold), "predictions/test.json")
+    tables = {f"predictions/{split}.json": preds.table(ctx.data, result.threshold)
+              for split, preds in (("dev", result.dev), ("test", result.test)) if preds is not None}
+    run.log(metrics=metrics, tables=tables)
 
 
 def is_trial_fault(e: BaseException) -> bool:
@@ -161,11 +159,12 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
                     raise optuna.TrialPruned(f"dev {ctx.metric} {value:.4f} after epoch {i + 1} of the first inner "
                                              "fold is worse than the median of earlier trials")
 
+            started = 0  # inner folds started, tagged with the trial's end state
             try:
                 for j, inner in enumerate(fold.inner):
                     record = {"kind": "inner", "repeat": fold.repeat, "fold": fold.fold, "inner_fold": j,
                               "params": trial.params, "seed": fit_seed(exp.seed, "inner", fold.repeat, fold.fold, j)}
-                    run.set_tags({f"{T}inner_folds_run": j + 1})
+                    started = j + 1
                     result = _run_fit(ctx, config, run, f"inner-{j}", {**tags, f"{T}inner_fold": j}, record,
                                       train=inner.train, dev=inner.dev, on_epoch=report_epoch if j == 0 else None)
                     scores.append(result.dev_metrics[ctx.metric])
@@ -179,11 +178,11 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
                         raise optuna.TrialPruned(f"running mean {running:.4f} after inner fold {j} is worse than the "
                                                  "median of earlier trials")
             except optuna.TrialPruned:
-                run.set_tags({f"{T}state": "pruned"})
+                run.set_tags({f"{T}state": "pruned", f"{T}inner_folds_run": started})
                 raise
             except Exception as e:
                 if is_trial_fault(e):
-                    run.set_tags({f"{T}state": "failed", f"{T}error": _reason(e)[:5000]})
+                    run.set_tags({f"{T}state": "failed", f"{T}error": _reason(e)[:5000], f"{T}inner_folds_run": started})
                     run.log_text(traceback.format_exc(), "error.txt")
                 raise
             value = float(np.mean(scores))
@@ -192,7 +191,7 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
             trial.set_user_attr("epochs", [int(round(statistics.median(col))) for col in zip(*epochs)])
             if ctx.data.num_classes == 2:
                 trial.set_user_attr("threshold", youden_threshold(np.concatenate(dev_labels), np.concatenate(dev_proba)))
-            run.log(metrics={f"dev_{ctx.metric}": value}, tags={f"{T}state": "complete"})
+            run.log(metrics={f"dev_{ctx.metric}": value}, tags={f"{T}state": "complete", f"{T}inner_folds_run": started})
             return value
 
     return objective
@@ -326,10 +325,11 @@ def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
                   "seed": fit_seed(exp.seed, "fit", fold.repeat, fold.fold)}
         result = _run_fit(ctx, exp, fold_run, "fit", {**tags, f"{T}inner_fold": 0}, record,
                           train=inner.train, dev=inner.dev, test=fold.test)
-    fold_run.log_table(result.test.table(ctx.data, result.threshold), "predictions/test.json")
-    fold_run.log_metrics({**{f"test_{k}": v for k, v in result.test_metrics.items()},
-                          **({"threshold": result.threshold} if result.threshold is not None else {})})
-    fold_run.set_tags({f"{T}state": "complete", f"{T}best_params": json.dumps(params, sort_keys=True)[:5000]})
+    # The state tag comes with the fold's results, in one request: a fold marked complete has them all.
+    fold_run.log(metrics={**{f"test_{k}": v for k, v in result.test_metrics.items()},
+                          **({"threshold": result.threshold} if result.threshold is not None else {})},
+                 tags={f"{T}state": "complete", f"{T}best_params": json.dumps(params, sort_keys=True)[:5000]},
+                 tables={"predictions/test.json": result.test.table(ctx.data, result.threshold)})
 
 
 def run_outer_fold(ctx: StudyContext, fold: OuterFold) -> bool:

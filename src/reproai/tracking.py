@@ -50,6 +50,7 @@ class Run:
         raise NotImplementedError
 
     def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
+        """Log a table as an MLflow table artifact (JSON, ``orient="split"``), replacing any of that name."""
         raise NotImplementedError
 
     def log_bytes(self, data: bytes, artifact_file: str) -> None:
@@ -57,8 +58,12 @@ class Run:
         raise NotImplementedError
 
     def log(self, *, params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
-            step: int | None = None, tags: Mapping[str, Any] | None = None) -> None:
-        """Log parameters, metrics (at ``step``) and tags together: one request where the store allows it."""
+            step: int | None = None, tags: Mapping[str, Any] | None = None,
+            tables: Mapping[str, pd.DataFrame] | None = None) -> None:
+        """Log parameters, metrics (at ``step``), tags and tables (artifact file -> table) together: one
+        request to the store where it allows it."""
+        for artifact_file, table in (tables or {}).items():
+            self.log_table(table, artifact_file)
         if params:
             self.log_params(params)
         if metrics:
@@ -158,21 +163,31 @@ class Tracker:
 # -- MLflow -------------------------------------------------------------------------------------
 
 
+# MLflow's list of a run's table artifacts, which its UI and ``mlflow.load_table`` read.
+_LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"
+
+
 class MlflowRun(Run):
-    def __init__(self, client: Any, run_id: str) -> None:
+    def __init__(self, client: Any, run_id: str, *, new: bool = False) -> None:
         self.client, self.id = client, run_id
         self.pending: list[Any] = []
+        # The run's logged tables (the value of its loggedArtifacts tag): known to be none for a run
+        # this handle created, read from the store on the first table otherwise.
+        self.tables: list[dict[str, str]] | None = [] if new else None
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         self.log(params=params)
 
     def log(self, *, params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
-            step: int | None = None, tags: Mapping[str, Any] | None = None) -> None:
+            step: int | None = None, tags: Mapping[str, Any] | None = None,
+            tables: Mapping[str, pd.DataFrame] | None = None) -> None:
         from mlflow.entities import Param, RunTag
 
         rest = [Param(str(k), str(v)[:6000]) for k, v in (params or {}).items()]
         metric_items = _metrics(metrics or {}, step)
         tag_items = [RunTag(str(k), str(v)) for k, v in (tags or {}).items()]
+        if tables:
+            tag_items.append(RunTag(_LOGGED_ARTIFACTS, self._write_tables(tables)))
         while True:  # MLflow takes at most 100 params a request: the metrics and tags go with the first
             chunk, rest = rest[:100], rest[100:]
             if chunk or metric_items or tag_items:
@@ -226,8 +241,23 @@ class MlflowRun(Run):
             self.client.log_text(self.id, text, artifact_file)
 
     def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
-        with self._writing(artifact_file):
-            self.client.log_table(self.id, data=table, artifact_file=artifact_file)
+        self.log(tables={artifact_file: table})
+
+    def _write_tables(self, tables: Mapping[str, pd.DataFrame]) -> str:
+        """Write tables as MLflow's ``log_table`` does, and return the run's new loggedArtifacts tag.
+
+        ``MlflowClient.log_table`` lists the run's artifacts, reads the run and sets the tag: three
+        requests a table on top of the upload, which the caller's one ``log_batch`` replaces here.
+        """
+        if self.tables is None:
+            self.tables = json.loads(self.client.get_run(self.id).data.tags.get(_LOGGED_ARTIFACTS, "[]"))
+        for artifact_file, table in tables.items():
+            if not artifact_file.endswith(".json"):
+                raise ValueError(f"A table artifact must be a .json file, not {artifact_file!r}.")
+            self.log_text(table.to_json(orient="split", index=False, date_format="iso"), artifact_file)
+            if {"path": artifact_file, "type": "table"} not in self.tables:
+                self.tables.append({"path": artifact_file, "type": "table"})
+        return json.dumps(self.tables)
 
     def log_bytes(self, data: bytes, artifact_file: str) -> None:
         import tempfile
@@ -314,7 +344,7 @@ class MlflowTracker(Tracker):
         if parent is not None:
             tags["mlflow.parentRunId"] = parent.id
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-        return MlflowRun(self.client, run.info.run_id)
+        return MlflowRun(self.client, run.info.run_id, new=True)
 
     def _reopen(self, run_id: str) -> Run:
         return MlflowRun(self.client, run_id)

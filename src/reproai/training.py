@@ -6,12 +6,14 @@ outer-fold refit; it sees indices into one decoded :class:`~reproai.data.ImageSe
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -177,9 +179,32 @@ class _PhaseContext:
     dev_preds: Predictions | None = None  # dev predictions of the current weights, if known
 
 
+def _phase_params(phase: Phase, n_epochs: int, training: Training, batches) -> dict[str, Any]:
+    return {"phase": phase.name, "epochs": n_epochs, "lr": phase.lr, "weight_decay": phase.weight_decay,
+            "freeze_backbone": phase.freeze_backbone, "optimizer": phase.optimizer,
+            "early_stopping_patience": phase.early_stopping_patience, "batch_size": training.batch_size,
+            "augment": training.augment, "on_cached_features": isinstance(batches, FeatureBatches)}
+
+
+@contextlib.contextmanager
+def _params_if_cut_short(run: Run | None, params: dict[str, Any]) -> Iterator[None]:
+    """Log a phase's ``params`` if it ends before its first epoch's metrics carried them."""
+    try:
+        yield
+    except BaseException:
+        if run is not None and params:
+            with contextlib.suppress(Exception):  # the error that stopped the phase is the one to report
+                run.log_params(params)
+        raise
+
+
 def _train_phase(ctx: _PhaseContext, phase: Phase, n_epochs: int, batches, forward: nn.Module, augment,
-                 run: Run | None) -> None:
-    """Train one phase; with dev data, stop early and restore the best epoch's weights."""
+                 run: Run | None, params: dict[str, Any]) -> None:
+    """Train one phase; with dev data, stop early and restore the best epoch's weights.
+
+    The phase's ``params`` go with its first epoch's metrics (one request, not two) and are emptied
+    once sent.
+    """
     from tqdm.auto import tqdm
 
     model, training, data, dev = ctx.model, ctx.training, ctx.data, ctx.dev
@@ -187,12 +212,6 @@ def _train_phase(ctx: _PhaseContext, phase: Phase, n_epochs: int, batches, forwa
     optimizer = _make_optimizer(phase, [q for q in model.parameters() if q.requires_grad])
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs)
                  if phase.scheduler == "cosine" else None)
-    if run is not None:
-        run.log_params({"phase": phase.name, "epochs": n_epochs, "lr": phase.lr,
-                        "weight_decay": phase.weight_decay, "freeze_backbone": phase.freeze_backbone,
-                        "optimizer": phase.optimizer, "early_stopping_patience": phase.early_stopping_patience,
-                        "batch_size": training.batch_size, "augment": training.augment,
-                        "on_cached_features": isinstance(batches, FeatureBatches)})
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     eval_bs = training.eval_batch_size or training.batch_size
     best, best_state, best_preds, best_epoch, waited = None, None, None, n_epochs, 0
@@ -250,7 +269,8 @@ def _train_phase(ctx: _PhaseContext, phase: Phase, n_epochs: int, batches, forwa
             # The phase's summary rides with its last epoch's metrics: one request to the store, not two.
             last = stop or epoch == n_epochs - 1
             summary = {"best_epoch": best_epoch, **({f"best_dev_{ctx.metric}": best} if best is not None else {})}
-            run.log_metrics({**row, **(summary if last else {})}, step=epoch + 1)
+            run.log(params=params, metrics={**row, **(summary if last else {})}, step=epoch + 1)
+            params.clear()
         bar.set_postfix({k: f"{v:.4f}" for k, v in row.items()})
         if ctx.on_epoch is not None:
             ctx.on_epoch(ctx.epochs_done, row)
@@ -314,8 +334,10 @@ def fit(model_spec: Model, training: Training, data: ImageSet, info: BackboneInf
         else:
             batches, forward = images, runner.full
         phase_tags = {**(tags or {}), f"{TAG_PREFIX}level": "phase", f"{TAG_PREFIX}phase": phase.name}
-        with (tracker.start_run(phase.name, tags=phase_tags, parent=parent) if tracker else nullcontext()) as run:
-            _train_phase(ctx, phase, n_epochs, batches, forward, augment, run)
+        params = _phase_params(phase, n_epochs, training, batches)
+        with (tracker.start_run(phase.name, tags=phase_tags, parent=parent) if tracker else nullcontext()) as run, \
+                _params_if_cut_short(run, params):
+            _train_phase(ctx, phase, n_epochs, batches, forward, augment, run, params)
     set_backbone_frozen(model, False)
     result = ctx.result
     if dev is not None and len(dev):
