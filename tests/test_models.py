@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from reproai import ConfigError, Head, Model
-from reproai.models import backbone_info, create_model, set_backbone_frozen
+from reproai.models import backbone_info, create_model, recycle_model, set_backbone_frozen
 from tests.conftest import WEIGHTS, needs_shared
 
 
@@ -63,3 +63,31 @@ def test_pretrained_models_are_fresh_copies_and_do_not_move_the_seeded_generator
     with torch.no_grad():
         a.backbone.conv_stem.weight.add_(1.0)
     assert not torch.equal(a.backbone.conv_stem.weight, b.backbone.conv_stem.weight)  # no shared weights
+
+
+def test_a_recycled_backbone_starts_like_a_fresh_copy(tmp_path):
+    import timm
+
+    weights = tmp_path / "weights.pth"
+    torch.save(timm.create_model("efficientnet_lite0", num_classes=0).state_dict(), weights)
+    spec = Model(backbone="efficientnet_lite0", pretrained=str(weights), head=Head(hidden=8))
+    used = create_model(spec, 2).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(used.parameters(), lr=0.1)
+    used(torch.randn(4, 3, 64, 64).contiguous(memory_format=torch.channels_last)).sum().backward()
+    optimizer.step()
+    set_backbone_frozen(used, True)
+    used.eval()
+    backbone = used.backbone
+    recycle_model(used, spec)
+    assert used.backbone is None  # the finished model cannot be used by mistake
+
+    torch.manual_seed(0)
+    recycled = create_model(spec, 2)
+    assert recycled.backbone is backbone
+    torch.manual_seed(0)
+    fresh = create_model(spec, 2)  # the one spare is taken: a copy of the template
+    assert fresh.backbone is not backbone
+    for (key, a), b in zip(recycled.state_dict().items(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(a, b) and a.stride() == b.stride(), key  # weights, statistics and memory layout
+    assert all(p.grad is None and p.requires_grad for p in recycled.parameters())
+    assert all(m.training for m in recycled.modules())

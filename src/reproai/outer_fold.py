@@ -25,7 +25,7 @@ from reproai.cv import OuterFold, Splits
 from reproai.data.datasets import ImageSet
 from reproai.errors import DiskFullError, ReproaiError, SearchFailedError, TrackingError
 from reproai.metrics import metric_direction, youden_threshold
-from reproai.models import BackboneInfo
+from reproai.models import BackboneInfo, recycle_model
 from reproai.search import (
     fail_dead_trials,
     finished_trials,
@@ -126,6 +126,8 @@ _FOLD_STEP = 10_000
 
 def _run_fit(ctx: StudyContext, experiment: Experiment, parent: Run, name: str, tags: dict[str, Any],
              record: dict[str, Any], **kwargs: Any) -> FitResult:
+    """One tracked fit. The study needs its predictions and metrics, not its model: the model's backbone
+    goes to the next fit (``result.model`` is left without one)."""
     with ctx.tracker.start_run(name, tags={**tags, f"{T}level": "fit"}, parent=parent, status_for=_status_for) as run:
         run.log_params({"seed": record["seed"], "kind": record["kind"],
                         **{f"n_{k}": len(kwargs[k]) for k in ("train", "dev", "test") if kwargs.get(k) is not None}})
@@ -133,6 +135,8 @@ def _run_fit(ctx: StudyContext, experiment: Experiment, parent: Run, name: str, 
                      seed=record["seed"], tracker=ctx.tracker, parent=run, tags=tags,
                      progress=ctx.progress, **kwargs)
         _log_fit(run, ctx, result, record)
+    if not experiment.training.compile:  # a compiled model keeps its own references to the backbone
+        recycle_model(result.model, experiment.model)
     return result
 
 
