@@ -12,7 +12,10 @@ features, median pruning, MLflow tracking).
 
 Goals: reproai at least 2x faster; its test ROC AUC within the fold-to-fold spread of the
 reference's; and its wall time at most 1.15x its irreducible cost (the fine-tuning epochs it actually
-ran x their images / the model-alone throughput measured here, before and after reproai's run).
+ran x their images / the model-alone throughput measured here). The model alone is timed step by step,
+before and after reproai's run, at each batch size those epochs have: an epoch over 107 images is three
+batches of 32 and one of 11, and a small batch costs more per image. The irreducible cost is the model
+alone's time for exactly the steps reproai ran.
 
 The irreducible cost leaves out the evaluation passes the procedure needs (dev after each fine-tuning
 epoch, test after each refit), so the script also prints them, timed on the model alone. With 5 inner
@@ -159,9 +162,17 @@ def _normalised(data, info) -> torch.Tensor:
     return x_all.contiguous(memory_format=torch.channels_last)
 
 
-def model_alone_throughput(exp, data, info, epochs: int = 4) -> list[float]:
-    """Images per second of forward + backward + step on normalised tensors already in memory, per
-    epoch (after one untimed epoch): the same model, batch size and memory layout as reproai's loop."""
+def batch_sizes(n: int, batch_size: int = 32) -> list[int]:
+    """The batches of one epoch over ``n`` images, as reproai's loop runs them: a last batch of one is
+    skipped (BatchNorm cannot train on it)."""
+    sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
+    return [b for b in sizes if b >= 2]
+
+
+def model_alone_step_seconds(exp, data, info, sizes, rounds: int = 12) -> dict[int, list[float]]:
+    """Seconds of one forward + backward + step of the model alone, on normalised tensors already in
+    memory (the same model, memory layout and loss as reproai's loop), for each batch size in
+    ``sizes``: ``rounds`` times each, interleaved, after one untimed round."""
     from reproai.models import create_model
     from reproai.training import _loss_fn
 
@@ -171,15 +182,17 @@ def model_alone_throughput(exp, data, info, epochs: int = 4) -> list[float]:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     loss_fn = _loss_fn(2)
     model.train()
-    rates = []
-    for _ in range(epochs + 1):
-        with Timer() as t:
-            for s in range(0, len(y_all), 32):
-                opt.zero_grad()
-                loss_fn(model(x_all[s:s + 32]), y_all[s:s + 32]).backward()
+    seconds = {b: [] for b in sizes}
+    for r in range(rounds + 1):
+        for b in sizes:
+            start = (r * 32) % (len(y_all) - b)
+            with Timer() as t:
+                opt.zero_grad(set_to_none=True)
+                loss_fn(model(x_all[start:start + b]), y_all[start:start + b]).backward()
                 opt.step()
-        rates.append(len(y_all) / t.seconds)
-    return rates[1:]
+            if r:
+                seconds[b].append(t.seconds)
+    return seconds
 
 
 def evaluation_throughput(exp, data, info, epochs: int = 4) -> list[float]:
@@ -235,7 +248,10 @@ def main() -> None:
         # The model alone, measured before and after reproai's run (this machine's speed drifts by
         # 10-20% over minutes), on images decoded into a cache of its own.
         data, info = prepare_data(replace(exp, data=replace(exp.data, cache_dir=f"{tmp}/cache-alone")), progress=False)
-        alone_rates = model_alone_throughput(exp, data, info)
+        splits = prepare_splits(exp, data)  # the training-set sizes, hence the batch sizes, reproai's fits will see
+        trains = [len(f.train) for f in splits.outer] + [len(i.train) for f in splits.outer for i in f.inner]
+        sizes = sorted({b for n in trains for b in batch_sizes(n)}, reverse=True)
+        step_seconds = model_alone_step_seconds(exp, data, info, sizes)
         eval_rates = evaluation_throughput(exp, data, info)
 
         # reproai, as `reproai run` runs it (a fresh image cache: its one decoding pass is counted)
@@ -246,10 +262,17 @@ def main() -> None:
         peak = peak_memory_mb()
         ours_auc = result.fold_metrics["roc_auc"].tolist()
         work = count_work(tracker, result.run_id, len(data))
-        alone_rates += model_alone_throughput(exp, data, info)
+        for b, times in model_alone_step_seconds(exp, data, info, sizes).items():
+            step_seconds[b] += times
         eval_rates += evaluation_throughput(exp, data, info)
-        alone, evaluation = statistics.median(alone_rates), statistics.median(eval_rates)
-        irreducible = work["finetune_images"] / alone
+        step = {b: statistics.median(times) for b, times in step_seconds.items()}
+        missing = set(work["finetune_batches"]) - set(step)
+        assert not missing, f"reproai ran batches of sizes {missing} that were not timed alone"
+        # The model alone running exactly the fine-tuning steps reproai ran: each at its batch size.
+        irreducible = sum(n * step[b] for b, n in work["finetune_batches"].items())
+        alone = work["finetune_images"] / irreducible
+        full_rates = [32 / t for t in step_seconds[32]]
+        evaluation = statistics.median(eval_rates)
         required = irreducible + work["eval_images"] / evaluation
 
         # the reference, on the same splits and seeds
@@ -258,7 +281,6 @@ def main() -> None:
             from reproai.data.datasets import list_source
 
             source = list_source(exp.data, seed=exp.seed)
-            splits = prepare_splits(exp, data)
             client = MlflowClient(f"sqlite:///{tmp}/reference.db")
             experiment_id = client.create_experiment("reference")
             with Timer() as ref:
@@ -279,11 +301,14 @@ def main() -> None:
         figures.update({"speedup": round(speedup, 3), "goal_speedup": 2.0, "reference_s": round(ref_seconds, 1),
                         "auc_diff": round(diff, 4), "auc_spread": round(spread, 4),
                         "auc_within_spread": abs(diff) <= spread})
-    print(f"model alone: {alone:.1f} images/s training, {evaluation:.1f} images/s evaluating (medians of "
-          f"{len(alone_rates)} epochs each, before and after reproai's run; training {min(alone_rates):.1f}-"
-          f"{max(alone_rates):.1f})")
-    print(f"irreducible cost: {work['finetune_images']} fine-tuning images / {alone:.1f} images/s = "
-          f"{irreducible:.1f} s; reproai / irreducible = {ours.seconds / irreducible:.2f} (goal <= 1.15)")
+    ran = ", ".join(f"{n} x {b}" for b, n in sorted(work["finetune_batches"].items(), reverse=True))
+    print(f"model alone, training: {statistics.median(full_rates):.1f} images/s at batch 32 (median of "
+          f"{len(full_rates)} steps before and after reproai's run, range {min(full_rates):.1f}-"
+          f"{max(full_rates):.1f}); the fine-tuning steps reproai ran, by batch size: {ran}")
+    print(f"model alone, evaluating: {evaluation:.1f} images/s (median of {len(eval_rates)} epochs at batch 32)")
+    print(f"irreducible cost: those {work['finetune_images']} fine-tuning images, timed step by step on the model "
+          f"alone ({alone:.1f} images/s) = {irreducible:.1f} s; reproai / irreducible = "
+          f"{ours.seconds / irreducible:.2f} (goal <= 1.15)")
     print(f"evaluation passes the procedure needs: {work['eval_images']} images (dev after each fine-tuning "
           f"epoch, test, one feature extraction) / {evaluation:.1f} images/s = {required - irreducible:.1f} s; "
           f"reproai / (fine-tuning + evaluation) = {ours.seconds / required:.2f}")
@@ -292,20 +317,24 @@ def main() -> None:
     figures.update({"irreducible_s": round(irreducible, 1), "overhead_ratio": round(ours.seconds / irreducible, 3),
                     "goal_overhead_ratio": 1.15, "evaluation_s": round(required - irreducible, 1),
                     "ratio_to_finetune_and_evaluation": round(ours.seconds / required, 3),
-                    "model_alone_images_per_s": round(alone, 2), "eval_images_per_s": round(evaluation, 2),
+                    "model_alone_images_per_s": round(alone, 2),
+                    "model_alone_images_per_s_batch_32": round(statistics.median(full_rates), 2),
+                    "eval_images_per_s": round(evaluation, 2),
                     "inner_fits_run": work["inner_fits"], "inner_fits_saved": possible - work["inner_fits"],
                     "peak_memory_mib": round(peak), "images": len(data), "size": args.size,
                     "outer_folds": args.outer, "inner_folds": args.inner, "trials": args.trials})
     report(figures)
 
 
-def count_work(tracker, study_run_id: str, n_images: int) -> dict[str, int]:
-    """What reproai's run did, read back from MLflow: inner fits, fine-tuning images (epochs run x
-    training images) and images passed forward for evaluation (dev after each epoch on images,
-    test after each refit, and the one extraction of warm-up features)."""
+def count_work(tracker, study_run_id: str, n_images: int) -> dict:
+    """What reproai's run did, read back from MLflow: inner fits, fine-tuning steps by batch size (epochs
+    run x the batches of the training set) and their images, and images passed forward for evaluation
+    (dev after each epoch on images, test after each refit, and the one extraction of warm-up features)."""
+    from collections import Counter
+
     runs = tracker.find_runs({"reproai.study_id": study_run_id})
     by_id = {r.id: r for r in runs}
-    work = {"inner_fits": 0, "finetune_images": 0, "eval_images": n_images}
+    work = {"inner_fits": 0, "finetune_batches": Counter(), "eval_images": n_images}
     for r in runs:
         if r.tags.get("reproai.level") == "fit":
             if r.tags.get("reproai.refit") == "true":
@@ -315,8 +344,10 @@ def count_work(tracker, study_run_id: str, n_images: int) -> dict[str, int]:
         if r.tags.get("reproai.level") == "phase" and r.params.get("on_cached_features") == "False":
             fit_params = by_id[r.tags["mlflow.parentRunId"]].params
             epochs_run = len(tracker.client.get_metric_history(r.id, "train_loss"))
-            work["finetune_images"] += epochs_run * int(fit_params["n_train"])
+            for b in batch_sizes(int(fit_params["n_train"]), int(r.params["batch_size"])):
+                work["finetune_batches"][b] += epochs_run
             work["eval_images"] += epochs_run * int(fit_params.get("n_dev", 0))
+    work["finetune_images"] = sum(b * n for b, n in work["finetune_batches"].items())
     return work
 
 
