@@ -13,9 +13,9 @@ features, median pruning, MLflow tracking).
 Goals: reproai at least 2x faster; its test ROC AUC within the fold-to-fold spread of the
 reference's; and its wall time at most 1.15x its irreducible cost (the fine-tuning epochs it actually
 ran x their images / the model-alone throughput measured here). The model alone is timed step by step,
-before and after reproai's run, at each batch size those epochs have: an epoch over 107 images is three
-batches of 32 and one of 11, and a small batch costs more per image. The irreducible cost is the model
-alone's time for exactly the steps reproai ran.
+before and after reproai's run, at each batch size those epochs have (an epoch over 107 images is three
+batches of 32 and one of 11), so that the irreducible cost is the model alone's time for exactly the
+steps reproai ran. Measured here, this differs from the rate at batch 32 by 1-2%.
 
 The irreducible cost leaves out the evaluation passes the procedure needs (dev after each fine-tuning
 epoch, test after each refit), so the script also prints them, timed on the model alone. With 5 inner
