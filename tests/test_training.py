@@ -77,7 +77,6 @@ def test_phases_are_tracked_as_nested_runs_with_per_epoch_metrics(digits):
     assert phases[1].params["lr"] == "0.001" and phases[0].params["freeze_backbone"] == "True"
 
 
-
 def test_a_phase_stopped_in_its_first_epoch_still_logs_its_params(digits, monkeypatch):
     # A phase's params normally go with its first epoch's metrics; stop it before those.
     from reproai import stopping
@@ -95,6 +94,7 @@ def test_a_phase_stopped_in_its_first_epoch_still_logs_its_params(digits, monkey
     (phase,) = [r for r in tracker.runs if r.tags.get("reproai.level") == "phase"]
     assert phase.status == "KILLED" and phase.metrics == {}
     assert phase.params["lr"] == "0.003" and phase.params["epochs"] == "3"
+
 
 def test_binary_fit_fits_a_threshold_on_dev(image_folder):
     data = load_images(list_source(Data.image_folder(str(image_folder))), 16, progress=False)
