@@ -88,6 +88,10 @@ def test_pruning_cuts_inner_fits(write_config, stores):
     inner_fits = [f for f in runs["fit"] if f.data.tags.get("reproai.refit") != "true"]
     assert pruned, "no trial was pruned"
     assert all(t.info.status == "KILLED" for t in pruned)
+    # the fit and phase that the pruner stopped end KILLED with their trial: nothing in the study failed
+    assert [r.info.run_name for rs in runs.values() for r in rs if r.info.status == "FAILED"] == []
+    killed = {level: sum(r.info.status == "KILLED" for r in runs[level]) for level in ("fit", "phase")}
+    assert 1 <= killed["phase"] == killed["fit"] <= len(pruned)
     assert len(inner_fits) < 10 * 3  # without pruning: 30
     assert len(inner_fits) == 3 * (10 - len(pruned)) + sum(int(t.data.tags["reproai.inner_folds_run"]) for t in pruned)
 

@@ -36,7 +36,7 @@ from reproai.search import (
 )
 from reproai.seeding import derive_seed
 from reproai.tracking import TAG_PREFIX as T
-from reproai.tracking import Run, RunRecord, Tracker
+from reproai.tracking import Run, RunRecord, Tracker, end_status
 from reproai.training import FitResult, fit
 from reproai.workers import worker_id
 
@@ -114,11 +114,6 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
-def _status_for(e: BaseException) -> str:
-    """A pruned trial, and an interrupted one, ends KILLED; anything else FAILED."""
-    return "KILLED" if isinstance(e, (optuna.TrialPruned, KeyboardInterrupt, SystemExit)) else "FAILED"
-
-
 # Intermediate values: the dev metric after each epoch of the first inner fold at steps 0, 1, ...;
 # the running mean after inner fold j at step _FOLD_STEP + j, the same for every trial.
 _FOLD_STEP = 10_000
@@ -128,7 +123,7 @@ def _run_fit(ctx: StudyContext, experiment: Experiment, parent: Run, name: str, 
              record: dict[str, Any], **kwargs: Any) -> FitResult:
     """One tracked fit. The study needs its predictions and metrics, not its model: the model's backbone
     goes to the next fit (``result.model`` is left without one)."""
-    with ctx.tracker.start_run(name, tags={**tags, f"{T}level": "fit"}, parent=parent, status_for=_status_for) as run:
+    with ctx.tracker.start_run(name, tags={**tags, f"{T}level": "fit"}, parent=parent) as run:
         run.log_params({"seed": record["seed"], "kind": record["kind"],
                         **{f"n_{k}": len(kwargs[k]) for k in ("train", "dev", "test") if kwargs.get(k) is not None}})
         result = fit(experiment.model, experiment.training, ctx.data, ctx.info, metric=ctx.metric,
@@ -146,8 +141,7 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
     def objective(trial: optuna.Trial) -> float:
         config = resolve(exp, trial)
         tags = _tags(ctx, fold, trial=trial.number)
-        with ctx.tracker.start_run(f"trial-{trial.number}", tags={**tags, f"{T}level": "trial"}, parent=fold_run,
-                                   status_for=_status_for) as run:
+        with ctx.tracker.start_run(f"trial-{trial.number}", tags={**tags, f"{T}level": "trial"}, parent=fold_run) as run:
             # The distributions let analysis rebuild the search from MLflow alone (history, importances).
             dists = {k: optuna.distributions.distribution_to_json(d) for k, d in trial.distributions.items()}
             run.log(params=trial.params, tags={f"{T}optuna_study": trial.study.study_name,
@@ -359,7 +353,7 @@ def run_outer_fold(ctx: StudyContext, fold: OuterFold) -> bool:
         if has_search_space(ctx.experiment) and not _search(ctx, fold, fold_run):
             return False
     except BaseException as e:
-        ctx.tracker.set_status(run_id, _status_for(e))
+        ctx.tracker.set_status(run_id, end_status(e))
         raise
     trial = claim(ctx.storage, f"{name}/refit")
     if trial is None:
@@ -370,7 +364,7 @@ def run_outer_fold(ctx: StudyContext, fold: OuterFold) -> bool:
             _refit(ctx, fold, fold_run)
         except BaseException as e:
             release(trial, reason=f"{type(e).__name__}: {e}")
-            ctx.tracker.set_status(run_id, _status_for(e) if not isinstance(e, optuna.TrialPruned) else "FAILED")
+            ctx.tracker.set_status(run_id, end_status(e) if not isinstance(e, optuna.TrialPruned) else "FAILED")
             raise
     ctx.tracker.set_status(run_id, "FINISHED")
     release(trial, value={"run_id": run_id})

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import optuna
 import pandas as pd
 
 from reproai.errors import DiskFullError, TrackingError, is_disk_full
@@ -91,15 +92,17 @@ class RunRecord:
     start_time: int = 0
 
 
-def _default_status(exc: BaseException) -> str:
-    return "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED"
+def end_status(exc: BaseException) -> str:
+    """The status of a run that an exception ended: KILLED when it was stopped on purpose (an interrupt,
+    a pruned trial), else FAILED."""
+    return "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit, optuna.TrialPruned)) else "FAILED"
 
 
 class Tracker:
     """Creates, finds and ends runs.
 
     ``start_run`` and ``resume_run`` are context managers that end the run FINISHED, or with the
-    status ``status_for(exception)`` gives (default: KILLED on an interrupt, else FAILED).
+    status :func:`end_status` gives for the exception that ended it.
     """
 
     def _create(self, name: str, tags: Mapping[str, Any], parent: Run | None) -> Run:
@@ -131,20 +134,19 @@ class Tracker:
         return pd.read_json(io.StringIO(self.read_text(run_id, artifact_file)), orient="split")
 
     @contextmanager
-    def _managed(self, run: Run, status_for: Callable[[BaseException], str] | None) -> Iterator[Run]:
+    def _managed(self, run: Run) -> Iterator[Run]:
         try:
             yield run
         except BaseException as e:
             run.flush()
-            self.set_status(run.id, (status_for or _default_status)(e))
+            self.set_status(run.id, end_status(e))
             raise
         run.flush()  # pending asynchronous logging lands before the run is marked finished
         self.set_status(run.id, "FINISHED")
 
-    def start_run(self, name: str, *, tags: Mapping[str, Any] | None = None, parent: Run | None = None,
-                  status_for: Callable[[BaseException], str] | None = None):
+    def start_run(self, name: str, *, tags: Mapping[str, Any] | None = None, parent: Run | None = None):
         """Start a run (nested under ``parent``), ended when the ``with`` block ends."""
-        return self._managed(self._create(name, dict(tags or {}), parent), status_for)
+        return self._managed(self._create(name, dict(tags or {}), parent))
 
     def open_run(self, name: str, *, tags: Mapping[str, Any] | None = None, parent: Run | None = None) -> Run:
         """Start a run that stays RUNNING until :meth:`set_status` ends it (work shared by workers)."""
@@ -154,10 +156,10 @@ class Tracker:
         """A handle to log more to an existing run, leaving its status as it is."""
         return self._reopen(run_id)
 
-    def resume_run(self, run_id: str, *, status_for: Callable[[BaseException], str] | None = None):
+    def resume_run(self, run_id: str):
         """Mark an existing run RUNNING again and continue logging to it."""
         self.set_status(run_id, "RUNNING")
-        return self._managed(self._reopen(run_id), status_for)
+        return self._managed(self._reopen(run_id))
 
 
 # -- MLflow -------------------------------------------------------------------------------------
