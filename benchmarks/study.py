@@ -178,37 +178,9 @@ def batch_sizes(n: int, batch_size: int = 32) -> list[int]:
     return [b for b in sizes if b >= 2]
 
 
-def model_alone_step_seconds(exp, data, info, sizes, rounds: int = 12) -> dict[int, list[float]]:
-    """Seconds of one forward + backward + step of the model alone, on normalised tensors already in
-    memory (the same model, memory layout and loss as reproai's loop), for each batch size in
-    ``sizes``: ``rounds`` times each, interleaved, after one untimed round."""
-    from reproai.models import create_model
-    from reproai.training import _loss_fn
-
-    torch.manual_seed(0)
-    model = create_model(exp.model, 2).to(memory_format=torch.channels_last)
-    x_all, y_all = _normalised(data, info), torch.from_numpy(data.labels)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    loss_fn = _loss_fn(2)
-    model.train()
-    seconds = {b: [] for b in sizes}
-    for r in range(rounds + 1):
-        for b in sizes:
-            start = (r * 32) % (len(y_all) - b)
-            with Timer() as t:
-                opt.zero_grad(set_to_none=True)
-                loss_fn(model(x_all[start:start + b]), y_all[start:start + b]).backward()
-                opt.step()
-            if r:
-                seconds[b].append(t.seconds)
-    return seconds
-
-
-class ModelAloneProbe:
-    """One training step of the model alone at batch 32 after each of reproai's fits, so that the model
-    alone is also timed in the very minutes reproai runs in (this machine's speed drifts by 20% over
-    minutes). ``steps`` are the steps' seconds; ``spent`` is all the wall time the probes took, which is
-    taken out of reproai's."""
+class ModelAlone:
+    """The model alone: the same model, memory layout and loss as reproai's loop, trained on normalised
+    tensors already in memory."""
 
     def __init__(self, exp, data, info) -> None:
         from reproai.models import create_model
@@ -219,21 +191,45 @@ class ModelAloneProbe:
         self.x_all, self.y_all = _normalised(data, info), torch.from_numpy(data.labels)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
         self.loss_fn = _loss_fn(2)
+
+    def step(self, start: int, batch_size: int) -> float:
+        """Seconds of one forward + backward + step on ``batch_size`` images from ``start``."""
+        with Timer() as t:
+            self.opt.zero_grad(set_to_none=True)
+            x, y = self.x_all[start:start + batch_size], self.y_all[start:start + batch_size]
+            self.loss_fn(self.model(x), y).backward()
+            self.opt.step()
+        return t.seconds
+
+
+def model_alone_step_seconds(exp, data, info, sizes, rounds: int = 12) -> dict[int, list[float]]:
+    """Seconds of one training step of the model alone for each batch size in ``sizes``: ``rounds``
+    times each, interleaved, after one untimed round."""
+    alone = ModelAlone(exp, data, info)
+    seconds = {b: [] for b in sizes}
+    for r in range(rounds + 1):
+        for b in sizes:
+            t = alone.step((r * 32) % (len(alone.y_all) - b), b)
+            if r:
+                seconds[b].append(t)
+    return seconds
+
+
+class ModelAloneProbe:
+    """One training step of the model alone at batch 32 after each of reproai's fits, so that the model
+    alone is also timed in the very minutes reproai runs in (this machine's speed drifts by 20% over
+    minutes). ``steps`` are the steps' seconds; ``spent`` is all the wall time the probes took, which is
+    taken out of reproai's."""
+
+    def __init__(self, exp, data, info) -> None:
+        self.alone = ModelAlone(exp, data, info)
+        self.alone.step(0, 32)  # untimed: the first step allocates
         self.steps: list[float] = []
         self.spent = 0.0
-        self._step(0)  # untimed: the first step allocates
-
-    def _step(self, start: int) -> None:
-        self.opt.zero_grad(set_to_none=True)
-        self.loss_fn(self.model(self.x_all[start:start + 32]), self.y_all[start:start + 32]).backward()
-        self.opt.step()
 
     def __call__(self) -> None:
         with Timer() as whole:
-            start = (len(self.steps) * 32) % (len(self.y_all) - 32)
-            with Timer() as t:
-                self._step(start)
-            self.steps.append(t.seconds)
+            self.steps.append(self.alone.step((len(self.steps) * 32) % (len(self.alone.y_all) - 32), 32))
         self.spent += whole.seconds
 
     @contextmanager
@@ -337,6 +333,7 @@ def main() -> None:
         # The same steps at the speed the probes saw during reproai's run (each batch size scaled by the
         # probes' mean step at batch 32 against the before-and-after one): the goal's figure.
         drift = statistics.mean(probe.steps) / step[32]
+        during = 32 / statistics.mean(probe.steps)  # images/s at batch 32
         irreducible_during = irreducible * drift
         full_rates = [32 / t for t in step_seconds[32]]
         evaluation = statistics.harmonic_mean(eval_rates)  # images over total time: equal epochs
@@ -378,7 +375,7 @@ def main() -> None:
           f"alone ({alone:.1f} images/s) = {irreducible:.1f} s before and after reproai's run; "
           f"reproai / irreducible = {ours.seconds / irreducible:.2f}")
     probe_rates = [32 / t for t in probe.steps]
-    print(f"model alone during reproai's run: {32 / statistics.mean(probe.steps):.1f} images/s at batch 32 (mean "
+    print(f"model alone during reproai's run: {during:.1f} images/s at batch 32 (mean "
           f"step of {len(probe.steps)}, one after each fit; median {statistics.median(probe_rates):.1f}, range "
           f"{min(probe_rates):.1f}-{max(probe_rates):.1f}; "
           f"{probe.spent:.1f} s taken out of reproai's time), {1 / drift:.3f}x the speed before and after; "
@@ -393,7 +390,7 @@ def main() -> None:
                     "overhead_ratio": round(ours.seconds / irreducible_during, 3), "goal_overhead_ratio": 1.15,
                     "irreducible_before_after_s": round(irreducible, 1),
                     "overhead_ratio_before_after": round(ours.seconds / irreducible, 3),
-                    "model_alone_images_per_s_during_batch_32": round(32 / statistics.mean(probe.steps), 2),
+                    "model_alone_images_per_s_during_batch_32": round(during, 2),
                     "probe_s": round(probe.spent, 1), "evaluation_s": round(evaluating, 1),
                     "ratio_to_finetune_and_evaluation": round(ours.seconds / required, 3),
                     "model_alone_images_per_s": round(alone, 2),
