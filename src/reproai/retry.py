@@ -55,8 +55,13 @@ class Patience:
         self.what, self.transient, self.variable = what, transient, variable
         self.patience = float(os.environ.get(variable, "600")) if patience is None else patience
         self.gave_up = False
+        self.error: BaseException | None = None  # the failure that made it give up
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.gave_up:
+            # Not tried again: each try of a server that is down costs the client's own retries (seconds),
+            # and the calls that come after giving up (ending runs on the way out) would add them up.
+            raise TrackingError(self._gave_up_message(self.error))
         started, delay = None, 0.5
         while True:
             try:
@@ -65,12 +70,9 @@ class Patience:
                 if not self.transient(e):
                     raise
                 now = time.monotonic()
-                if self.gave_up or (started is not None and now - started >= self.patience):
-                    self.gave_up = True
-                    raise TrackingError(
-                        f"{self.what} has not answered for {self.patience:.0f} s ({type(e).__name__}: "
-                        f"{str(e)[:300]}). The study stopped; finished trials are kept. Start the server, then "
-                        f"run the same command again to resume ({self.variable} sets how long to wait).") from e
+                if started is not None and now - started >= self.patience:
+                    self.gave_up, self.error = True, e
+                    raise TrackingError(self._gave_up_message(e)) from e
                 if started is None:
                     started = now
                     say(f"{self.what} is not answering ({type(e).__name__}); retrying for up to "
@@ -81,6 +83,11 @@ class Patience:
             if started is not None:
                 say(f"{self.what} answers again (reconnected after {time.monotonic() - started:.0f} s).")
             return result
+
+    def _gave_up_message(self, e: BaseException | None) -> str:
+        return (f"{self.what} has not answered for {self.patience:.0f} s ({type(e).__name__}: {str(e)[:300]}). The "
+                "study stopped; finished trials are kept. Start the server, then run the same command again to "
+                f"resume ({self.variable} sets how long to wait).")
 
 
 class PatientClient:
