@@ -29,7 +29,7 @@ from reproai.outer_fold import StudyContext, fold_outcome, run_outer_fold
 from reproai.provenance import environment
 from reproai.search import make_sampler, open_storage
 from reproai.tracking import TAG_PREFIX as T
-from reproai.tracking import MlflowTracker, Run, RunRecord, Tracker
+from reproai.tracking import MlflowTracker, Run, RunRecord, Tracker, end_status
 from reproai.workers import worker_alive, worker_id
 
 __all__ = ["StudyResult", "run_experiment", "study_result", "study_key", "prepare_data", "prepare_splits", "flatten_config",
@@ -171,14 +171,14 @@ def _headline(ctx: StudyContext, splits: Splits) -> dict[str, Any]:
     """Summarise the finished outer folds on the study run, and end it FINISHED."""
     fold_metrics, predictions, params = _collect(ctx.tracker, ctx.study_run.id, splits)
     study = ctx.study_run
-    for name, s in summarize(fold_metrics, splits).items():
-        study.log_metrics({f"test_{name}_{k}": v for k, v in s.items() if k != "n" and math.isfinite(v)})
-    study.set_tags({f"{T}ci_method": "Nadeau-Bengio corrected resampled t over outer folds (ci_*); plain "
+    # One request for the summary, the tags and the tables' list: a study marked complete has them all.
+    study.log(metrics={f"test_{name}_{k}": v for name, s in summarize(fold_metrics, splits).items()
+                       for k, v in s.items() if k != "n" and math.isfinite(v)},
+              tags={f"{T}ci_method": "Nadeau-Bengio corrected resampled t over outer folds (ci_*); plain "
                                      "Student t (t_ci_*), optimistic since folds share training data",
-                    f"{T}metric": ctx.metric, f"{T}direction": ctx.direction, f"{T}state": "complete"})
-    study.log_table(predictions, "predictions/out_of_fold.json")
-    study.log_table(fold_metrics, "metrics/outer_folds.json")
-    study.log_table(params, "search/best_params.json")
+                    f"{T}metric": ctx.metric, f"{T}direction": ctx.direction, f"{T}state": "complete"},
+              tables={"predictions/out_of_fold.json": predictions, "metrics/outer_folds.json": fold_metrics,
+                      "search/best_params.json": params})
     ctx.tracker.set_status(study.id, "FINISHED")
     return {"run_id": study.id}
 
@@ -246,6 +246,6 @@ def run_experiment(loaded: LoadedConfig, *, tracker: Tracker | None = None, trac
             _work(ctx, splits)
             once(optuna_storage, f"{prefix}/headline", lambda: _headline(ctx, splits))
         except BaseException as e:
-            tracker.set_status(study_id, "KILLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED")
+            tracker.set_status(study_id, end_status(e))
             raise
     return study_result(tracker, study_id, splits, resumed=not created)
