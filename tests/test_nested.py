@@ -161,16 +161,23 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(write_config, stores, tmp_p
     cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    deadline = time.time() + 240
+    # Interrupt during the first inner fit of a trial after the first: the trial has a second fit to go,
+    # so the stop lands inside it however fast the fits are.
+    client, deadline = MlflowClient(uri), time.time() + 240
     while time.time() < deadline:
         time.sleep(0.3)
-        summaries = [s for s in optuna.get_all_study_summaries(open_storage(storage)) if s.study_name.endswith("outer-0")]
-        if summaries:
-            study = optuna.load_study(study_name=summaries[0].study_name, storage=open_storage(storage))
-            if any(t.state == optuna.trial.TrialState.RUNNING for t in study.trials) and len(study.trials) >= 2:
-                proc.send_signal(signal.SIGINT)
-                break
+        try:
+            exp = client.get_experiment_by_name("interrupted")
+            fits = [] if exp is None else client.search_runs(
+                [exp.experiment_id], "tags.`reproai.level` = 'fit' and tags.`reproai.outer_fold` = '0' and "
+                "tags.`reproai.inner_fold` = '0' and attributes.status = 'RUNNING'")
+        except Exception:  # the store is being created
+            continue
+        if any(int(r.data.tags["reproai.trial"]) >= 1 for r in fits):
+            proc.send_signal(signal.SIGINT)
+            break
     _, err = proc.communicate(timeout=120)
+    summaries = [s for s in optuna.get_all_study_summaries(open_storage(storage)) if s.study_name.endswith("outer-0")]
     assert proc.returncode == 130, err
     assert "run the same command again to resume" in err
     study = optuna.load_study(study_name=summaries[0].study_name, storage=open_storage(storage))

@@ -1,5 +1,8 @@
 """An outer fold's search loop, against an Optuna study that other workers share."""
 
+import os
+import socket
+
 import numpy as np
 import optuna
 import pytest
@@ -67,3 +70,26 @@ def test_nothing_completed_and_nothing_running_fails_the_search(context):
     _failed(study, 1)
     with pytest.raises(SearchFailedError, match="no trial completed"):
         _search(ctx, fold, fold_run)
+
+
+def test_a_trial_whose_worker_died_after_its_run_finished_is_failed_in_mlflow_too(context):
+    # The worker ended the trial's run FINISHED and died before Optuna heard the result: the trial is
+    # failed and run again, so its run must not read as complete. A completed trial's run stays as it is.
+    ctx, fold, study, fold_run = context
+    dead = f"{socket.gethostname()}:{os.getpid()}:1"  # this pid with another start time: a process that is gone
+    runs = {}
+    for number in (0, 1):
+        trial = study.ask()
+        study._storage.set_trial_user_attr(trial._trial_id, "worker", dead if number else worker_id())
+        tags = {"reproai.study_id": ctx.study_run.id, "reproai.outer_fold": fold.fold, "reproai.repeat": fold.repeat,
+                "reproai.trial": trial.number, "reproai.level": "trial"}
+        with ctx.tracker.start_run(f"trial-{number}", tags=tags, parent=fold_run) as run:
+            run.set_tags({"reproai.state": "complete"})
+        runs[number] = run.id
+        if number == 0:
+            study.tell(trial, 0.9)
+    assert _search(ctx, fold, fold_run) is True
+    assert study.trials[1].state == TrialState.FAIL and "died" in study.trials[1].user_attrs["failed_reason"]
+    status = {n: ctx.tracker.get_run(i) for n, i in runs.items()}
+    assert status[0].status == "FINISHED" and status[0].tags["reproai.state"] == "complete"
+    assert status[1].status == "FAILED" and status[1].tags["reproai.state"] == "failed"

@@ -204,12 +204,24 @@ def _load_search(ctx: StudyContext, fold: OuterFold) -> optuna.Study:
             pruner=make_pruner(search, len(fold.inner)))
 
 
-def _close_runs_of(ctx: StudyContext, workers: set[str]) -> None:
-    """End as FAILED the trial, fit and phase runs that dead workers left RUNNING (MLflow never does)."""
-    for wid in workers:
+def _close_runs_of(ctx: StudyContext, fold: OuterFold, dead: dict[int, str]) -> None:
+    """End as FAILED the runs of trials that died with their worker (``dead``: trial number -> worker).
+
+    That is the trial, fit and phase runs the dead workers left RUNNING (MLflow never ends them), and
+    a trial run that ended FINISHED in the moment before its worker died, before the result reached
+    the storage: the trial is failed and run again, so its run must not read as complete.
+    """
+    for wid in set(dead.values()):
         for r in ctx.tracker.find_runs({f"{T}study_id": ctx.study_run.id, f"{T}worker": wid}, status="RUNNING"):
             if r.tags.get(f"{T}level") in ("trial", "fit", "phase"):
                 ctx.tracker.set_status(r.id, "FAILED")
+    for number in dead:
+        found = ctx.tracker.find_runs({f"{T}study_id": ctx.study_run.id, f"{T}outer_fold": fold.fold, f"{T}repeat": fold.repeat,
+                                       f"{T}trial": number, f"{T}level": "trial"}, status="FINISHED")
+        for r in found:
+            ctx.tracker.run(r.id).set_tags({f"{T}state": "failed", f"{T}error": "its worker died before the trial's "
+                                            "result reached the storage; the trial is run again"})
+            ctx.tracker.set_status(r.id, "FAILED")
 
 
 def _run_trial(ctx: StudyContext, study: optuna.Study, objective: Callable[[optuna.Trial], float]) -> TrialState:
@@ -260,7 +272,7 @@ def _search(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> bool:
         while True:
             dead = fail_dead_trials(study, ctx.storage)
             if dead:
-                _close_runs_of(ctx, set(dead.values()))
+                _close_runs_of(ctx, fold, dead)
                 fold_run.set_tags({f"{T}retried_trials": ",".join(map(str, sorted(dead)))})
             trials = study.get_trials(deepcopy=False)
             done = sum(is_done(t) for t in trials)
