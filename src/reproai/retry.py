@@ -54,14 +54,13 @@ class Patience:
                  patience: float | None = None) -> None:
         self.what, self.transient, self.variable = what, transient, variable
         self.patience = float(os.environ.get(variable, "600")) if patience is None else patience
-        self.gave_up = False
-        self.error: BaseException | None = None  # the failure that made it give up
+        self.gave_up_on: BaseException | None = None  # the failure after which it gave up
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if self.gave_up:
+        if self.gave_up_on is not None:
             # Not tried again: each try of a server that is down costs the client's own retries (seconds),
             # and the calls that come after giving up (ending runs on the way out) would add them up.
-            raise TrackingError(self._gave_up_message(self.error))
+            raise TrackingError(self._gave_up_message(self.gave_up_on))
         started, delay = None, 0.5
         while True:
             try:
@@ -71,7 +70,7 @@ class Patience:
                     raise
                 now = time.monotonic()
                 if started is not None and now - started >= self.patience:
-                    self.gave_up, self.error = True, e
+                    self.gave_up_on = e
                     raise TrackingError(self._gave_up_message(e)) from e
                 if started is None:
                     started = now
@@ -84,7 +83,7 @@ class Patience:
                 say(f"{self.what} answers again (reconnected after {time.monotonic() - started:.0f} s).")
             return result
 
-    def _gave_up_message(self, e: BaseException | None) -> str:
+    def _gave_up_message(self, e: BaseException) -> str:
         return (f"{self.what} has not answered for {self.patience:.0f} s ({type(e).__name__}: {str(e)[:300]}). The "
                 "study stopped; finished trials are kept. Start the server, then run the same command again to "
                 f"resume ({self.variable} sets how long to wait).")
