@@ -37,6 +37,27 @@ def run_cli(path, uri, storage, *extra):
     return main(["run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet", *extra])
 
 
+def signal_inside_a_trial(proc, uri: str, name: str, sig: int, first_trial: int) -> int:
+    """Send `sig` during the first inner fit of a trial numbered `first_trial` or later of outer fold 0;
+    returns that trial's number. The trial has a second fit to go, so the signal lands inside it however
+    fast the fits are (a trial seen RUNNING in the storage may end before a signal sent then lands)."""
+    client, deadline = MlflowClient(uri), time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            exp = client.get_experiment_by_name(name)
+            fits = [] if exp is None else client.search_runs(
+                [exp.experiment_id], "tags.`reproai.level` = 'fit' and tags.`reproai.outer_fold` = '0' and "
+                "tags.`reproai.inner_fold` = '0' and attributes.status = 'RUNNING'")
+        except Exception:  # the store is being created
+            continue
+        trials = [int(r.data.tags["reproai.trial"]) for r in fits if int(r.data.tags["reproai.trial"]) >= first_trial]
+        if trials:
+            proc.send_signal(sig)
+            return trials[0]
+    pytest.fail(f"the search never reached a first inner fit of trial {first_trial} or later")
+
+
 @pytest.fixture
 def stores(tmp_path):
     return f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -161,21 +182,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(write_config, stores, tmp_p
     cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    # Interrupt during the first inner fit of a trial after the first: the trial has a second fit to go,
-    # so the stop lands inside it however fast the fits are.
-    client, deadline = MlflowClient(uri), time.time() + 240
-    while time.time() < deadline:
-        time.sleep(0.3)
-        try:
-            exp = client.get_experiment_by_name("interrupted")
-            fits = [] if exp is None else client.search_runs(
-                [exp.experiment_id], "tags.`reproai.level` = 'fit' and tags.`reproai.outer_fold` = '0' and "
-                "tags.`reproai.inner_fold` = '0' and attributes.status = 'RUNNING'")
-        except Exception:  # the store is being created
-            continue
-        if any(int(r.data.tags["reproai.trial"]) >= 1 for r in fits):
-            proc.send_signal(signal.SIGINT)
-            break
+    signal_inside_a_trial(proc, uri, "interrupted", signal.SIGINT, first_trial=1)
     _, err = proc.communicate(timeout=120)
     summaries = [s for s in optuna.get_all_study_summaries(open_storage(storage)) if s.study_name.endswith("outer-0")]
     assert proc.returncode == 130, err

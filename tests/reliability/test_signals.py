@@ -7,18 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import optuna
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-import pytest
 
 from reproai.cli import main
 from reproai.search import open_storage
 from tests.conftest import REPO, tiny_config_text
-from tests.test_nested import KILL_CONFIG, levels, run_cli
+from tests.test_nested import KILL_CONFIG, levels, run_cli, signal_inside_a_trial
 
 CONFIG = tiny_config_text(name="termed", data="Data.digits(limit=600)", epochs=4,
                           cv="CrossValidation(outer_folds=2, inner_folds=2)") + """
@@ -34,20 +32,12 @@ def test_sigterm_fails_the_trial_kills_its_runs_and_the_command_resumes(write_co
     cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    deadline, study = time.time() + 240, None
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.3)
-        names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage))
-                 if s.study_name.endswith("/outer-0") and not s.study_name.startswith("reproai-claims/")]
-        if names:
-            study = optuna.load_study(study_name=names[0], storage=open_storage(storage))
-            if any(t.state == TrialState.RUNNING for t in study.trials):
-                time.sleep(0.5)
-                proc.send_signal(signal.SIGTERM)
-                break
+    signal_inside_a_trial(proc, uri, "termed", signal.SIGTERM, first_trial=0)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
     assert "terminated (SIGTERM)" in err and "run the same command again to resume" in err
+    (study,) = [s for s in optuna.get_all_study_summaries(open_storage(storage))
+                if s.study_name.endswith("/outer-0") and not s.study_name.startswith("reproai-claims/")]
     trials = optuna.load_study(study_name=study.study_name, storage=open_storage(storage)).trials
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     stopped = [t for t in trials if t.state == TrialState.FAIL]
@@ -80,31 +70,16 @@ def test_sigkill_mid_search_then_resume(write_config, tmp_path):
     cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    deadline = time.time() + 240
-    done_before: list[int] = []
     try:
-        while time.time() < deadline:
-            time.sleep(0.3)
-            try:
-                (summary,) = [s for s in optuna.get_all_study_summaries(open_storage(storage)) if s.study_name.endswith("outer-0")]
-            except ValueError:
-                continue
-            study = optuna.load_study(study_name=summary.study_name, storage=open_storage(storage))
-            states = {t.number: t.state for t in study.trials}
-            complete = [n for n, s in states.items() if s == optuna.trial.TrialState.COMPLETE]
-            running = [n for n, s in states.items() if s == optuna.trial.TrialState.RUNNING]
-            if len(complete) >= 2 and running:
-                time.sleep(0.5)  # well inside the running trial
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(30)
-                killed = running[0]
-                done_before = [t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-                break
-        else:
-            pytest.fail("the search never reached a running third trial")
+        killed = signal_inside_a_trial(proc, uri, "killed", signal.SIGKILL, first_trial=2)
+        proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
+    (summary,) = [s for s in optuna.get_all_study_summaries(open_storage(storage)) if s.study_name.endswith("outer-0")]
+    study = optuna.load_study(study_name=summary.study_name, storage=open_storage(storage))
+    assert study.trials[killed].state == optuna.trial.TrialState.RUNNING
+    done_before = [t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert proc.returncode == -signal.SIGKILL
     client = MlflowClient(uri)
     assert any(r.info.status == "RUNNING" for rs in levels(client, "killed").values() for r in rs)
