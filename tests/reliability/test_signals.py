@@ -12,7 +12,6 @@ import optuna
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-
 from reproai.cli import main
 from reproai.search import open_storage
 from tests.conftest import REPO, tiny_config_text
