@@ -105,34 +105,44 @@ def reference_study(exp, source, splits, args, client, experiment_id):
     from reproai.config.tree import resolve
     from reproai.metrics import youden_threshold
     from reproai.models import backbone_info, create_model, set_backbone_frozen
+    from reproai.outer_fold import fit_seed
     from reproai.search import make_sampler
 
     info = backbone_info(exp.model)
-    paths, labels = source.paths, source.labels
+    labels = source.labels
+    images = DecodingDataset(source.paths, labels, args.size, info.mean, info.std)
 
-    def loader(index, shuffle, seed):
-        ds = DecodingDataset([paths[i] for i in index], labels[index], args.size, info.mean, info.std)
-        return torch.utils.data.DataLoader(ds, batch_size=32, shuffle=shuffle,
-                                           generator=torch.Generator().manual_seed(seed))
+    def loader(index):
+        # Batches of 32 in the given order, each image decoded again. (A DataLoader would draw its
+        # workers' base seed from torch's global generator, and shift the dropout masks that follow.)
+        for start in range(0, len(index), 32):
+            batch = [images[i] for i in index[start:start + 32]]
+            yield torch.stack([x for x, _ in batch]), torch.tensor([y for _, y in batch])
 
     def predict(model, index):
         model.eval()
         with torch.no_grad():
-            out = [torch.sigmoid(model(x).squeeze(1)) for x, _ in loader(index, False, 0)]
+            out = [torch.sigmoid(model(x).squeeze(1)) for x, _ in loader(index)]
         return torch.cat(out).numpy()
 
     def one_fit(config, train, dev, seed, parent):
-        torch.manual_seed(seed)
+        # The same seeds as reproai's fit: initial weights (and dropout) from one seed, the order of each
+        # epoch from another, so that the two sides differ by how they compute, not by their luck.
+        torch.manual_seed(derive_seed(seed, "init"))
         model = create_model(config.model, 2)
+        order = torch.Generator().manual_seed(derive_seed(seed, "order"))
         run = client.create_run(experiment_id, run_name="fit", tags={"mlflow.parentRunId": parent})
         step = 0
         for phase in config.training.phases:
             set_backbone_frozen(model, phase.freeze_backbone)
-            opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=phase.lr)
+            opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=phase.lr,
+                                    weight_decay=phase.weight_decay)
             model.train()
             if phase.freeze_backbone:
                 model.backbone.eval()
-            for x, y in loader(train, True, seed):
+            for x, y in loader(train[torch.randperm(len(train), generator=order).numpy()]):
+                if len(y) < 2 and not phase.freeze_backbone:
+                    continue  # BatchNorm cannot train on a batch of one
                 opt.zero_grad()
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x).squeeze(1), y.float())
                 loss.backward()
@@ -154,7 +164,8 @@ def reference_study(exp, source, splits, args, client, experiment_id):
             config = resolve(exp, trial)
             scores, dev_l, dev_p = [], [], []
             for j, inner in enumerate(fold.inner):
-                model = one_fit(config, inner.train, inner.dev, 1000 + j, parent)
+                seed = fit_seed(exp.seed, "inner", fold.repeat, fold.fold, j)
+                model = one_fit(config, np.asarray(inner.train), inner.dev, seed, parent)
                 p = predict(model, inner.dev)
                 scores.append(roc_auc_score(labels[inner.dev], p))
                 dev_l.append(labels[inner.dev])
@@ -163,7 +174,8 @@ def reference_study(exp, source, splits, args, client, experiment_id):
             return float(np.mean(scores))
 
         study.optimize(objective, n_trials=args.trials)
-        model = one_fit(resolve(exp, study.best_params), fold.train, None, 2000, parent)
+        seed = fit_seed(exp.seed, "refit", fold.repeat, fold.fold)
+        model = one_fit(resolve(exp, study.best_params), np.asarray(fold.train), None, seed, parent)
         aucs.append(roc_auc_score(labels[fold.test], predict(model, fold.test)))
         client.set_terminated(parent)
     return aucs
