@@ -4,11 +4,14 @@ Both sides run the same procedure on the real Oxford-IIIT Pet sample with the re
 efficientnet_lite0: nested cross-validation (3 outer x 5 inner folds by default, the same splits), an
 Optuna search of 6 trials per outer fold (the same seeded sampler and search space: both phases'
 learning rates), the original workshop's training (1 warm-up epoch with the backbone frozen, 1
-fine-tuning epoch, batch 32), a refit per outer fold and a test prediction. The reference does it the
-way the workshop's scripts did: JPEGs decoded in every epoch of every fit, the warm-up through the
-frozen backbone, an evaluation pass over dev after each phase, no pruning, and a synchronous MLflow
-call per batch. reproai runs as `reproai run` would, with its defaults (image cache, cached warm-up
-features, median pruning, MLflow tracking).
+fine-tuning epoch, batch 32), a refit per outer fold and a test prediction. Each fit has the same
+seeds on both sides (initial weights, dropout, the order of the batches) and sees the same pixels
+(the reference decodes each file with reproai's decoder), so that the two differ by how they compute,
+not by luck: with channels-last and the feature cache off, reproai's fit and the reference's are equal
+bit for bit. The reference does it the way the workshop's scripts did: JPEGs decoded in every epoch
+of every fit, the warm-up through the frozen backbone, an evaluation pass over dev after each phase, no
+pruning, and a synchronous MLflow call per batch. reproai runs as `reproai run` would, with its
+defaults (image cache, cached warm-up features, channels-last, median pruning, MLflow tracking).
 
 Goals: reproai at least 2x faster; its test ROC AUC within the fold-to-fold spread of the
 reference's; and its wall time at most 1.15x its irreducible cost (the fine-tuning epochs it actually
@@ -76,26 +79,23 @@ def build_experiment(args, cache_dir: str):
 
 
 class DecodingDataset(torch.utils.data.Dataset):
-    """Opens, decodes and resizes the JPEG on every access (every epoch, every fit)."""
+    """Reads and decodes the image file on every access (every epoch, every fit), into the pixels
+    reproai's cache holds (its decoder: EXIF orientation, the short side resized, a centre crop), and
+    normalises them as reproai's batches do."""
 
     def __init__(self, paths, labels, size, mean, std):
-        from torchvision import transforms
-
-        self.paths, self.labels = paths, labels
-        self.transform = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size),
-                                             transforms.ToTensor(), transforms.Normalize(mean, std)])
+        self.paths, self.labels, self.size = paths, labels, size
+        self.mean = torch.tensor(mean).view(3, 1, 1) * 255.0
+        self.std = torch.tensor(std).view(3, 1, 1) * 255.0
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, i):
-        from PIL import Image
+        from reproai.data.images import decode_image
 
-        from reproai.data.images import to_rgb
-
-        with Image.open(self.paths[i]) as im:
-            im.seek(0)
-            return self.transform(to_rgb(im)), int(self.labels[i])
+        pixels = decode_image(Path(self.paths[i]).read_bytes(), self.size, name=str(self.paths[i]))
+        return (torch.from_numpy(pixels).permute(2, 0, 1).float() - self.mean) / self.std, int(self.labels[i])
 
 
 def reference_study(exp, source, splits, args, client, experiment_id):
