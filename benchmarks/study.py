@@ -7,8 +7,8 @@ learning rates), the original workshop's training (1 warm-up epoch with the back
 fine-tuning epoch, batch 32), a refit per outer fold and a test prediction. Each fit has the same
 seeds on both sides (initial weights, dropout, the order of the batches) and sees the same pixels
 (the reference decodes each file with reproai's decoder), so that the two differ by how they compute,
-not by luck: with channels-last and the feature cache off, reproai's fit and the reference's are equal
-bit for bit. The reference does it the way the workshop's scripts did: JPEGs decoded in every epoch
+not by luck: with channels-last and the feature cache off, reproai's refits and the reference's gave
+the same predictions bit for bit (outer fold 2, two seeds, checked by hand). The reference does it the way the workshop's scripts did: JPEGs decoded in every epoch
 of every fit, the warm-up through the frozen backbone, an evaluation pass over dev after each phase, no
 pruning, and a synchronous MLflow call per batch. reproai runs as `reproai run` would, with its
 defaults (image cache, cached warm-up features, channels-last, median pruning, MLflow tracking).

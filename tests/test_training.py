@@ -105,3 +105,48 @@ def test_binary_fit_fits_a_threshold_on_dev(image_folder):
     table = result.test.table(data, result.threshold)
     assert list(table.columns) == ["id", "label", "logit", "probability", "predicted"]
     assert (table.predicted == (table.probability >= result.threshold)).all()
+
+
+def test_fit_equals_a_plain_pytorch_loop_with_the_same_seeds(digits):
+    """No hidden tricks: with channels-last off, a fit is the textbook loop (initial weights and dropout
+    from the seed's "init", each epoch's order from its "order", a cosine schedule by epoch), up to float
+    rounding (which Adam's normalised steps let grow a little, step by step)."""
+    from reproai.models import create_model, set_backbone_frozen
+    from reproai.seeding import derive_seed
+
+    data, train, _, test = digits
+    model_spec = Model(backbone="small_cnn", pretrained=False, head=Head(hidden=16, dropout=0.3))
+    info = backbone_info(model_spec)
+    training = Training(batch_size=32, channels_last=False, phases=[
+        Phase("warmup", epochs=1, freeze_backbone=True, lr=1e-2),
+        Phase("finetune", epochs=2, lr=3e-3, weight_decay=0.01)])
+    result = fit(model_spec, training, data, info, train=train, test=test, seed=5, progress=False)
+
+    mean, std = torch.tensor(info.mean).view(1, 3, 1, 1) * 255, torch.tensor(info.std).view(1, 3, 1, 1) * 255
+    x = (torch.from_numpy(data.images).permute(0, 3, 1, 2).float() - mean) / std
+    y = torch.from_numpy(data.labels)
+    torch.manual_seed(derive_seed(5, "init"))
+    model = create_model(model_spec, data.num_classes)
+    order = torch.Generator().manual_seed(derive_seed(5, "order"))
+    for phase in training.phases:
+        set_backbone_frozen(model, phase.freeze_backbone)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=phase.lr,
+                                weight_decay=phase.weight_decay)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=phase.epochs)
+        for _ in range(phase.epochs):
+            model.train()
+            if phase.freeze_backbone:
+                model.backbone.eval()
+            perm = train[torch.randperm(len(train), generator=order).numpy()]
+            for start in range(0, len(perm), 32):
+                idx = perm[start:start + 32]
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+                opt.step()
+            schedule.step()
+    model.eval()
+    with torch.no_grad():
+        logits = model(x[test]).numpy()
+    assert np.abs(result.test.logits - logits).max() < 0.02  # 0.004 measured; another seed: 0.9
+    other = fit(model_spec, training, data, info, train=train, test=test, seed=6, progress=False)
+    assert np.abs(other.test.logits - logits).max() > 0.2
