@@ -154,7 +154,7 @@ def reference_study(exp, source, splits, args, client, experiment_id):
         client.set_terminated(run.info.run_id)
         return model
 
-    aucs = []
+    aucs, chosen = [], []
     for fold in splits.outer:
         parent = client.create_run(experiment_id, run_name=f"outer-{fold.fold}").info.run_id
         sampler = make_sampler(exp.search, exp, derive_seed(exp.seed, "sampler", fold.repeat, fold.fold))
@@ -177,8 +177,9 @@ def reference_study(exp, source, splits, args, client, experiment_id):
         seed = fit_seed(exp.seed, "refit", fold.repeat, fold.fold)
         model = one_fit(resolve(exp, study.best_params), np.asarray(fold.train), None, seed, parent)
         aucs.append(roc_auc_score(labels[fold.test], predict(model, fold.test)))
+        chosen.append((study.best_trial.number, round(study.best_value, 4)))
         client.set_terminated(parent)
-    return aucs
+    return aucs, chosen
 
 
 def _normalised(data, info) -> torch.Tensor:
@@ -366,7 +367,7 @@ def main() -> None:
             client = MlflowClient(f"sqlite:///{tmp}/reference.db")
             experiment_id = client.create_experiment("reference")
             with Timer() as ref:
-                ref_auc = reference_study(exp, source, splits, args, client, experiment_id)
+                ref_auc, ref_chosen = reference_study(exp, source, splits, args, client, experiment_id)
             ref_seconds = ref.seconds
     possible = args.outer * args.trials * args.inner
     print(f"{len(data)} images at {args.size} px; {args.outer} outer x {args.inner} inner folds, {args.trials} trials")
@@ -382,6 +383,9 @@ def main() -> None:
         by_fold = [round(a - b, 4) for a, b in zip(ours_auc, ref_auc)]
         print(f"mean test ROC AUC difference {diff:+.4f}; reference fold-to-fold std {spread:.4f} "
               f"(goal: |diff| <= std); reproai's own std {own_spread:.4f}; difference by fold {by_fold}")
+        ours_chosen = [work["chosen"][f.fold] for f in splits.outer]
+        print(f"trial refitted by fold (its mean dev ROC AUC): reproai {ours_chosen}, reference {ref_chosen}")
+        figures.update({"chosen_trials": ours_chosen, "chosen_trials_reference": ref_chosen})
         figures.update({"speedup": round(speedup, 3), "goal_speedup": 2.0, "reference_s": round(ref_seconds, 1),
                         "auc_diff": round(diff, 4), "auc_spread": round(spread, 4),
                         "auc_within_spread": abs(diff) <= spread, "auc_spread_reproai": round(own_spread, 4),
@@ -430,8 +434,11 @@ def count_work(tracker, study_run_id: str, n_images: int) -> dict:
 
     runs = tracker.find_runs({"reproai.study_id": study_run_id})
     by_id = {r.id: r for r in runs}
-    work = {"inner_fits": 0, "finetune_batches": Counter(), "eval_images": n_images}
+    work = {"inner_fits": 0, "finetune_batches": Counter(), "eval_images": n_images, "chosen": {}}
     for r in runs:
+        if r.tags.get("reproai.level") == "outer_fold":  # the trial each outer fold refitted, and its dev score
+            work["chosen"][int(r.tags["reproai.outer_fold"])] = (int(r.tags["reproai.best_trial"]),
+                                                                 round(r.metrics["best_dev_roc_auc"], 4))
         if r.tags.get("reproai.level") == "fit":
             if r.tags.get("reproai.refit") == "true":
                 work["eval_images"] += int(r.params.get("n_test", 0))
