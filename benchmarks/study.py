@@ -8,10 +8,11 @@ fine-tuning epoch, batch 32), a refit per outer fold and a test prediction. Each
 seeds on both sides (initial weights, dropout, the order of the batches) and sees the same pixels
 (the reference decodes each file with reproai's decoder), so that the two differ by how they compute,
 not by luck: with channels-last and the feature cache off, reproai's refits and the reference's gave
-the same predictions bit for bit (outer fold 2, two seeds, checked by hand). The reference does it the way the workshop's scripts did: JPEGs decoded in every epoch
-of every fit, the warm-up through the frozen backbone, an evaluation pass over dev after each phase, no
-pruning, and a synchronous MLflow call per batch. reproai runs as `reproai run` would, with its
-defaults (image cache, cached warm-up features, channels-last, median pruning, MLflow tracking).
+the same predictions bit for bit (outer fold 2, two seeds, checked by hand). The reference does it the
+way the workshop's scripts did: images decoded in every epoch of every fit, the warm-up through the
+frozen backbone, an evaluation pass over dev after each phase, no pruning, and a synchronous MLflow
+call per batch. reproai runs as `reproai run` would, with its defaults (image cache, cached warm-up
+features, channels-last, median pruning, MLflow tracking).
 
 Goals: reproai at least 2x faster; its test ROC AUC within the fold-to-fold spread of the
 reference's; and its wall time at most 1.15x its irreducible cost (the fine-tuning epochs it actually
