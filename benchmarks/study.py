@@ -79,7 +79,7 @@ def build_experiment(args, cache_dir: str):
 # -- the reference: the procedure written plainly, the way the workshop's scripts did it ----------------
 
 
-class DecodingDataset(torch.utils.data.Dataset):
+class DecodingImages:
     """Reads and decodes the image file on every access (every epoch, every fit), into the pixels
     reproai's cache holds (its decoder: EXIF orientation, the short side resized, a centre crop), and
     normalises them as reproai's batches do."""
@@ -88,9 +88,6 @@ class DecodingDataset(torch.utils.data.Dataset):
         self.paths, self.labels, self.size = paths, labels, size
         self.mean = torch.tensor(mean).view(3, 1, 1) * 255.0
         self.std = torch.tensor(std).view(3, 1, 1) * 255.0
-
-    def __len__(self):
-        return len(self.paths)
 
     def __getitem__(self, i):
         from reproai.data.images import decode_image
@@ -111,7 +108,7 @@ def reference_study(exp, source, splits, args, client, experiment_id):
 
     info = backbone_info(exp.model)
     labels = source.labels
-    images = DecodingDataset(source.paths, labels, args.size, info.mean, info.std)
+    images = DecodingImages(source.paths, labels, args.size, info.mean, info.std)
 
     def loader(index):
         # Batches of 32 in the given order, each image decoded again. (A DataLoader would draw its
