@@ -29,8 +29,12 @@ def pets_setup(size: int, limit: int | None = None, *, hidden: int | None = None
     from reproai.data import list_source, load_images
     from reproai.models import backbone_info
 
-    spec = Model(backbone="efficientnet_lite0", pretrained=str(WEIGHTS), image_size=size,
-                 head=Head(hidden=hidden, dropout=dropout))
+    spec = Model(
+        backbone="efficientnet_lite0",
+        pretrained=str(WEIGHTS),
+        image_size=size,
+        head=Head(hidden=hidden, dropout=dropout),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the two unannotated images, labelled from their names
         source = list_source(Data.oxford_pets(root=str(PETS_ROOT), download=False, limit=limit), seed=0)

@@ -37,34 +37,65 @@ def make_study(uri: str, *, outer: int, trials: int, inner: int, examples: int, 
     ids = [f"img-{i:05d}" for i in range(examples)]
     labels = rng.integers(0, 2, examples)
     folds = np.array_split(rng.permutation(examples), outer)
-    dists = {"lr": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True),
-             "dropout": optuna.distributions.FloatDistribution(0.0, 0.5),
-             "hidden": optuna.distributions.CategoricalDistribution([128, 256, 512])}
+    dists = {
+        "lr": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True),
+        "dropout": optuna.distributions.FloatDistribution(0.0, 0.5),
+        "hidden": optuna.distributions.CategoricalDistribution([128, 256, 512]),
+    }
     spec = json.dumps({k: optuna.distributions.distribution_to_json(d) for k, d in dists.items()})
     n_runs = 1
     with tracker.start_run("study", tags={f"{T}level": "study", f"{T}config_hash": "synthetic"}) as study:
-        study.set_tags({f"{T}study_id": study.id, f"{T}classes": json.dumps(["cat", "dog"]), f"{T}metric": "roc_auc",
-                        f"{T}direction": "maximize", f"{T}n_examples": examples, f"{T}seed": seed})
+        study.set_tags(
+            {
+                f"{T}study_id": study.id,
+                f"{T}classes": json.dumps(["cat", "dog"]),
+                f"{T}metric": "roc_auc",
+                f"{T}direction": "maximize",
+                f"{T}n_examples": examples,
+                f"{T}seed": seed,
+            }
+        )
         splits, tables = {"n": examples, "ids": ids, "outer": []}, []
         for k, test in enumerate(folds):
             train = np.setdiff1d(np.arange(examples), test)
-            splits["outer"].append({"repeat": 0, "fold": k, "train": train.tolist(), "test": test.tolist(),
-                                    "inner": [{"train": [], "dev": []}] * inner})
+            splits["outer"].append(
+                {
+                    "repeat": 0,
+                    "fold": k,
+                    "train": train.tolist(),
+                    "test": test.tolist(),
+                    "inner": [{"train": [], "dev": []}] * inner,
+                }
+            )
             base = {f"{T}study_id": study.id, f"{T}repeat": 0, f"{T}outer_fold": k}
             with tracker.start_run(f"outer-0-{k}", tags={**base, f"{T}level": "outer_fold"}, parent=study) as fold:
                 best, best_value = {}, -1.0
                 for t in range(trials):
-                    params = {"lr": float(10 ** rng.uniform(-5, -2)), "dropout": float(rng.uniform(0, 0.5)),
-                              "hidden": int(rng.choice([128, 256, 512]))}
+                    params = {
+                        "lr": float(10 ** rng.uniform(-5, -2)),
+                        "dropout": float(rng.uniform(0, 0.5)),
+                        "hidden": int(rng.choice([128, 256, 512])),
+                    }
                     value = float(0.8 + 0.1 * rng.random())
                     state = "pruned" if t > 5 and rng.random() < 0.3 else "complete"
-                    with tracker.start_run(f"trial-{t}", tags={**base, f"{T}level": "trial", f"{T}trial": t,
-                                                               f"{T}state": state, f"{T}distributions": spec},
-                                           parent=fold) as trial:
+                    with tracker.start_run(
+                        f"trial-{t}",
+                        tags={
+                            **base,
+                            f"{T}level": "trial",
+                            f"{T}trial": t,
+                            f"{T}state": state,
+                            f"{T}distributions": spec,
+                        },
+                        parent=fold,
+                    ) as trial:
                         trial.log_params(params)
                         for j in range(inner if state == "complete" else 1):
-                            with tracker.start_run(f"inner-{j}", tags={**base, f"{T}level": "fit", f"{T}trial": t,
-                                                                       f"{T}inner_fold": j}, parent=trial) as fit:
+                            with tracker.start_run(
+                                f"inner-{j}",
+                                tags={**base, f"{T}level": "fit", f"{T}trial": t, f"{T}inner_fold": j},
+                                parent=trial,
+                            ) as fit:
                                 fit.log_metrics({"dev_roc_auc": value})
                             n_runs += 1
                         if state == "complete":
@@ -76,9 +107,19 @@ def make_study(uri: str, *, outer: int, trials: int, inner: int, examples: int, 
                     n_runs += 1
                 y = labels[test]
                 p = np.clip(0.5 + (y - 0.5) * rng.uniform(0.0, 0.8, len(y)) + rng.normal(0, 0.15, len(y)), 0.001, 0.999)
-                tables.append(pd.DataFrame({"id": [ids[i] for i in test], "label": y, "logit": np.log(p / (1 - p)),
-                                            "probability": p, "predicted": (p >= 0.5).astype(int), "repeat": 0,
-                                            "outer_fold": k}))
+                tables.append(
+                    pd.DataFrame(
+                        {
+                            "id": [ids[i] for i in test],
+                            "label": y,
+                            "logit": np.log(p / (1 - p)),
+                            "probability": p,
+                            "predicted": (p >= 0.5).astype(int),
+                            "repeat": 0,
+                            "outer_fold": k,
+                        }
+                    )
+                )
                 fold.set_tags({f"{T}state": "complete", f"{T}best_params": json.dumps(best, sort_keys=True)})
             n_runs += 1
         study.log_dict(splits, "splits.json")
@@ -102,18 +143,32 @@ def main() -> None:
         print(f"made a synthetic study of {n_runs} runs ({args.examples} test predictions) in {made.seconds:.0f} s")
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
         with Timer() as command:
-            subprocess.run([sys.executable, "-m", "reproai", "analyze", "big", "--out", str(Path(tmp) / "report")],
-                           env=env, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "reproai", "analyze", "big", "--out", str(Path(tmp) / "report")],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
         print(f"`reproai analyze big` (a new process, imports included): {command.seconds:.1f} s")
         from reproai.analysis import analyze
 
         with Timer() as function:
             result = analyze("big", tracking_uri=uri, out=Path(tmp) / "again", log=False)
-        print(f"reproai.analysis.analyze('big') without logging back: {function.seconds:.1f} s, "
-              f"{len(result.figures)} figures")
-    report({"benchmark": "analyze", "runs": n_runs, "examples": args.examples, "command_seconds": round(command.seconds, 2),
-            "function_seconds": round(function.seconds, 2), "goal_seconds": args.goal,
-            "met": command.seconds <= args.goal})
+        print(
+            f"reproai.analysis.analyze('big') without logging back: {function.seconds:.1f} s, "
+            f"{len(result.figures)} figures"
+        )
+    report(
+        {
+            "benchmark": "analyze",
+            "runs": n_runs,
+            "examples": args.examples,
+            "command_seconds": round(command.seconds, 2),
+            "function_seconds": round(function.seconds, 2),
+            "goal_seconds": args.goal,
+            "met": command.seconds <= args.goal,
+        }
+    )
 
 
 if __name__ == "__main__":

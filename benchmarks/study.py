@@ -56,7 +56,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
 from _common import PETS_ROOT, WEIGHTS, Timer, peak_memory_mb, report, require_shared  # noqa: E402
 
 
@@ -66,10 +65,16 @@ def build_experiment(args, cache_dir: str):
     return Experiment(
         name="study-benchmark",
         data=Data.oxford_pets(root=str(PETS_ROOT), download=False, limit=args.limit, cache_dir=cache_dir),
-        model=Model(backbone="efficientnet_lite0", pretrained=str(WEIGHTS), image_size=args.size, head=Head(hidden=128)),
-        training=Training(batch_size=32, phases=[
-            Phase("warmup", epochs=1, freeze_backbone=True, lr=hp.float(1e-4, 1e-2, log=True), scheduler=None),
-            Phase("finetune", epochs=1, lr=hp.float(1e-5, 1e-3, log=True), scheduler=None)]),
+        model=Model(
+            backbone="efficientnet_lite0", pretrained=str(WEIGHTS), image_size=args.size, head=Head(hidden=128)
+        ),
+        training=Training(
+            batch_size=32,
+            phases=[
+                Phase("warmup", epochs=1, freeze_backbone=True, lr=hp.float(1e-4, 1e-2, log=True), scheduler=None),
+                Phase("finetune", epochs=1, lr=hp.float(1e-5, 1e-3, log=True), scheduler=None),
+            ],
+        ),
         cv=CrossValidation(outer_folds=args.outer, inner_folds=args.inner),
         search=Search(n_trials=args.trials, metric="roc_auc", pruner="median"),
         seed=1729,
@@ -114,7 +119,7 @@ def reference_study(exp, source, splits, args, client, experiment_id):
         # Batches of 32 in the given order, each image decoded again. (A DataLoader would draw its
         # workers' base seed from torch's global generator, and shift the dropout masks that follow.)
         for start in range(0, len(index), 32):
-            batch = [images[i] for i in index[start:start + 32]]
+            batch = [images[i] for i in index[start : start + 32]]
             yield torch.stack([x for x, _ in batch]), torch.tensor([y for _, y in batch])
 
     def predict(model, index):
@@ -133,8 +138,9 @@ def reference_study(exp, source, splits, args, client, experiment_id):
         step = 0
         for phase in config.training.phases:
             set_backbone_frozen(model, phase.freeze_backbone)
-            opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=phase.lr,
-                                    weight_decay=phase.weight_decay)
+            opt = torch.optim.AdamW(
+                [p for p in model.parameters() if p.requires_grad], lr=phase.lr, weight_decay=phase.weight_decay
+            )
             model.train()
             if phase.freeze_backbone:
                 model.backbone.eval()
@@ -148,7 +154,9 @@ def reference_study(exp, source, splits, args, client, experiment_id):
                 client.log_metric(run.info.run_id, "train_loss", float(loss), step=step)  # synchronous, per batch
                 step += 1
             if dev is not None:
-                client.log_metric(run.info.run_id, f"dev_auc_{phase.name}", roc_auc_score(labels[dev], predict(model, dev)))
+                client.log_metric(
+                    run.info.run_id, f"dev_auc_{phase.name}", roc_auc_score(labels[dev], predict(model, dev))
+                )
         client.set_terminated(run.info.run_id)
         return model
 
@@ -158,7 +166,7 @@ def reference_study(exp, source, splits, args, client, experiment_id):
         sampler = make_sampler(exp.search, exp, derive_seed(exp.seed, "sampler", fold.repeat, fold.fold))
         study = optuna.create_study(direction="maximize", sampler=sampler)
 
-        def objective(trial):
+        def objective(trial, fold=fold, parent=parent):
             config = resolve(exp, trial)
             scores, dev_l, dev_p = [], [], []
             for j, inner in enumerate(fold.inner):
@@ -212,7 +220,7 @@ class ModelAlone:
         """Seconds of one forward + backward + step on ``batch_size`` images from ``start``."""
         with Timer() as t:
             self.opt.zero_grad(set_to_none=True)
-            x, y = self.x_all[start:start + batch_size], self.y_all[start:start + batch_size]
+            x, y = self.x_all[start : start + batch_size], self.y_all[start : start + batch_size]
             self.loss_fn(self.model(x), y).backward()
             self.opt.step()
         return t.seconds
@@ -280,7 +288,7 @@ def evaluation_throughput(exp, data, info, epochs: int = 4) -> list[float]:
         for _ in range(epochs + 1):
             with Timer() as t:
                 for s in range(0, len(x_all), 32):
-                    model(x_all[s:s + 32])
+                    model(x_all[s : s + 32])
             rates.append(len(x_all) / t.seconds)
     return rates[1:]
 
@@ -298,21 +306,21 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--outer", type=int, default=3)
     parser.add_argument("--inner", type=int, default=5)
-    parser.add_argument("--skip-reference", action="store_true",
-                        help="time reproai only (no speed-up or AUC comparison)")
+    parser.add_argument(
+        "--skip-reference", action="store_true", help="time reproai only (no speed-up or AUC comparison)"
+    )
     args = parser.parse_args()
     require_shared()
     import warnings
 
     import optuna
+    import timm  # noqa: F401  (imported before either side is timed: neither pays for it)
+    import torchvision  # noqa: F401
     from mlflow import MlflowClient
 
     from reproai.config.loader import LoadedConfig
     from reproai.study import prepare_data, prepare_splits, run_experiment
     from reproai.tracking import MlflowTracker
-
-    import timm  # noqa: F401  (imported before either side is timed: neither pays for it)
-    import torchvision  # noqa: F401
 
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -378,49 +386,78 @@ def main() -> None:
         print(f"reference: {ref_seconds:7.1f} s   test ROC AUC per fold {[round(a, 4) for a in ref_auc]}")
         print(f"speed-up: {speedup:.2f}x (goal >= 2x)")
         own_spread = statistics.stdev(ours_auc) if len(ours_auc) > 1 else float("nan")
-        by_fold = [round(a - b, 4) for a, b in zip(ours_auc, ref_auc)]
-        print(f"mean test ROC AUC difference {diff:+.4f}; reference fold-to-fold std {spread:.4f} "
-              f"(goal: |diff| <= std); reproai's own std {own_spread:.4f}; difference by fold {by_fold}")
+        by_fold = [round(a - b, 4) for a, b in zip(ours_auc, ref_auc, strict=True)]
+        print(
+            f"mean test ROC AUC difference {diff:+.4f}; reference fold-to-fold std {spread:.4f} "
+            f"(goal: |diff| <= std); reproai's own std {own_spread:.4f}; difference by fold {by_fold}"
+        )
         ours_chosen = [work["chosen"][f.fold] for f in splits.outer]
         print(f"trial refitted by fold (its mean dev ROC AUC): reproai {ours_chosen}, reference {ref_chosen}")
         figures.update({"chosen_trials": ours_chosen, "chosen_trials_reference": ref_chosen})
-        figures.update({"speedup": round(speedup, 3), "goal_speedup": 2.0, "reference_s": round(ref_seconds, 1),
-                        "auc_diff": round(diff, 4), "auc_spread": round(spread, 4),
-                        "auc_within_spread": abs(diff) <= spread, "auc_spread_reproai": round(own_spread, 4),
-                        "auc_diff_by_fold": by_fold})
+        figures.update(
+            {
+                "speedup": round(speedup, 3),
+                "goal_speedup": 2.0,
+                "reference_s": round(ref_seconds, 1),
+                "auc_diff": round(diff, 4),
+                "auc_spread": round(spread, 4),
+                "auc_within_spread": abs(diff) <= spread,
+                "auc_spread_reproai": round(own_spread, 4),
+                "auc_diff_by_fold": by_fold,
+            }
+        )
     ran = ", ".join(f"{n} x {b}" for b, n in sorted(work["finetune_batches"].items(), reverse=True))
-    print(f"model alone, training: {32 / step[32]:.1f} images/s at batch 32 (mean step of "
-          f"{len(full_rates)} before and after reproai's run, range {min(full_rates):.1f}-"
-          f"{max(full_rates):.1f}); the fine-tuning steps reproai ran, by batch size: {ran}")
+    print(
+        f"model alone, training: {32 / step[32]:.1f} images/s at batch 32 (mean step of "
+        f"{len(full_rates)} before and after reproai's run, range {min(full_rates):.1f}-"
+        f"{max(full_rates):.1f}); the fine-tuning steps reproai ran, by batch size: {ran}"
+    )
     print(f"model alone, evaluating: {evaluation:.1f} images/s ({len(eval_rates)} epochs at batch 32)")
-    print(f"irreducible cost: those {work['finetune_images']} fine-tuning images, timed step by step on the model "
-          f"alone ({alone:.1f} images/s) = {irreducible:.1f} s before and after reproai's run; "
-          f"reproai / irreducible = {ours.seconds / irreducible:.2f}")
+    print(
+        f"irreducible cost: those {work['finetune_images']} fine-tuning images, timed step by step on the model "
+        f"alone ({alone:.1f} images/s) = {irreducible:.1f} s before and after reproai's run; "
+        f"reproai / irreducible = {ours.seconds / irreducible:.2f}"
+    )
     probe_rates = [32 / t for t in probe.steps]
-    print(f"model alone during reproai's run: {during:.1f} images/s at batch 32 (mean "
-          f"step of {len(probe.steps)}, one after each fit; median {statistics.median(probe_rates):.1f}, range "
-          f"{min(probe_rates):.1f}-{max(probe_rates):.1f}; "
-          f"{probe.spent:.1f} s taken out of reproai's time), {1 / drift:.3f}x the speed before and after; "
-          f"irreducible cost at that speed {irreducible_during:.1f} s; reproai / irreducible = "
-          f"{ours.seconds / irreducible_during:.2f} (goal <= 1.15)")
-    print(f"evaluation passes the procedure needs: {work['eval_images']} images (dev after each fine-tuning "
-          f"epoch, test, one feature extraction) / {evaluation:.1f} images/s = {evaluating:.1f} s at the speed "
-          f"during the run; reproai / (fine-tuning + evaluation) = {ours.seconds / required:.2f}")
+    print(
+        f"model alone during reproai's run: {during:.1f} images/s at batch 32 (mean "
+        f"step of {len(probe.steps)}, one after each fit; median {statistics.median(probe_rates):.1f}, range "
+        f"{min(probe_rates):.1f}-{max(probe_rates):.1f}; "
+        f"{probe.spent:.1f} s taken out of reproai's time), {1 / drift:.3f}x the speed before and after; "
+        f"irreducible cost at that speed {irreducible_during:.1f} s; reproai / irreducible = "
+        f"{ours.seconds / irreducible_during:.2f} (goal <= 1.15)"
+    )
+    print(
+        f"evaluation passes the procedure needs: {work['eval_images']} images (dev after each fine-tuning "
+        f"epoch, test, one feature extraction) / {evaluation:.1f} images/s = {evaluating:.1f} s at the speed "
+        f"during the run; reproai / (fine-tuning + evaluation) = {ours.seconds / required:.2f}"
+    )
     print(f"inner fits run {work['inner_fits']} of {possible}: pruning saved {possible - work['inner_fits']}")
     print(f"peak memory: {peak:.0f} MiB")
-    figures.update({"irreducible_s": round(irreducible_during, 1),
-                    "overhead_ratio": round(ours.seconds / irreducible_during, 3), "goal_overhead_ratio": 1.15,
-                    "irreducible_before_after_s": round(irreducible, 1),
-                    "overhead_ratio_before_after": round(ours.seconds / irreducible, 3),
-                    "model_alone_images_per_s_during_batch_32": round(during, 2),
-                    "probe_s": round(probe.spent, 1), "evaluation_s": round(evaluating, 1),
-                    "ratio_to_finetune_and_evaluation": round(ours.seconds / required, 3),
-                    "model_alone_images_per_s": round(alone, 2),
-                    "model_alone_images_per_s_batch_32": round(32 / step[32], 2),
-                    "eval_images_per_s": round(evaluation, 2),
-                    "inner_fits_run": work["inner_fits"], "inner_fits_saved": possible - work["inner_fits"],
-                    "peak_memory_mib": round(peak), "images": len(data), "size": args.size,
-                    "outer_folds": args.outer, "inner_folds": args.inner, "trials": args.trials})
+    figures.update(
+        {
+            "irreducible_s": round(irreducible_during, 1),
+            "overhead_ratio": round(ours.seconds / irreducible_during, 3),
+            "goal_overhead_ratio": 1.15,
+            "irreducible_before_after_s": round(irreducible, 1),
+            "overhead_ratio_before_after": round(ours.seconds / irreducible, 3),
+            "model_alone_images_per_s_during_batch_32": round(during, 2),
+            "probe_s": round(probe.spent, 1),
+            "evaluation_s": round(evaluating, 1),
+            "ratio_to_finetune_and_evaluation": round(ours.seconds / required, 3),
+            "model_alone_images_per_s": round(alone, 2),
+            "model_alone_images_per_s_batch_32": round(32 / step[32], 2),
+            "eval_images_per_s": round(evaluation, 2),
+            "inner_fits_run": work["inner_fits"],
+            "inner_fits_saved": possible - work["inner_fits"],
+            "peak_memory_mib": round(peak),
+            "images": len(data),
+            "size": args.size,
+            "outer_folds": args.outer,
+            "inner_folds": args.inner,
+            "trials": args.trials,
+        }
+    )
     report(figures)
 
 
@@ -435,8 +472,10 @@ def count_work(tracker, study_run_id: str, n_images: int) -> dict:
     work = {"inner_fits": 0, "finetune_batches": Counter(), "eval_images": n_images, "chosen": {}}
     for r in runs:
         if r.tags.get("reproai.level") == "outer_fold":  # the trial each outer fold refitted, and its dev score
-            work["chosen"][int(r.tags["reproai.outer_fold"])] = (int(r.tags["reproai.best_trial"]),
-                                                                 round(r.metrics["best_dev_roc_auc"], 4))
+            work["chosen"][int(r.tags["reproai.outer_fold"])] = (
+                int(r.tags["reproai.best_trial"]),
+                round(r.metrics["best_dev_roc_auc"], 4),
+            )
         if r.tags.get("reproai.level") == "fit":
             if r.tags.get("reproai.refit") == "true":
                 work["eval_images"] += int(r.params.get("n_test", 0))

@@ -19,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
 from _common import Timer, pets_setup, report, require_shared  # noqa: E402
 
 
@@ -49,7 +48,7 @@ def model_alone(spec, training, data, info, n_epochs: int) -> float:
             torch.cuda.synchronize()
         with Timer() as t:
             for start in range(0, len(y_all), bs):
-                x, y = x_all[start:start + bs], y_all[start:start + bs]
+                x, y = x_all[start : start + bs], y_all[start : start + bs]
                 optimizer.zero_grad(set_to_none=True)
                 with runner.autocast():
                     loss = loss_fn(runner.full(x), y)
@@ -63,10 +62,10 @@ def model_alone(spec, training, data, info, n_epochs: int) -> float:
 
 def reproai_loop(spec, training, data, info, n_epochs: int) -> float:
     """Images per second of reproai's training loop (the median epoch after the first)."""
+    import dataclasses
+
     from reproai import Phase
     from reproai.training import fit
-
-    import dataclasses
 
     training = dataclasses.replace(training, phases=[Phase("finetune", epochs=n_epochs, lr=1e-4, scheduler=None)])
     result = fit(spec, training, data, info, train=np.arange(len(data)), seed=0, progress=False)
@@ -82,8 +81,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per side (the first is warm-up)")
     parser.add_argument("--limit", type=int, default=None, help="images of the sample to use (default: all)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="repeat the sample N times per epoch (a GPU goes through 400 images in a blink)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="repeat the sample N times per epoch (a GPU goes through 400 images in a blink)",
+    )
     args = parser.parse_args()
     require_shared()
 
@@ -96,22 +99,40 @@ def main() -> None:
     if args.repeat > 1:
         import dataclasses
 
-        data = dataclasses.replace(data, ids=data.ids * args.repeat, labels=np.tile(data.labels, args.repeat),
-                                   images=np.concatenate([np.asarray(data.images)] * args.repeat))
+        data = dataclasses.replace(
+            data,
+            ids=data.ids * args.repeat,
+            labels=np.tile(data.labels, args.repeat),
+            images=np.concatenate([np.asarray(data.images)] * args.repeat),
+        )
     device = resolve_device(args.device)
     alone = model_alone(spec, training, data, info, args.epochs + 1)
     loop = reproai_loop(spec, training, data, info, args.epochs + 1)
     ratio = loop / alone
     dtype = resolve_precision(args.precision, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
-    print(f"device {name}, precision {dtype or 'fp32'}, channels_last {args.channels_last}, "
-          f"{len(data)} images per epoch ({args.repeat}x the sample) at {args.size} px, batch {args.batch_size}")
+    print(
+        f"device {name}, precision {dtype or 'fp32'}, channels_last {args.channels_last}, "
+        f"{len(data)} images per epoch ({args.repeat}x the sample) at {args.size} px, batch {args.batch_size}"
+    )
     print(f"model alone:   {alone:8.1f} images/s")
     print(f"reproai loop:  {loop:8.1f} images/s")
     print(f"ratio:         {ratio:8.3f}  (goal >= 0.90)")
-    report({"benchmark": "throughput", "ratio": round(ratio, 4), "goal": 0.90, "loop_images_per_s": round(loop, 2),
-            "model_alone_images_per_s": round(alone, 2), "device": name, "precision": str(dtype or "fp32"),
-            "channels_last": args.channels_last, "images": len(data), "size": args.size, "batch_size": args.batch_size})
+    report(
+        {
+            "benchmark": "throughput",
+            "ratio": round(ratio, 4),
+            "goal": 0.90,
+            "loop_images_per_s": round(loop, 2),
+            "model_alone_images_per_s": round(alone, 2),
+            "device": name,
+            "precision": str(dtype or "fp32"),
+            "channels_last": args.channels_last,
+            "images": len(data),
+            "size": args.size,
+            "batch_size": args.batch_size,
+        }
+    )
 
 
 if __name__ == "__main__":

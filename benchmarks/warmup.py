@@ -16,7 +16,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-
 from _common import Timer, pets_setup, report, require_shared  # noqa: E402
 
 
@@ -39,24 +38,48 @@ def main() -> None:
     seconds, results = {}, {}
     clear_feature_cache()
     with Timer() as first:  # includes the one-time extraction
-        fit(spec, Training(batch_size=args.batch_size, device=args.device, phases=[Phase("x", epochs=1, freeze_backbone=True)]),
-            data, info, train=index, seed=0, progress=False)
+        fit(
+            spec,
+            Training(
+                batch_size=args.batch_size, device=args.device, phases=[Phase("x", epochs=1, freeze_backbone=True)]
+            ),
+            data,
+            info,
+            train=index,
+            seed=0,
+            progress=False,
+        )
     for cached in (True, False):
         training = Training(batch_size=args.batch_size, device=args.device, feature_cache=cached, phases=[phase])
         results[cached] = fit(spec, training, data, info, train=index, seed=0, progress=False)
         seconds[cached] = statistics.median(h["epoch_seconds"] for h in results[cached].history)
     ratio = seconds[False] / seconds[True]
-    same = float(np.max(np.abs(np.asarray([h["train_loss"] for h in results[True].history])
-                               - np.asarray([h["train_loss"] for h in results[False].history]))))
+    same = float(
+        np.max(
+            np.abs(
+                np.asarray([h["train_loss"] for h in results[True].history])
+                - np.asarray([h["train_loss"] for h in results[False].history])
+            )
+        )
+    )
     print(f"{len(data)} images at {args.size} px, batch {args.batch_size}, {args.epochs} warm-up epochs each")
     print(f"first fit incl. one-time feature extraction: {first.seconds:.2f} s")
     print(f"epoch through the frozen backbone: {seconds[False]:.3f} s")
     print(f"epoch on cached features:          {seconds[True]:.4f} s")
     print(f"ratio: {ratio:.1f}x (goal >= 20x); max |train loss difference| {same:.2e}")
-    report({"benchmark": "warmup", "ratio": round(ratio, 1), "goal": 20.0,
-            "epoch_through_backbone_s": round(seconds[False], 4), "epoch_on_features_s": round(seconds[True], 5),
-            "first_fit_with_extraction_s": round(first.seconds, 2), "max_train_loss_diff": same,
-            "images": len(data), "size": args.size})
+    report(
+        {
+            "benchmark": "warmup",
+            "ratio": round(ratio, 1),
+            "goal": 20.0,
+            "epoch_through_backbone_s": round(seconds[False], 4),
+            "epoch_on_features_s": round(seconds[True], 5),
+            "first_fit_with_extraction_s": round(first.seconds, 2),
+            "max_train_loss_diff": same,
+            "images": len(data),
+            "size": args.size,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -12,16 +12,29 @@ from reproai import CrossValidation, Data, Experiment, Head, Model, Phase, Searc
 experiment = Experiment(
     name="pets-species-search",
     data=Data.oxford_pets(root="data", target="species", download=True),
-    model=Model(backbone="efficientnet_lite0", pretrained=True,
-                head=Head(hidden=hp.categorical([128, 256, 512, 1024]), dropout=hp.float(0.0, 0.7))),
+    model=Model(
+        backbone="efficientnet_lite0",
+        pretrained=True,
+        head=Head(hidden=hp.categorical([128, 256, 512, 1024]), dropout=hp.float(0.0, 0.7)),
+    ),
     training=Training(
         batch_size=32,
         augment="flip",
         phases=[
-            Phase("warmup", epochs=2, freeze_backbone=True,
-                  lr=hp.float(1e-4, 1e-2, log=True), weight_decay=hp.float(1e-7, 1e-4, log=True)),
-            Phase("finetune", epochs=4, early_stopping_patience=2,
-                  lr=hp.float(1e-6, 1e-3, log=True), weight_decay=hp.float(1e-6, 1e-3, log=True)),
+            Phase(
+                "warmup",
+                epochs=2,
+                freeze_backbone=True,
+                lr=hp.float(1e-4, 1e-2, log=True),
+                weight_decay=hp.float(1e-7, 1e-4, log=True),
+            ),
+            Phase(
+                "finetune",
+                epochs=4,
+                early_stopping_patience=2,
+                lr=hp.float(1e-6, 1e-3, log=True),
+                weight_decay=hp.float(1e-6, 1e-3, log=True),
+            ),
         ],
     ),
     cv=CrossValidation(outer_folds=5, inner_folds=3),

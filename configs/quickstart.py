@@ -9,12 +9,16 @@ from reproai import CrossValidation, Data, Experiment, Head, Model, Phase, Searc
 experiment = Experiment(
     name="quickstart",
     data=Data.digits(),
-    model=Model(backbone="small_cnn", pretrained=False,
-                head=Head(hidden=hp.categorical([32, 64, 128]), dropout=hp.float(0.0, 0.5))),
+    model=Model(
+        backbone="small_cnn",
+        pretrained=False,
+        head=Head(hidden=hp.categorical([32, 64, 128]), dropout=hp.float(0.0, 0.5)),
+    ),
     training=Training(
         batch_size=64,
-        phases=[Phase("train", epochs=6, lr=hp.float(1e-4, 1e-2, log=True), weight_decay=1e-4,
-                      early_stopping_patience=2)],
+        phases=[
+            Phase("train", epochs=6, lr=hp.float(1e-4, 1e-2, log=True), weight_decay=1e-4, early_stopping_patience=2)
+        ],
     ),
     cv=CrossValidation(outer_folds=3, inner_folds=2),
     search=Search(n_trials=6, metric="roc_auc"),

@@ -37,7 +37,7 @@ def make_image_folder(root: Path, n_per_class: int = 12, size: int = 24, classes
         for i in range(n_per_class):
             base = 40 if k == 0 else 200
             a = np.clip(rng.normal(base, 25, (size, size, 3)), 0, 255).astype(np.uint8)
-            a[size // 4: size // 2, size // 4: size // 2] = 255 - base
+            a[size // 4 : size // 2, size // 4 : size // 2] = 255 - base
             Image.fromarray(a).save(folder / f"{name}_{i}.png")
     return root
 
@@ -47,10 +47,15 @@ def image_folder(tmp_path) -> Path:
     return make_image_folder(tmp_path / "images")
 
 
-def tiny_config_text(name: str = "tiny", extra: str = "", data: str = "Data.digits(limit=240)",
-                     epochs: int = 2, cv: str = "CrossValidation(outer_folds=1, inner_folds=1)") -> str:
+def tiny_config_text(
+    name: str = "tiny",
+    extra: str = "",
+    data: str = "Data.digits(limit=240)",
+    epochs: int = 2,
+    cv: str = "CrossValidation(outer_folds=1, inner_folds=1)",
+) -> str:
     """The text of a config file for a fit that takes a couple of seconds on a CPU."""
-    return f'''
+    return f"""
 from reproai import CrossValidation, Data, Experiment, Head, Model, Phase, Search, Training, hp
 
 experiment = Experiment(
@@ -65,7 +70,7 @@ experiment = Experiment(
     search=Search(metric="roc_auc"),
     seed=7,
 ){extra}
-'''
+"""
 
 
 @pytest.fixture
@@ -74,6 +79,7 @@ def write_config(tmp_path):
         path = tmp_path / name
         path.write_text(text)
         return path
+
     return write
 
 
@@ -87,10 +93,23 @@ def workers():
     started = []
 
     def start(path, uri, storage, n, cwd):
-        cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "reproai",
+            "run",
+            str(path),
+            "--tracking-uri",
+            uri,
+            "--storage",
+            storage,
+            "--quiet",
+        ]
         env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
-        procs = [subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                 for _ in range(n)]
+        procs = [
+            subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(n)
+        ]
         started.extend(procs)
         return procs
 

@@ -6,8 +6,10 @@ from tests.conftest import tiny_config_text
 
 
 def test_space_lists_parameters_with_conditions(write_config, capsys):
-    path = write_config(tiny_config_text().replace('lr=1e-2', 'lr=hp.float(1e-4, 1e-1, log=True)').replace(
-        'augment', 'x') + "\nexperiment.training.augment = hp.choice({'none': None, 'p': hp.categorical(['flip', 'randaugment'])})\n")
+    path = write_config(
+        tiny_config_text().replace("lr=1e-2", "lr=hp.float(1e-4, 1e-1, log=True)").replace("augment", "x")
+        + "\nexperiment.training.augment = hp.choice({'none': None, 'p': hp.categorical(['flip', 'randaugment'])})\n"
+    )
     assert main(["space", str(path)]) == 0
     out = capsys.readouterr().out
     assert "training.phases.warmup.lr" in out and "hp.float(low=0.0001, high=0.1, log=True" in out
@@ -35,8 +37,13 @@ def test_a_reader_that_goes_away_ends_the_output_quietly(write_config):
     path = write_config(tiny_config_text())
     read, write = os.pipe()
     os.close(read)
-    proc = subprocess.run([sys.executable, "-m", "reproai", "space", str(path)], stdout=write, stderr=subprocess.PIPE,
-                          text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    proc = subprocess.run(
+        [sys.executable, "-m", "reproai", "space", str(path)],
+        stdout=write,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     os.close(write)
     assert proc.returncode == 141 and proc.stderr == ""  # no BrokenPipeError traceback
 

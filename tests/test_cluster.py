@@ -14,20 +14,24 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from reproai.cli import main
+from reproai.errors import ConfigError
 from reproai.parallel import check_parallel_storage
 from reproai.search import open_storage
-from reproai.errors import ConfigError
 from tests.conftest import tiny_config_text
 
 PG = os.environ.get("REPROAI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 N_TRIALS = 4
-CONFIG = tiny_config_text(name="cluster", data="Data.digits(limit=300)", epochs=2,
-                          cv="CrossValidation(outer_folds=2, inner_folds=2)") + """
+CONFIG = (
+    tiny_config_text(
+        name="cluster", data="Data.digits(limit=300)", epochs=2, cv="CrossValidation(outer_folds=2, inner_folds=2)"
+    )
+    + f"""
 experiment.model.head.dropout = hp.float(0.0, 0.5)
 experiment.training.phases[1].lr = hp.float(1e-4, 1e-2, log=True)
-experiment.search.n_trials = %d
+experiment.search.n_trials = {N_TRIALS}
 experiment.search.pruner = 'none'
-""" % N_TRIALS
+"""
+)
 
 
 def _postgres_database():
@@ -69,8 +73,11 @@ def _finish(proc, timeout=420):
 
 def _fold_studies(storage):
     store = open_storage(storage)
-    names = sorted(s.study_name for s in optuna.get_all_study_summaries(store) if
-                   not s.study_name.startswith("reproai-claims/") and "/outer-" in s.study_name)
+    names = sorted(
+        s.study_name
+        for s in optuna.get_all_study_summaries(store)
+        if not s.study_name.startswith("reproai-claims/") and "/outer-" in s.study_name
+    )
     return {name.rsplit("outer-", 1)[1]: optuna.load_study(study_name=name, storage=store) for name in names}
 
 
@@ -99,10 +106,15 @@ def _check_study(uri, storage, killed=None):
         assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
         # the MLflow tree matches the storage: one finished trial run per completed trial, nothing twice
         trial_runs = [r for r in by_level["trial"] if r.data.tags["reproai.outer_fold"] == fold]
-        finished = collections.Counter(int(r.data.tags["reproai.trial"]) for r in trial_runs if r.info.status == "FINISHED")
+        finished = collections.Counter(
+            int(r.data.tags["reproai.trial"]) for r in trial_runs if r.info.status == "FINISHED"
+        )
         assert sorted(finished) == complete and set(finished.values()) == {1}
-        refits = [r for r in by_level["fit"] if r.data.tags.get("reproai.refit") == "true"
-                  and r.data.tags["reproai.outer_fold"] == fold]
+        refits = [
+            r
+            for r in by_level["fit"]
+            if r.data.tags.get("reproai.refit") == "true" and r.data.tags["reproai.outer_fold"] == fold
+        ]
         assert len(refits) == 1 and refits[0].info.status == "FINISHED"
         (fold_run,) = [r for r in by_level["outer_fold"] if r.data.tags["reproai.outer_fold"] == fold]
         tables = [a.path for a in client.list_artifacts(fold_run.info.run_id, "predictions")]
@@ -155,8 +167,11 @@ def test_a_worker_killed_mid_trial_is_failed_and_retried(write_config, storage, 
     retry = [t for t in trials.values() if t.user_attrs.get("retry_of") == number]
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == trials[number].params
     fold = study.study_name.rsplit("-", 1)[1]
-    killed_runs = [r for r in by_level["trial"] if r.data.tags["reproai.outer_fold"] == fold
-                   and r.data.tags["reproai.trial"] == str(number)]
+    killed_runs = [
+        r
+        for r in by_level["trial"]
+        if r.data.tags["reproai.outer_fold"] == fold and r.data.tags["reproai.trial"] == str(number)
+    ]
     assert len(killed_runs) == 1 and killed_runs[0].info.status == "FAILED"
 
 

@@ -25,7 +25,7 @@ def test_the_first_claim_wins_and_its_value_is_shared(storage):
     release(first, value={"run_id": "abc"})
     assert claim(storage, "work") is None  # done
     assert claimed(storage, "work")["run_id"] == "abc"
-    assert once(storage, "work", lambda: pytest.fail("must not run again")) [0]["run_id"] == "abc"
+    assert once(storage, "work", lambda: pytest.fail("must not run again"))[0]["run_id"] == "abc"
 
 
 def test_a_released_failed_claim_can_be_claimed_again(storage):
@@ -44,7 +44,9 @@ def test_a_dead_workers_claim_is_failed_and_the_next_worker_wins(storage):
     second = claim(storage, "work")
     assert second is not None
     trials = second.study.get_trials(deepcopy=False)
-    assert trials[first.number].state.name == "FAIL" and trials[first.number].user_attrs["failed_reason"] == "worker died"
+    assert (
+        trials[first.number].state.name == "FAIL" and trials[first.number].user_attrs["failed_reason"] == "worker died"
+    )
 
 
 def test_is_dead_uses_the_heartbeat_for_other_hosts(storage, monkeypatch):

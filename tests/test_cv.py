@@ -8,12 +8,15 @@ from reproai.errors import DataError
 LABELS = np.array([0] * 30 + [1] * 20 + [2] * 10)
 
 
-@pytest.mark.parametrize("cv", [
-    CrossValidation(outer_folds=1, inner_folds=1),
-    CrossValidation(outer_folds=1, inner_folds=3),
-    CrossValidation(outer_folds=5, inner_folds=1),
-    CrossValidation(outer_folds=4, inner_folds=3, repeats=2),
-])
+@pytest.mark.parametrize(
+    "cv",
+    [
+        CrossValidation(outer_folds=1, inner_folds=1),
+        CrossValidation(outer_folds=1, inner_folds=3),
+        CrossValidation(outer_folds=5, inner_folds=1),
+        CrossValidation(outer_folds=4, inner_folds=3, repeats=2),
+    ],
+)
 def test_splits_are_disjoint_cover_the_data_and_are_stratified(cv):
     splits = make_splits(LABELS, cv, seed=0)
     assert len(splits.outer) == cv.outer_folds * cv.repeats
@@ -35,8 +38,10 @@ def test_splits_repeat_with_a_seed_and_differ_across_seeds():
     a, b = make_splits(LABELS, cv, seed=1), make_splits(LABELS, cv, seed=1)
     assert a.to_dict() == b.to_dict()
     assert a.to_dict() != make_splits(LABELS, cv, seed=2).to_dict()
-    assert make_splits(LABELS, CrossValidation(outer_folds=3, seed=5), seed=1).to_dict() == \
-        make_splits(LABELS, CrossValidation(outer_folds=3, seed=5), seed=2).to_dict()
+    assert (
+        make_splits(LABELS, CrossValidation(outer_folds=3, seed=5), seed=1).to_dict()
+        == make_splits(LABELS, CrossValidation(outer_folds=3, seed=5), seed=2).to_dict()
+    )
 
 
 def test_repeats_use_different_partitions():
@@ -55,7 +60,10 @@ def test_the_leakage_check_fires_on_a_corrupted_split():
     s = make_splits(LABELS, CrossValidation(outer_folds=3, inner_folds=2), seed=0)
     leaked = s.outer[1].test[0]
     s.outer[1].inner[0].dev = np.append(s.outer[1].inner[0].dev, leaked)
-    with pytest.raises(LeakageError, match=rf"outer fold 1, inner fold 0: 1 test index\(es\) are in the inner dev set, e\.g\. \[{leaked}\]"):
+    with pytest.raises(
+        LeakageError,
+        match=rf"outer fold 1, inner fold 0: 1 test index\(es\) are in the inner dev set, e\.g\. \[{leaked}\]",
+    ):
         check_splits(s)
 
 

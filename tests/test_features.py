@@ -7,9 +7,10 @@ import torch
 from reproai import Data, Head, Model, Phase, Training
 from reproai.data import list_source, load_images
 from reproai.features import clear_feature_cache
-from reproai.models import BackboneInfo, register_backbone, SmallCNN
+from reproai.models import BackboneInfo, SmallCNN, register_backbone
 from reproai.tracking import MemoryTracker
 from reproai.training import fit
+
 
 # A "pretrained" small CNN: fixed weights from a seed, as a library's weights would be.
 def _pretrained_cnn():
@@ -17,8 +18,9 @@ def _pretrained_cnn():
     return SmallCNN(width=8)
 
 
-register_backbone("tiny_pretrained", _pretrained_cnn, BackboneInfo(image_size=None, mean=(0.5,) * 3, std=(0.5,) * 3),
-                  pretrained=True)
+register_backbone(
+    "tiny_pretrained", _pretrained_cnn, BackboneInfo(image_size=None, mean=(0.5,) * 3, std=(0.5,) * 3), pretrained=True
+)
 MODEL = Model(backbone="tiny_pretrained", pretrained=True, head=Head(hidden=16, dropout=0.3))
 
 
@@ -32,13 +34,24 @@ def test_cached_feature_head_training_matches_training_through_the_frozen_backbo
     results, trackers = {}, {}
     for cached in (True, False):
         clear_feature_cache()
-        training = Training(batch_size=16, feature_cache=cached, phases=[
-            Phase("warmup", epochs=3, freeze_backbone=True, lr=1e-2)])
+        training = Training(
+            batch_size=16, feature_cache=cached, phases=[Phase("warmup", epochs=3, freeze_backbone=True, lr=1e-2)]
+        )
         trackers[cached] = MemoryTracker()
         with trackers[cached].start_run("fit") as parent:
-            results[cached] = fit(MODEL, training, digits, BackboneInfo(8, (0.5,) * 3, (0.5,) * 3),
-                                  train=index[:120], dev=index[120:160], test=index[160:], seed=5,
-                                  tracker=trackers[cached], parent=parent, progress=False)
+            results[cached] = fit(
+                MODEL,
+                training,
+                digits,
+                BackboneInfo(8, (0.5,) * 3, (0.5,) * 3),
+                train=index[:120],
+                dev=index[120:160],
+                test=index[160:],
+                seed=5,
+                tracker=trackers[cached],
+                parent=parent,
+                progress=False,
+            )
     a, b = results[True], results[False]
     assert np.allclose(a.test.logits, b.test.logits, atol=1e-5)
     assert np.allclose([h["train_loss"] for h in a.history], [h["train_loss"] for h in b.history], atol=1e-6)

@@ -44,7 +44,10 @@ def test_multiclass_metrics_match_scikit_learn():
 def test_youden_threshold_maximises_j(binary):
     y, p = binary
     t = youden_threshold(y, p)
-    j = lambda th: ((p >= th) & (y == 1)).sum() / (y == 1).sum() - ((p >= th) & (y == 0)).sum() / (y == 0).sum()
+
+    def j(th):
+        return ((p >= th) & (y == 1)).sum() / (y == 1).sum() - ((p >= th) & (y == 0)).sum() / (y == 0).sum()
+
     assert j(t) == pytest.approx(max(j(th) for th in np.unique(p)))
     assert youden_threshold(np.ones(5, int), np.linspace(0, 1, 5)) == 0.5
 

@@ -13,7 +13,9 @@ def test_small_cnn_outputs_one_logit_for_binary_and_k_otherwise(classes, outputs
 
 
 def test_unknown_backbone_names_close_matches():
-    with pytest.raises(ConfigError, match=r"'efficientnet_lite00' is not a known backbone\. Did you mean .*'efficientnet_lite0'"):
+    with pytest.raises(
+        ConfigError, match=r"'efficientnet_lite00' is not a known backbone\. Did you mean .*'efficientnet_lite0'"
+    ):
         create_model(Model(backbone="efficientnet_lite00", pretrained=False), 2)
 
 

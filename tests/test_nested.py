@@ -46,9 +46,15 @@ def signal_inside_a_trial(proc, uri: str, name: str, sig: int, first_trial: int)
         time.sleep(0.2)
         try:
             exp = client.get_experiment_by_name(name)
-            fits = [] if exp is None else client.search_runs(
-                [exp.experiment_id], "tags.`reproai.level` = 'fit' and tags.`reproai.outer_fold` = '0' and "
-                "tags.`reproai.inner_fold` = '0' and attributes.status = 'RUNNING'")
+            fits = (
+                []
+                if exp is None
+                else client.search_runs(
+                    [exp.experiment_id],
+                    "tags.`reproai.level` = 'fit' and tags.`reproai.outer_fold` = '0' and "
+                    "tags.`reproai.inner_fold` = '0' and attributes.status = 'RUNNING'",
+                )
+            )
         except Exception:  # the store is being created
             continue
         trials = [int(r.data.tags["reproai.trial"]) for r in fits if int(r.data.tags["reproai.trial"]) >= first_trial]
@@ -65,7 +71,11 @@ def stores(tmp_path):
 
 def test_nested_study_tree_headline_and_best_params(write_config, stores, monkeypatch):
     uri, storage = stores
-    text = tiny_config_text(name="nested", cv=NESTED) + SPACE + "experiment.search.n_trials = 4\nexperiment.search.pruner = 'none'\n"
+    text = (
+        tiny_config_text(name="nested", cv=NESTED)
+        + SPACE
+        + "experiment.search.n_trials = 4\nexperiment.search.pruner = 'none'\n"
+    )
     assert run_cli(write_config(text), uri, storage) == 0
     client = MlflowClient(uri)
     runs = levels(client, "nested")
@@ -89,20 +99,31 @@ def test_nested_study_tree_headline_and_best_params(write_config, stores, monkey
         assert {"best.model.head.dropout", "best.training.phases.finetune.lr"} <= set(fold.data.params)
         assert "test_roc_auc" in fold.data.metrics and "best_dev_roc_auc" in fold.data.metrics
     # one Optuna study per outer fold, each with n_trials trials (and the workers' claims beside them)
-    names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage))
-             if not s.study_name.startswith("reproai-claims/")]
-    assert len(names) == 3 and all(n.startswith("nested/") and n.endswith(f"/outer-{i}") for i, n in enumerate(sorted(names)))
-    best = json.loads(Path(client.download_artifacts(study.info.run_id, "search/best_params.json", str(Path(uri[10:]).parent / "dl"))).read_text())
+    names = [
+        s.study_name
+        for s in optuna.get_all_study_summaries(open_storage(storage))
+        if not s.study_name.startswith("reproai-claims/")
+    ]
+    assert len(names) == 3 and all(
+        n.startswith("nested/") and n.endswith(f"/outer-{i}") for i, n in enumerate(sorted(names))
+    )
+    best = json.loads(
+        Path(
+            client.download_artifacts(study.info.run_id, "search/best_params.json", str(Path(uri[10:]).parent / "dl"))
+        ).read_text()
+    )
     assert len(best["data"]) == 3
 
 
 def test_pruning_cuts_inner_fits(write_config, stores):
     uri, storage = stores
     # Half of the configurations cannot learn (a learning rate of 1e-7), so the median pruner must stop them.
-    text = (tiny_config_text(name="prune", cv="CrossValidation(outer_folds=1, inner_folds=3)", epochs=2)
-            + "experiment.training.phases[1].lr = hp.categorical([5e-3, 1e-7])\n"
-            + "experiment.training.phases[0].lr = hp.categorical([1e-2, 1e-7])\n"
-            + "experiment.search.n_trials = 10\nexperiment.search.sampler = 'random'\n")
+    text = (
+        tiny_config_text(name="prune", cv="CrossValidation(outer_folds=1, inner_folds=3)", epochs=2)
+        + "experiment.training.phases[1].lr = hp.categorical([5e-3, 1e-7])\n"
+        + "experiment.training.phases[0].lr = hp.categorical([1e-2, 1e-7])\n"
+        + "experiment.search.n_trials = 10\nexperiment.search.sampler = 'random'\n"
+    )
     assert run_cli(write_config(text), uri, storage) == 0
     runs = levels(MlflowClient(uri), "prune")
     pruned = [t for t in runs["trial"] if t.data.tags.get("reproai.state") == "pruned"]
@@ -126,7 +147,11 @@ def test_a_config_without_search_space_just_fits_each_outer_fold(write_config, s
 
 def test_running_again_resumes_and_recomputes_nothing(write_config, stores, capsys):
     uri, storage = stores
-    text = tiny_config_text(name="again", cv="CrossValidation(outer_folds=2, inner_folds=2)") + SPACE + "experiment.search.n_trials = 2\n"
+    text = (
+        tiny_config_text(name="again", cv="CrossValidation(outer_folds=2, inner_folds=2)")
+        + SPACE
+        + "experiment.search.n_trials = 2\n"
+    )
     path = write_config(text)
     assert run_cli(path, uri, storage) == 0
     first = {k: len(v) for k, v in levels(MlflowClient(uri), "again").items()}
@@ -141,18 +166,25 @@ def test_splits_file_replaces_the_outer_split(write_config, stores, tmp_path):
     uri, storage = stores
     test_ids = [f"digit-{i:04d}" for i in range(0, 1797, 9)]
     (tmp_path / "test.txt").write_text("\n".join(f"{i} extra columns" for i in test_ids))
-    text = tiny_config_text(name="given", data="Data.digits()", epochs=1,
-                            cv=f"CrossValidation(splits_file={str(tmp_path / 'test.txt')!r})")
+    text = tiny_config_text(
+        name="given", data="Data.digits()", epochs=1, cv=f"CrossValidation(splits_file={str(tmp_path / 'test.txt')!r})"
+    )
     assert run_cli(write_config(text), uri, storage) == 0
     client = MlflowClient(uri)
     study = levels(client, "given")["study"][0]
-    splits = json.loads(Path(client.download_artifacts(study.info.run_id, "splits.json", str(tmp_path / "dl"))).read_text())
+    splits = json.loads(
+        Path(client.download_artifacts(study.info.run_id, "splits.json", str(tmp_path / "dl"))).read_text()
+    )
     assert [splits["ids"][i] for i in splits["outer"][0]["test"]] == test_ids
 
 
 def test_rerun_reproduces_fits_byte_for_byte_and_the_study_headline(write_config, stores, capsys):
     uri, storage = stores
-    text = tiny_config_text(name="again", cv="CrossValidation(outer_folds=2, inner_folds=2)") + SPACE + "experiment.search.n_trials = 2\n"
+    text = (
+        tiny_config_text(name="again", cv="CrossValidation(outer_folds=2, inner_folds=2)")
+        + SPACE
+        + "experiment.search.n_trials = 2\n"
+    )
     assert run_cli(write_config(text), uri, storage) == 0
     runs = levels(MlflowClient(uri), "again")
     refit = next(r for r in runs["fit"] if r.data.tags.get("reproai.refit") == "true")
@@ -171,17 +203,27 @@ def test_rerun_reproduces_fits_byte_for_byte_and_the_study_headline(write_config
     assert new.data.metrics["test_roc_auc_mean"] == study.data.metrics["test_roc_auc_mean"]
 
 
-KILL_CONFIG = tiny_config_text(name="killed", data="Data.digits(limit=900)", epochs=4,
-                               cv="CrossValidation(outer_folds=2, inner_folds=2)") + SPACE + \
-    "experiment.search.n_trials = 4\nexperiment.search.pruner = 'none'\n"
+KILL_CONFIG = (
+    tiny_config_text(
+        name="killed", data="Data.digits(limit=900)", epochs=4, cv="CrossValidation(outer_folds=2, inner_folds=2)"
+    )
+    + SPACE
+    + "experiment.search.n_trials = 4\nexperiment.search.pruner = 'none'\n"
+)
 
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(write_config, stores, tmp_path):
     uri, storage = stores
     path = write_config(KILL_CONFIG.replace("'killed'", "'interrupted'"))
     cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     signal_inside_a_trial(proc, uri, "interrupted", signal.SIGINT, first_trial=1)
     _, err = proc.communicate(timeout=120)
     summaries = [s for s in optuna.get_all_study_summaries(open_storage(storage)) if s.study_name.endswith("outer-0")]

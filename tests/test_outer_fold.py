@@ -20,15 +20,30 @@ from reproai.workers import worker_id
 @pytest.fixture
 def context():
     """A fold whose search has timed out: ``timeout`` is one nanosecond."""
-    exp = Experiment(name="t", data=Data.digits(limit=60), model=Model(backbone="small_cnn", pretrained=False),
-                     training=Training(batch_size=8, phases=[Phase("fit", epochs=1, lr=hp.float(1e-3, 1e-1))]),
-                     cv=CrossValidation(outer_folds=2, inner_folds=2), search=Search(n_trials=2, timeout=1e-9))
+    exp = Experiment(
+        name="t",
+        data=Data.digits(limit=60),
+        model=Model(backbone="small_cnn", pretrained=False),
+        training=Training(batch_size=8, phases=[Phase("fit", epochs=1, lr=hp.float(1e-3, 1e-1))]),
+        cv=CrossValidation(outer_folds=2, inner_folds=2),
+        search=Search(n_trials=2, timeout=1e-9),
+    )
     labels = np.array([0, 1] * 30)
     splits = make_splits(labels, exp.cv, seed=0)
     tracker = MemoryTracker()
     study_run = tracker.open_run("study")
-    ctx = StudyContext(exp, None, backbone_info(exp.model), splits, tracker, optuna.storages.InMemoryStorage(),
-                       study_run, "t", "t", progress=False)
+    ctx = StudyContext(
+        exp,
+        None,
+        backbone_info(exp.model),
+        splits,
+        tracker,
+        optuna.storages.InMemoryStorage(),
+        study_run,
+        "t",
+        "t",
+        progress=False,
+    )
     fold = splits.outer[0]
     return ctx, fold, _load_search(ctx, fold), tracker.open_run("fold", parent=study_run)
 
@@ -81,8 +96,13 @@ def test_a_trial_whose_worker_died_after_its_run_finished_is_failed_in_mlflow_to
     for number in (0, 1):
         trial = study.ask()
         study._storage.set_trial_user_attr(trial._trial_id, "worker", dead if number else worker_id())
-        tags = {"reproai.study_id": ctx.study_run.id, "reproai.outer_fold": fold.fold, "reproai.repeat": fold.repeat,
-                "reproai.trial": trial.number, "reproai.level": "trial"}
+        tags = {
+            "reproai.study_id": ctx.study_run.id,
+            "reproai.outer_fold": fold.fold,
+            "reproai.repeat": fold.repeat,
+            "reproai.trial": trial.number,
+            "reproai.level": "trial",
+        }
         with ctx.tracker.start_run(f"trial-{number}", tags=tags, parent=fold_run) as run:
             run.set_tags({"reproai.state": "complete"})
         runs[number] = run.id

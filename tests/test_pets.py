@@ -11,11 +11,26 @@ pytestmark = [needs_shared(), needs_shared(WEIGHTS), pytest.mark.slow]
 
 def test_pets_config_fine_tunes_the_pretrained_backbone(tmp_path):
     uri = f"sqlite:///{tmp_path / 'runs.db'}"
-    args = ["run", str(REPO / "configs" / "pets.py"), "--tracking-uri", uri, "--quiet",
-            "--set", f"data.root={PETS_ROOT}", "--set", f"model.pretrained={WEIGHTS}",
-            # a small, fast version of the real run: 100 images at 128 px, one epoch per phase
-            "--set", "data.limit=100", "--set", "model.image_size=128",
-            "--set", "training.phases.warmup.epochs=1", "--set", "training.phases.finetune.epochs=1"]
+    args = [
+        "run",
+        str(REPO / "configs" / "pets.py"),
+        "--tracking-uri",
+        uri,
+        "--quiet",
+        "--set",
+        f"data.root={PETS_ROOT}",
+        "--set",
+        f"model.pretrained={WEIGHTS}",
+        # a small, fast version of the real run: 100 images at 128 px, one epoch per phase
+        "--set",
+        "data.limit=100",
+        "--set",
+        "model.image_size=128",
+        "--set",
+        "training.phases.warmup.epochs=1",
+        "--set",
+        "training.phases.finetune.epochs=1",
+    ]
     with pytest.warns(UserWarning, match="labelled from their file names"):
         assert main(args) == 0
     client = MlflowClient(uri)

@@ -32,8 +32,10 @@ def test_a_short_failure_is_waited_out_with_a_message(capsys):
 def test_a_failure_that_outlasts_the_patience_stops_with_a_clear_error():
     server = Server(down=10**6)
     patience = Patience("the test server", is_unreachable, "REPROAI_TEST_RETRY_S", patience=0)
-    with pytest.raises(TrackingError, match="the test server has not answered for 0 s .*Connection refused.*run "
-                                            "the same command again to resume"):
+    with pytest.raises(
+        TrackingError,
+        match="the test server has not answered for 0 s .*Connection refused.*run the same command again to resume",
+    ):
         patience.call(server)
     assert server.calls == 2
 

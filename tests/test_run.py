@@ -54,19 +54,28 @@ def test_run_logs_the_whole_tree_with_tags_tables_and_artifacts(tracked, tmp_pat
     assert tags["reproai.seed"] == "7" and tags["reproai.data_fingerprint"]
     assert study.data.params["training.phases.finetune.lr"] == "0.003"
     arts = {a.path for a in client.list_artifacts(study.info.run_id)} | {
-        a.path for d in ("config",) for a in client.list_artifacts(study.info.run_id, d)}
-    assert {"config/config.py", "config/resolved.json", "config/overrides.json", "splits.json",
-            "environment.json"} <= arts
+        a.path for d in ("config",) for a in client.list_artifacts(study.info.run_id, d)
+    }
+    assert {
+        "config/config.py",
+        "config/resolved.json",
+        "config/overrides.json",
+        "splits.json",
+        "environment.json",
+    } <= arts
     dst = tmp_path / "dl"
-    assert Path(client.download_artifacts(study.info.run_id, "config/config.py", str(dst))).read_text() == path.read_text()
+    assert (
+        Path(client.download_artifacts(study.info.run_id, "config/config.py", str(dst))).read_text() == path.read_text()
+    )
     env = json.loads(Path(client.download_artifacts(study.info.run_id, "environment.json", str(dst))).read_text())
     assert {"python", "platform", "packages", "gpus", "git", "cpu_count"} <= set(env) and "torch" in env["packages"]
     splits = json.loads(Path(client.download_artifacts(study.info.run_id, "splits.json", str(dst))).read_text())
     assert splits["n"] == 240 and len(splits["outer"]) == 1
     # prediction tables on the fit run, and metrics with the threshold
     for name in ("dev", "test"):
-        table = pd.read_json(client.download_artifacts(fit.info.run_id, f"predictions/{name}.json", str(dst)),
-                             orient="split")
+        table = pd.read_json(
+            client.download_artifacts(fit.info.run_id, f"predictions/{name}.json", str(dst)), orient="split"
+        )
         assert list(table.columns)[:2] == ["id", "label"] and "predicted" in table.columns
         n = len(splits["outer"][0]["inner"][0]["dev"] if name == "dev" else splits["outer"][0]["test"])
         assert len(table) == n
@@ -82,8 +91,12 @@ def test_two_runs_give_byte_identical_test_tables(tmp_path, write_config):
     client = MlflowClient(uri)
     fits = runs_by_level(client, "twice")["fit"]
     assert len(fits) == 2
-    blobs = [Path(client.download_artifacts(r.info.run_id, "predictions/test.json", str(tmp_path / r.info.run_id))).read_bytes()
-             for r in fits]
+    blobs = [
+        Path(
+            client.download_artifacts(r.info.run_id, "predictions/test.json", str(tmp_path / r.info.run_id))
+        ).read_bytes()
+        for r in fits
+    ]
     assert blobs[0] == blobs[1] and len(blobs[0]) > 1000
 
 

@@ -20,8 +20,9 @@ def digits():
 
 def run_fit(digits, training, seed=0, **kw):
     data, train, dev, test = digits
-    return fit(MODEL, training, data, backbone_info(MODEL), train=train, dev=dev, test=test, seed=seed,
-               progress=False, **kw)
+    return fit(
+        MODEL, training, data, backbone_info(MODEL), train=train, dev=dev, test=test, seed=seed, progress=False, **kw
+    )
 
 
 def test_fit_learns_and_predicts_dev_and_test(digits):
@@ -47,16 +48,22 @@ def test_a_frozen_phase_leaves_the_backbone_untouched(digits):
 
     torch.manual_seed(derive_seed(0, "init"))
     fresh = create_model(MODEL, 10)
-    for (k, v), (_, w) in zip(result.model.backbone.state_dict().items(), fresh.backbone.state_dict().items()):
+    for (k, v), (_, w) in zip(
+        result.model.backbone.state_dict().items(), fresh.backbone.state_dict().items(), strict=False
+    ):
         assert torch.equal(v, w), k  # weights and BatchNorm statistics alike
     assert not torch.equal(result.model.head[-1].weight, fresh.head[-1].weight)
 
 
 def test_early_stopping_stops_and_keeps_the_best_epoch(digits):
     # A learning rate this large makes the dev metric collapse after the first epochs.
-    result = run_fit(digits, Training(phases=[Phase("train", epochs=30, lr=5.0, optimizer="sgd",
-                                                    early_stopping_patience=2, scheduler=None)]),
-                     metric="accuracy")
+    result = run_fit(
+        digits,
+        Training(
+            phases=[Phase("train", epochs=30, lr=5.0, optimizer="sgd", early_stopping_patience=2, scheduler=None)]
+        ),
+        metric="accuracy",
+    )
     epochs = [h["epoch"] for h in result.history]
     assert len(epochs) < 30
     best = result.best_epochs["train"]
@@ -67,8 +74,12 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(digits):
 def test_phases_are_tracked_as_nested_runs_with_per_epoch_metrics(digits):
     tracker = MemoryTracker()
     with tracker.start_run("fit") as parent:
-        run_fit(digits, Training(phases=[Phase("warmup", epochs=2, freeze_backbone=True),
-                                         Phase("finetune", epochs=3)]), tracker=tracker, parent=parent)
+        run_fit(
+            digits,
+            Training(phases=[Phase("warmup", epochs=2, freeze_backbone=True), Phase("finetune", epochs=3)]),
+            tracker=tracker,
+            parent=parent,
+        )
     phases = [r for r in tracker.runs if r.tags.get("reproai.level") == "phase"]
     assert [r.name for r in phases] == ["warmup", "finetune"]
     assert all(r.parent == parent.id and r.status == "FINISHED" for r in phases)
@@ -99,8 +110,16 @@ def test_a_phase_stopped_in_its_first_epoch_still_logs_its_params(digits, monkey
 def test_binary_fit_fits_a_threshold_on_dev(image_folder):
     data = load_images(list_source(Data.image_folder(str(image_folder))), 16, progress=False)
     index = np.random.default_rng(0).permutation(len(data))
-    result = fit(MODEL, Training(batch_size=8, phases=[Phase("train", epochs=3, lr=1e-2)]), data,
-                 backbone_info(MODEL), train=index[:14], dev=index[14:19], test=index[19:], progress=False)
+    result = fit(
+        MODEL,
+        Training(batch_size=8, phases=[Phase("train", epochs=3, lr=1e-2)]),
+        data,
+        backbone_info(MODEL),
+        train=index[:14],
+        dev=index[14:19],
+        test=index[19:],
+        progress=False,
+    )
     assert result.threshold is not None and 0.0 <= result.threshold <= 1.0
     table = result.test.table(data, result.threshold)
     assert list(table.columns) == ["id", "label", "logit", "probability", "predicted"]
@@ -117,9 +136,14 @@ def test_fit_equals_a_plain_pytorch_loop_with_the_same_seeds(digits):
     data, train, _, test = digits
     model_spec = Model(backbone="small_cnn", pretrained=False, head=Head(hidden=16, dropout=0.3))
     info = backbone_info(model_spec)
-    training = Training(batch_size=32, channels_last=False, phases=[
-        Phase("warmup", epochs=1, freeze_backbone=True, lr=1e-2),
-        Phase("finetune", epochs=2, lr=3e-3, weight_decay=0.01)])
+    training = Training(
+        batch_size=32,
+        channels_last=False,
+        phases=[
+            Phase("warmup", epochs=1, freeze_backbone=True, lr=1e-2),
+            Phase("finetune", epochs=2, lr=3e-3, weight_decay=0.01),
+        ],
+    )
     result = fit(model_spec, training, data, info, train=train, test=test, seed=5, progress=False)
 
     mean, std = torch.tensor(info.mean).view(1, 3, 1, 1) * 255, torch.tensor(info.std).view(1, 3, 1, 1) * 255
@@ -130,8 +154,9 @@ def test_fit_equals_a_plain_pytorch_loop_with_the_same_seeds(digits):
     order = torch.Generator().manual_seed(derive_seed(5, "order"))
     for phase in training.phases:
         set_backbone_frozen(model, phase.freeze_backbone)
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=phase.lr,
-                                weight_decay=phase.weight_decay)
+        opt = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=phase.lr, weight_decay=phase.weight_decay
+        )
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=phase.epochs)
         for _ in range(phase.epochs):
             model.train()
@@ -139,7 +164,7 @@ def test_fit_equals_a_plain_pytorch_loop_with_the_same_seeds(digits):
                 model.backbone.eval()
             perm = train[torch.randperm(len(train), generator=order).numpy()]
             for start in range(0, len(perm), 32):
-                idx = perm[start:start + 32]
+                idx = perm[start : start + 32]
                 opt.zero_grad()
                 torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
                 opt.step()

@@ -12,13 +12,32 @@ from mlflow import MlflowClient
 from tests.conftest import PETS_ROOT, REPO, WEIGHTS, needs_shared
 
 pytestmark = [needs_shared(), needs_shared(WEIGHTS)]
-SMALL = ["--data-root", str(PETS_ROOT), "--pretrained", str(WEIGHTS), "--limit", "40", "--image-size", "64",
-         "--batch-size", "8", "--epochs", "1", "1"]
+SMALL = [
+    "--data-root",
+    str(PETS_ROOT),
+    "--pretrained",
+    str(WEIGHTS),
+    "--limit",
+    "40",
+    "--image-size",
+    "64",
+    "--batch-size",
+    "8",
+    "--epochs",
+    "1",
+    "1",
+]
 
 
 def step(n, script, *args, cwd):
-    out = subprocess.run([sys.executable, str(REPO / "workshop" / f"step_{n}" / script), *args], cwd=cwd,
-                         capture_output=True, text=True, env={**os.environ}, timeout=900)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "workshop" / f"step_{n}" / script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=900,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout
 
@@ -32,8 +51,12 @@ def runs_of(client, experiment):
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
 def test_help(n):
     for script in ("train.py", "analyze_predictions.py"):
-        out = subprocess.run([sys.executable, str(REPO / "workshop" / f"step_{n}" / script), "--help"],
-                             capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, str(REPO / "workshop" / f"step_{n}" / script), "--help"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 0 and "usage:" in out.stdout
 
 
@@ -56,9 +79,11 @@ def test_step_2_tracks_params_split_tables_and_nested_phases(tmp_path):
     assert sorted(r.data.tags["reproai.phase"] for r in phases) == ["finetune", "warmup"]
     assert {"lr_warmup", "lr_finetune", "seed"} <= set(fit.data.params)
     assert {"test_roc_auc", "dev_roc_auc", "threshold", "analysis_test_roc_auc"} <= set(fit.data.metrics)
-    paths = {a.path for a in client.list_artifacts(fit.info.run_id)} | \
-        {a.path for a in client.list_artifacts(fit.info.run_id, "predictions")} | \
-        {a.path for a in client.list_artifacts(fit.info.run_id, "figures")}
+    paths = (
+        {a.path for a in client.list_artifacts(fit.info.run_id)}
+        | {a.path for a in client.list_artifacts(fit.info.run_id, "predictions")}
+        | {a.path for a in client.list_artifacts(fit.info.run_id, "figures")}
+    )
     assert {"split.json", "predictions/test.json", "predictions/dev.json", "figures/roc.png"} <= paths
 
 
@@ -99,8 +124,13 @@ def test_notebook_is_valid_and_uses_the_readmes_commands():
     nb = nbformat.read(REPO / "workshop" / "run_on_colab.ipynb", as_version=4)
     nbformat.validate(nb)
     readme = (REPO / "workshop" / "README.md").read_text()
-    commands = [line[1:].strip() for cell in nb.cells if cell.cell_type == "code"
-                for line in cell.source.splitlines() if line.startswith("!python workshop/")]
+    commands = [
+        line[1:].strip()
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if line.startswith("!python workshop/")
+    ]
     steps = [c.split("/")[1] for c in commands if c.endswith("train.py $OPTS") or "train.py $OPTS " in c]
     assert steps == ["step_1", "step_2", "step_3", "step_4", "step_5"]  # in the order a participant follows
     for command in commands:

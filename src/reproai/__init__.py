@@ -25,9 +25,28 @@ from reproai.errors import ConfigError, DataError, ReproaiError, SearchSpaceErro
 __version__ = "0.1.0"
 
 __all__ = [
-    "Experiment", "Data", "Model", "Head", "Phase", "Training", "CrossValidation", "Search", "hp",
-    "LoadedConfig", "load_config", "load_experiment", "config_hash", "resolve", "run_experiment",
-    "ReproaiError", "ConfigError", "SearchSpaceError", "DataError", "TrackingError", "UntrustedConfigError", "__version__",
+    "Experiment",
+    "Data",
+    "Model",
+    "Head",
+    "Phase",
+    "Training",
+    "CrossValidation",
+    "Search",
+    "hp",
+    "LoadedConfig",
+    "load_config",
+    "load_experiment",
+    "config_hash",
+    "resolve",
+    "run_experiment",
+    "ReproaiError",
+    "ConfigError",
+    "SearchSpaceError",
+    "DataError",
+    "TrackingError",
+    "UntrustedConfigError",
+    "__version__",
 ]
 
 

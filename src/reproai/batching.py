@@ -30,8 +30,12 @@ def make_augment(name: str | None) -> nn.Module | None:
         return None
     from torchvision.transforms import v2
 
-    policy = {"flip": [], "autoaugment": [v2.AutoAugment()], "randaugment": [v2.RandAugment()],
-              "trivialaugment": [v2.TrivialAugmentWide()]}[name]
+    policy = {
+        "flip": [],
+        "autoaugment": [v2.AutoAugment()],
+        "randaugment": [v2.RandAugment()],
+        "trivialaugment": [v2.TrivialAugmentWide()],
+    }[name]
     return v2.Compose([v2.RandomHorizontalFlip(), *policy])
 
 
@@ -93,8 +97,15 @@ def _stop_prefetching() -> None:
 class ImageBatches:
     """Normalised image batches on ``device``, optionally augmented and in channels-last layout."""
 
-    def __init__(self, data: ImageSet, info: BackboneInfo, device: torch.device, *,
-                 channels_last: bool = False, prefetch: bool = True) -> None:
+    def __init__(
+        self,
+        data: ImageSet,
+        info: BackboneInfo,
+        device: torch.device,
+        *,
+        channels_last: bool = False,
+        prefetch: bool = True,
+    ) -> None:
         self.images, self.labels = data.images, torch.from_numpy(np.asarray(data.labels))
         self.device, self.channels_last, self.prefetch = device, channels_last, prefetch
         self.mean = torch.tensor(info.mean, device=device).view(1, 3, 1, 1) * 255.0
@@ -104,7 +115,7 @@ class ImageBatches:
     def _produce(self, order: np.ndarray, batch_size: int, augment: nn.Module | None) -> Iterator[Batch]:
         h, w, c = self.images.shape[1:]
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             if augment is None:
                 # One copy, straight into (pinned) memory, in the stored NHWC layout: the device
                 # turns it into NCHW for free, as a channels-last view.
@@ -117,8 +128,14 @@ class ImageBatches:
                     t = t.pin_memory()
             yield t, self.labels[idx], idx
 
-    def __call__(self, index: np.ndarray, batch_size: int, *, augment: nn.Module | None = None,
-                 generator: torch.Generator | None = None) -> Iterator[Batch]:
+    def __call__(
+        self,
+        index: np.ndarray,
+        batch_size: int,
+        *,
+        augment: nn.Module | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[Batch]:
         order = np.asarray(index)
         if generator is not None:
             order = order[torch.randperm(len(order), generator=generator).numpy()]
@@ -140,12 +157,18 @@ class FeatureBatches:
         self.features = features.to(device)
         self.labels = torch.from_numpy(np.asarray(labels)).to(device)
 
-    def __call__(self, index: np.ndarray, batch_size: int, *, augment: nn.Module | None = None,
-                 generator: torch.Generator | None = None) -> Iterator[Batch]:
+    def __call__(
+        self,
+        index: np.ndarray,
+        batch_size: int,
+        *,
+        augment: nn.Module | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[Batch]:
         order = np.asarray(index)
         if generator is not None:
             order = order[torch.randperm(len(order), generator=generator).numpy()]
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             t = torch.from_numpy(idx).to(self.features.device)
             yield self.features[t], self.labels[t], idx

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import sys
@@ -17,8 +18,14 @@ __all__ = ["main", "build_parser"]
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="a Python config file that defines one Experiment")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
-                   help="override a config field, e.g. --set training.batch_size=64 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a config field, e.g. --set training.batch_size=64 (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,34 +34,60 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the experiment of a config file, tracked in MLflow")
     _add_config_args(run)
-    run.add_argument("--tracking-uri", default=None,
-                     help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
-    run.add_argument("--storage", default=None,
-                     help="Optuna storage: sqlite:///optuna.db (default), postgresql://..., or journal:PATH")
-    run.add_argument("--fresh", action="store_true",
-                     help="start a new study instead of resuming the one with the same config")
+    run.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
+    run.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage: sqlite:///optuna.db (default), postgresql://..., or journal:PATH",
+    )
+    run.add_argument(
+        "--fresh", action="store_true", help="start a new study instead of resuming the one with the same config"
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--workers", type=int, default=1, metavar="N",
-                     help="run N worker processes on this study (needs --storage journal:PATH or postgresql://...; "
-                          "with an SQLite tracking store, a local MLflow server on 127.0.0.1 is started for them)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N worker processes on this study (needs --storage journal:PATH or postgresql://...; "
+        "with an SQLite tracking store, a local MLflow server on 127.0.0.1 is started for them)",
+    )
     run.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)
     run.add_argument("--fresh-after", type=int, default=None, help=argparse.SUPPRESS)
 
     rerun = sub.add_parser("rerun", help="re-execute a tracked run from what it logged, and compare")
     rerun.add_argument("run_id", help="the MLflow run id of a study, outer fold, trial, fit or phase run")
     rerun.add_argument("--tracking-uri", default=None, help="where the run is tracked (default as for run)")
-    rerun.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
-                       help="override where it runs, e.g. --set data.root=/my/copy (repeatable)")
+    rerun.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override where it runs, e.g. --set data.root=/my/copy (repeatable)",
+    )
     rerun.add_argument("--quiet", action="store_true", help="no progress bars")
-    rerun.add_argument("--trust", action="store_true",
-                       help="execute a logged config that was written on another machine (read it first)")
+    rerun.add_argument(
+        "--trust",
+        action="store_true",
+        help="execute a logged config that was written on another machine (read it first)",
+    )
 
     analyze = sub.add_parser("analyze", help="metrics with confidence intervals, figures and a report of a study")
     analyze.add_argument("study", help="an MLflow experiment name (its latest finished study) or a run id in a study")
     analyze.add_argument("--out", default=None, help="output folder (default: reports/<name>-<study id>)")
     analyze.add_argument("--tracking-uri", default=None, help="where the study is tracked (default as for run)")
-    analyze.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                         help="bootstrap resamples of the pooled predictions (default 1000)")
+    analyze.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="bootstrap resamples of the pooled predictions (default 1000)",
+    )
     analyze.add_argument("--no-log", action="store_true", help="do not log the analysis back onto the study run")
 
     compare = sub.add_parser("compare", help="compare two studies run on the same splits, fold by fold")
@@ -81,8 +114,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.workers > 1:
         return _run_workers(args, loaded)
     try:
-        result = run_experiment(loaded, tracking_uri=args.tracking_uri, storage=args.storage, fresh=args.fresh,
-                                progress=not args.quiet, fresh_after=args.fresh_after)
+        result = run_experiment(
+            loaded,
+            tracking_uri=args.tracking_uri,
+            storage=args.storage,
+            fresh=args.fresh,
+            progress=not args.quiet,
+            fresh_after=args.fresh_after,
+        )
     except KeyboardInterrupt as e:
         return _stopped(e, " Finished outer folds and trials are kept; run the same command again to resume.")
     if args.no_summary:
@@ -106,8 +145,17 @@ def _run_workers(args: argparse.Namespace, loaded) -> int:
     uri = args.tracking_uri or default_tracking_uri()
     server = local_tracking_server(uri) if uri.startswith("sqlite") else contextlib.nullcontext(uri)
     with server as worker_uri:
-        argv = ["run", args.config, *[f"--set={o}" for o in args.overrides], "--tracking-uri", worker_uri,
-                "--storage", args.storage, "--quiet", "--no-summary"]
+        argv = [
+            "run",
+            args.config,
+            *[f"--set={o}" for o in args.overrides],
+            "--tracking-uri",
+            worker_uri,
+            "--storage",
+            args.storage,
+            "--quiet",
+            "--no-summary",
+        ]
         if args.fresh:  # one new study for all: claims after the current newest make it, and all join it
             from reproai.coordination import last_claim_number
             from reproai.search import open_storage
@@ -116,8 +164,10 @@ def _run_workers(args: argparse.Namespace, loaded) -> int:
             argv += ["--fresh-after", str(last_claim_number(open_storage(args.storage), study_key(loaded)))]
         code = run_workers(argv, args.workers)
     if code != 0:
-        print(f"reproai: a worker exited with status {code}; finished work is kept, run the same command to "
-              "resume.", file=sys.stderr)
+        print(
+            f"reproai: a worker exited with status {code}; finished work is kept, run the same command to resume.",
+            file=sys.stderr,
+        )
         return code
     result = run_experiment(loaded, tracking_uri=uri, storage=args.storage, progress=False)
     _print_result(result, loaded, uri)
@@ -129,13 +179,18 @@ def _print_result(result, loaded, tracking_uri: str | None) -> None:
 
     metric = loaded.experiment.search.metric
     verb = "resumed and finished" if result.resumed else "finished"
-    print(f"study run {result.run_id} ({loaded.experiment.name}) {verb}, tracked at "
-          f"{tracking_uri or default_tracking_uri()}")
+    print(
+        f"study run {result.run_id} ({loaded.experiment.name}) {verb}, tracked at "
+        f"{tracking_uri or default_tracking_uri()}"
+    )
     print(result.fold_metrics.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     s = result.summary.get(metric)
     if s:
-        ci = (f", 95% CI [{s['ci_low']:.4f}, {s['ci_high']:.4f}] (Nadeau-Bengio corrected)" if s["n"] > 1
-              else " (one outer fold: no interval)")
+        ci = (
+            f", 95% CI [{s['ci_low']:.4f}, {s['ci_high']:.4f}] (Nadeau-Bengio corrected)"
+            if s["n"] > 1
+            else " (one outer fold: no interval)"
+        )
         print(f"test {metric}: {s['mean']:.4f}{ci} over {s['n']} outer fold(s)")
     print("Browse the runs with: mlflow ui")
 
@@ -143,8 +198,9 @@ def _print_result(result, loaded, tracking_uri: str | None) -> None:
 def _cmd_rerun(args: argparse.Namespace) -> int:
     from reproai.rerun import rerun
 
-    report = rerun(args.run_id, tracking_uri=args.tracking_uri, overrides=args.overrides, progress=not args.quiet,
-                   trust=args.trust)
+    report = rerun(
+        args.run_id, tracking_uri=args.tracking_uri, overrides=args.overrides, progress=not args.quiet, trust=args.trust
+    )
     print(f"rerun of {report.level} run {report.original_id}: new run {report.new_id}")
     for line in report.details:
         print(f"  {line}")
@@ -155,19 +211,25 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from reproai.analysis import analyze
 
-    result = analyze(args.study, tracking_uri=args.tracking_uri, out=args.out, n_resamples=args.bootstrap,
-                     log=not args.no_log)
+    result = analyze(
+        args.study, tracking_uri=args.tracking_uri, out=args.out, n_resamples=args.bootstrap, log=not args.no_log
+    )
     s = result.summary
     cols = ["mean", "std", "ci_low", "ci_high", "t_ci_low", "t_ci_high"]
-    print(f"study run {result.study_id} ({result.name}): test metrics over {int(s['n'].iloc[0])} outer fold(s); "
-          "ci_* = Nadeau-Bengio corrected 95% interval, t_ci_* = plain t")
+    print(
+        f"study run {result.study_id} ({result.name}): test metrics over {int(s['n'].iloc[0])} outer fold(s); "
+        "ci_* = Nadeau-Bengio corrected 95% interval, t_ci_* = plain t"
+    )
     print(s[cols].to_string(float_format=lambda v: f"{v:.4f}"))
     print("\npooled out-of-fold predictions, percentile bootstrap 95% interval:")
     print(result.bootstrap[["pooled", "boot_low", "boot_high"]].to_string(float_format=lambda v: f"{v:.4f}"))
     for note in result.notes:
         print(f"note: {note}")
     if result.out_dir is not None:
-        print(f"\nreport: {result.out_dir / 'report.html'} ({len(result.figures)} figures in {result.out_dir / 'figures'})")
+        print(
+            f"\nreport: {result.out_dir / 'report.html'} "
+            f"({len(result.figures)} figures in {result.out_dir / 'figures'})"
+        )
     return 0
 
 
@@ -188,8 +250,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from reproai.status import study_status
 
     status = study_status(args.study, tracking_uri=args.tracking_uri, storage=args.storage)
-    print(f"study run {status.study_id}: {status.state}; {status.folds_done} of {len(status.folds)} outer folds "
-          f"done; {status.n_trials} trials per outer fold")
+    print(
+        f"study run {status.study_id}: {status.state}; {status.folds_done} of {len(status.folds)} outer folds "
+        f"done; {status.n_trials} trials per outer fold"
+    )
     if not status.folds.empty:
         print(status.folds.to_string(index=False))
     if not status.workers.empty:
@@ -214,7 +278,14 @@ def _cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "rerun": _cmd_rerun, "analyze": _cmd_analyze, "compare": _cmd_compare, "status": _cmd_status, "space": _cmd_space}
+_COMMANDS = {
+    "run": _cmd_run,
+    "rerun": _cmd_rerun,
+    "analyze": _cmd_analyze,
+    "compare": _cmd_compare,
+    "status": _cmd_status,
+    "space": _cmd_space,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -224,13 +295,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     import signal
 
     if hasattr(signal, "SIGUSR1") and sys.__stderr__ is not None:
-        try:  # `kill -USR1 <pid>` prints where a (seemingly stuck) worker is
+        # `kill -USR1 <pid>` prints where a (seemingly stuck) worker is; not without a real stderr (an embedding host)
+        with contextlib.suppress(ValueError, OSError, AttributeError):
             faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
-        except (ValueError, OSError, AttributeError):  # no real stderr (an embedding host)
-            pass
     try:
-        previous = {sig: signal.signal(sig, handler) for sig, handler in
-                    ((signal.SIGTERM, stopping.on_sigterm), (signal.SIGINT, stopping.on_sigint))}
+        previous = {
+            sig: signal.signal(sig, handler)
+            for sig, handler in ((signal.SIGTERM, stopping.on_sigterm), (signal.SIGINT, stopping.on_sigint))
+        }
     except ValueError:  # not the main thread: leave the signals alone
         return _dispatch(args)
     try:
@@ -256,10 +328,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return status
     except BrokenPipeError:
         # The reader of the output went away (`reproai status X | head`): stop quietly, as other tools do.
-        try:
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        except (OSError, ValueError, io.UnsupportedOperation):
-            pass
         return 128 + 13  # SIGPIPE's status
     except ReproaiError as e:
         print(f"reproai: error: {e}", file=sys.stderr)

@@ -9,12 +9,13 @@ process is gone, or its heartbeat stopped) is failed, and the next worker claims
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -22,8 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from reproai import stopping
 from reproai.workers import worker_alive, worker_id
 
-__all__ = ["CLAIMS_PREFIX", "heartbeat", "is_dead", "claim", "claimed", "once", "last_claim_number",
-           "release"]
+__all__ = ["CLAIMS_PREFIX", "heartbeat", "is_dead", "claim", "claimed", "once", "last_claim_number", "release"]
 
 CLAIMS_PREFIX = "reproai-claims"
 # A worker on another host is presumed dead when its heartbeat is older than the grace period.
@@ -51,10 +51,9 @@ def heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[N
 
     def beat() -> None:
         while not stop.wait(HEARTBEAT_S):
-            try:
+            # The trial finished meanwhile, or the storage hiccuped: the next beat retries.
+            with contextlib.suppress(Exception):
                 storage.set_trial_user_attr(trial_id, "heartbeat", time.time())
-            except Exception:  # the trial finished meanwhile, or the storage hiccuped: the next beat retries
-                pass
 
     thread = threading.Thread(target=beat, name="reproai-heartbeat", daemon=True)
     thread.start()
@@ -90,8 +89,9 @@ def last_claim_number(storage: optuna.storages.BaseStorage, name: str) -> int:
 
 def claimed(storage: optuna.storages.BaseStorage, name: str, *, after: int = -1) -> dict[str, Any] | None:
     """The value of the newest completed claim of ``name`` numbered above ``after``, or None."""
-    done = [t for t in _claims(storage, name).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.number > after]
+    done = [
+        t for t in _claims(storage, name).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number > after
+    ]
     return dict(max(done, key=lambda t: t.number).user_attrs) if done else None
 
 
@@ -103,8 +103,11 @@ def claim(storage: optuna.storages.BaseStorage, name: str, *, after: int = -1) -
     trial = study.ask()
     storage.set_trial_user_attr(trial._trial_id, "worker", worker_id())
     storage.set_trial_user_attr(trial._trial_id, "heartbeat", time.time())
-    live = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE))
-            if t.number > after]
+    live = [
+        t.number
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE))
+        if t.number > after
+    ]
     if min(live) == trial.number:
         return trial
     storage.set_trial_user_attr(trial._trial_id, "lost", True)
@@ -124,8 +127,15 @@ def release(trial: optuna.Trial, *, value: dict[str, Any] | None = None, reason:
     trial.study.tell(trial, 0.0)
 
 
-def once(storage: optuna.storages.BaseStorage, name: str, create: Callable[[], dict[str, Any]], *,
-         after: int = -1, poll_s: float = 0.5, timeout_s: float | None = None) -> tuple[dict[str, Any], bool]:
+def once(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    create: Callable[[], dict[str, Any]],
+    *,
+    after: int = -1,
+    poll_s: float = 0.5,
+    timeout_s: float | None = None,
+) -> tuple[dict[str, Any], bool]:
     """Run ``create`` in exactly one worker and give every worker its value: ``(value, created here)``."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:

@@ -59,18 +59,39 @@ class Splits:
         def ids(ix: np.ndarray) -> list[int]:
             return [int(i) for i in ix]
 
-        return {"n": len(self.ids), "ids": list(self.ids), "outer": [
-            {"repeat": f.repeat, "fold": f.fold, "train": ids(f.train), "test": ids(f.test),
-             "inner": [{"train": ids(i.train), "dev": ids(i.dev)} for i in f.inner]} for f in self.outer]}
+        return {
+            "n": len(self.ids),
+            "ids": list(self.ids),
+            "outer": [
+                {
+                    "repeat": f.repeat,
+                    "fold": f.fold,
+                    "train": ids(f.train),
+                    "test": ids(f.test),
+                    "inner": [{"train": ids(i.train), "dev": ids(i.dev)} for i in f.inner],
+                }
+                for f in self.outer
+            ],
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Splits:
         def arr(x: Sequence[int]) -> np.ndarray:
             return np.asarray(x, dtype=np.int64)
 
-        return cls(ids=list(d["ids"]), outer=[
-            OuterFold(f["repeat"], f["fold"], arr(f["train"]), arr(f["test"]),
-                      [InnerFold(arr(i["train"]), arr(i["dev"])) for i in f["inner"]]) for f in d["outer"]])
+        return cls(
+            ids=list(d["ids"]),
+            outer=[
+                OuterFold(
+                    f["repeat"],
+                    f["fold"],
+                    arr(f["train"]),
+                    arr(f["test"]),
+                    [InnerFold(arr(i["train"]), arr(i["dev"])) for i in f["inner"]],
+                )
+                for f in d["outer"]
+            ],
+        )
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict()))
@@ -84,8 +105,10 @@ def _holdout(index: np.ndarray, labels: np.ndarray, size: float, seed: int, what
     try:
         a, b = train_test_split(index, test_size=size, random_state=seed, stratify=labels[index])
     except ValueError as e:
-        raise DataError(f"Cannot hold out a stratified {what} set of {size:.0%} from {len(index)} examples: {e}. "
-                        "Use more data, or fewer/larger folds.") from e
+        raise DataError(
+            f"Cannot hold out a stratified {what} set of {size:.0%} from {len(index)} examples: {e}. "
+            "Use more data, or fewer/larger folds."
+        ) from e
     return np.sort(a), np.sort(b)
 
 
@@ -93,8 +116,10 @@ def _kfold(index: np.ndarray, labels: np.ndarray, k: int, seed: int, what: str) 
     counts = np.bincount(labels[index])
     smallest = counts[counts > 0].min()
     if smallest < k:
-        raise DataError(f"Cannot make {k} stratified {what} folds: the smallest class has only {smallest} "
-                        f"example(s) among these {len(index)}. Use at most {smallest} folds, or more data.")
+        raise DataError(
+            f"Cannot make {k} stratified {what} folds: the smallest class has only {smallest} "
+            f"example(s) among these {len(index)}. Use at most {smallest} folds, or more data."
+        )
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     return [(index[a], index[b]) for a, b in skf.split(index, labels[index])]
 
@@ -125,8 +150,9 @@ def _inner_folds(train: np.ndarray, labels: np.ndarray, cv: CrossValidation, see
     return [InnerFold(np.sort(a), np.sort(b)) for a, b in _kfold(train, labels, cv.inner_folds, seed, "inner")]
 
 
-def splits_from_file(path: str | Path, labels: np.ndarray, cv: CrossValidation, *, seed: int,
-                     ids: Sequence[str]) -> Splits:
+def splits_from_file(
+    path: str | Path, labels: np.ndarray, cv: CrossValidation, *, seed: int, ids: Sequence[str]
+) -> Splits:
     """Outer folds whose test sets a file gives (see ``CrossValidation.splits_file``); inner folds computed."""
     path = Path(path).expanduser()
     if not path.is_file():
@@ -148,11 +174,20 @@ def splits_from_file(path: str | Path, labels: np.ndarray, cv: CrossValidation, 
     for k, test_ids in enumerate(tests):
         test = sorted({position[t] for t in test_ids if t in position})
         if not test:
-            raise DataError(f"cv.splits_file={str(path)!r}: none of the {len(test_ids)} test ids of fold {k} is in "
-                            f"the dataset (ids look like {list(ids)[:3]}).")
+            raise DataError(
+                f"cv.splits_file={str(path)!r}: none of the {len(test_ids)} test ids of fold {k} is in "
+                f"the dataset (ids look like {list(ids)[:3]})."
+            )
         train = np.setdiff1d(np.arange(len(ids)), test)
-        outer.append(OuterFold(0, k, train, np.asarray(test, dtype=np.int64),
-                               _inner_folds(train, labels, cv, derive_seed(root, "inner", 0, k))))
+        outer.append(
+            OuterFold(
+                0,
+                k,
+                train,
+                np.asarray(test, dtype=np.int64),
+                _inner_folds(train, labels, cv, derive_seed(root, "inner", 0, k)),
+            )
+        )
     splits = Splits(outer=outer, ids=list(ids))
     check_splits(splits)
     return splits
@@ -173,21 +208,26 @@ def check_splits(splits: Splits) -> None:
         if not test:
             raise LeakageError(f"{where}: the test set is empty.")
         if test & train:
-            raise LeakageError(f"{where}: {len(test & train)} test index(es) are also in outer-train, e.g. "
-                               f"{sorted(test & train)[:5]}.")
+            raise LeakageError(
+                f"{where}: {len(test & train)} test index(es) are also in outer-train, e.g. {sorted(test & train)[:5]}."
+            )
         if any(i < 0 or i >= n for i in test | train):
             raise LeakageError(f"{where}: indices outside 0..{n - 1}.")
         for j, inner in enumerate(f.inner):
             tr, dv = set(inner.train.tolist()), set(inner.dev.tolist())
             for name, part in (("train", tr), ("dev", dv)):
                 if part & test:
-                    raise LeakageError(f"{where}, inner fold {j}: {len(part & test)} test index(es) are in the "
-                                       f"inner {name} set, e.g. {sorted(part & test)[:5]}. The test set must never "
-                                       "be seen by training or the search.")
+                    raise LeakageError(
+                        f"{where}, inner fold {j}: {len(part & test)} test index(es) are in the "
+                        f"inner {name} set, e.g. {sorted(part & test)[:5]}. The test set must never "
+                        "be seen by training or the search."
+                    )
                 if not part <= train:
                     raise LeakageError(f"{where}, inner fold {j}: the inner {name} set reaches outside outer-train.")
             if tr & dv:
-                raise LeakageError(f"{where}, inner fold {j}: {len(tr & dv)} index(es) are in both inner train and dev.")
+                raise LeakageError(
+                    f"{where}, inner fold {j}: {len(tr & dv)} index(es) are in both inner train and dev."
+                )
     repeats: dict[int, list[OuterFold]] = {}
     for f in splits.outer:
         repeats.setdefault(f.repeat, []).append(f)
@@ -195,5 +235,7 @@ def check_splits(splits: Splits) -> None:
         if len(folds) > 1:
             tests = np.concatenate([f.test for f in folds])
             if len(tests) != len(set(tests.tolist())) or set(tests.tolist()) != set(range(n)):
-                raise LeakageError(f"repeat {r}: the outer test sets do not partition the data (each example must "
-                                   "be tested exactly once).")
+                raise LeakageError(
+                    f"repeat {r}: the outer test sets do not partition the data (each example must "
+                    "be tested exactly once)."
+                )

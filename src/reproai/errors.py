@@ -8,8 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-__all__ = ["ReproaiError", "ConfigError", "SearchSpaceError", "InvalidParamsError", "SearchFailedError", "DataError",
-           "DiskFullError", "TrackingError", "UntrustedConfigError", "causes", "is_disk_full"]
+__all__ = [
+    "ReproaiError",
+    "ConfigError",
+    "SearchSpaceError",
+    "InvalidParamsError",
+    "SearchFailedError",
+    "DataError",
+    "DiskFullError",
+    "TrackingError",
+    "UntrustedConfigError",
+    "causes",
+    "is_disk_full",
+]
 
 
 class ReproaiError(Exception):
@@ -59,6 +70,8 @@ def is_disk_full(e: BaseException) -> bool:
     """Whether ``e``, or an exception it was raised from, reports a full disk or an exceeded quota."""
     import errno
 
-    return any((isinstance(x, OSError) and x.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG))
-               or any(s in str(x) for s in ("No space left on device", "Disk quota exceeded", "database or disk is full"))
-               for x in causes(e))
+    return any(
+        (isinstance(x, OSError) and x.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG))
+        or any(s in str(x) for s in ("No space left on device", "Disk quota exceeded", "database or disk is full"))
+        for x in causes(e)
+    )

@@ -28,8 +28,16 @@ def clear_feature_cache() -> None:
 
 
 @torch.no_grad()
-def backbone_features(model: Classifier, spec: Model, data: ImageSet, info: BackboneInfo, batches,
-                      *, batch_size: int, progress: bool = False) -> torch.Tensor:
+def backbone_features(
+    model: Classifier,
+    spec: Model,
+    data: ImageSet,
+    info: BackboneInfo,
+    batches,
+    *,
+    batch_size: int,
+    progress: bool = False,
+) -> torch.Tensor:
     """Features of every example through ``model.backbone`` in eval mode, cached in memory by
     (backbone weights, data fingerprint, input size). ``batches`` yields normalised images."""
     from tqdm.auto import tqdm
@@ -45,8 +53,14 @@ def backbone_features(model: Classifier, spec: Model, data: ImageSet, info: Back
     model.backbone.eval()
     out = []
     index = np.arange(len(data))
-    for x, _, _ in tqdm(batches(index, batch_size), total=-(-len(data) // batch_size), desc="backbone features",
-                        unit="batch", disable=not progress, leave=False):
+    for x, _, _ in tqdm(
+        batches(index, batch_size),
+        total=-(-len(data) // batch_size),
+        desc="backbone features",
+        unit="batch",
+        disable=not progress,
+        leave=False,
+    ):
         stopping.check()
         out.append(model.backbone(x).float().cpu())
     model.backbone.train(was_training)

@@ -60,20 +60,24 @@ def _averaged(fn):
     def metric(y, proba, pred, k):
         average = "binary" if _binary(proba) else "macro"
         return fn(y, pred, average=average, zero_division=0, labels=None if _binary(proba) else list(range(k)))
+
     return metric
 
 
-METRICS: dict[str, Metric] = {m.name: m for m in [
-    Metric("roc_auc", _roc_auc),
-    Metric("average_precision", _average_precision),
-    Metric("accuracy", lambda y, proba, pred, k: skm.accuracy_score(y, pred)),
-    Metric("balanced_accuracy", lambda y, proba, pred, k: skm.balanced_accuracy_score(y, pred)),
-    Metric("f1", _averaged(skm.f1_score)),
-    Metric("precision", _averaged(skm.precision_score)),
-    Metric("recall", _averaged(skm.recall_score)),
-    Metric("log_loss", _log_loss, greater_is_better=False),
-    Metric("brier", _brier, greater_is_better=False),
-]}
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in [
+        Metric("roc_auc", _roc_auc),
+        Metric("average_precision", _average_precision),
+        Metric("accuracy", lambda y, proba, pred, k: skm.accuracy_score(y, pred)),
+        Metric("balanced_accuracy", lambda y, proba, pred, k: skm.balanced_accuracy_score(y, pred)),
+        Metric("f1", _averaged(skm.f1_score)),
+        Metric("precision", _averaged(skm.precision_score)),
+        Metric("recall", _averaged(skm.recall_score)),
+        Metric("log_loss", _log_loss, greater_is_better=False),
+        Metric("brier", _brier, greater_is_better=False),
+    ]
+}
 
 
 def metric_direction(name: str) -> str:
@@ -98,9 +102,15 @@ def predict_labels(proba: np.ndarray, threshold: float | None = None) -> np.ndar
     return np.argmax(proba, axis=1).astype(np.int64)
 
 
-def compute_metrics(y: np.ndarray, proba: np.ndarray, *, threshold: float | None = None,
-                    names: list[str] | None = None, num_classes: int | None = None,
-                    pred: np.ndarray | None = None) -> dict[str, float]:
+def compute_metrics(
+    y: np.ndarray,
+    proba: np.ndarray,
+    *,
+    threshold: float | None = None,
+    names: list[str] | None = None,
+    num_classes: int | None = None,
+    pred: np.ndarray | None = None,
+) -> dict[str, float]:
     """Every metric in ``names`` (default: all) of predictions against labels ``y``.
 
     Class predictions come from ``threshold``, unless given as ``pred``.

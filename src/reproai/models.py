@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 import difflib
 from collections import OrderedDict
-from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -16,8 +16,17 @@ from torch import nn
 from reproai.config.schema import Head, Model
 from reproai.errors import ConfigError
 
-__all__ = ["Classifier", "BackboneInfo", "create_model", "load_backbone_weights", "backbone_info", "register_backbone", "BACKBONES",
-           "set_backbone_frozen", "recycle_model"]
+__all__ = [
+    "Classifier",
+    "BackboneInfo",
+    "create_model",
+    "load_backbone_weights",
+    "backbone_info",
+    "register_backbone",
+    "BACKBONES",
+    "set_backbone_frozen",
+    "recycle_model",
+]
 
 
 @dataclass(frozen=True)
@@ -36,11 +45,18 @@ class SmallCNN(nn.Module):
         super().__init__()
         w = width
         self.features = nn.Sequential(
-            nn.Conv2d(3, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True),
+            nn.Conv2d(3, w, 3, padding=1),
+            nn.BatchNorm2d(w),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            nn.BatchNorm2d(2 * w),
+            nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
-            nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.BatchNorm2d(4 * w), nn.ReLU(inplace=True),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Conv2d(2 * w, 4 * w, 3, padding=1),
+            nn.BatchNorm2d(4 * w),
+            nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.num_features = 4 * w
 
@@ -53,8 +69,9 @@ class SmallCNN(nn.Module):
 BACKBONES: dict[str, tuple[Callable[[], nn.Module], BackboneInfo, bool]] = {}
 
 
-def register_backbone(name: str, factory: Callable[[], nn.Module], info: BackboneInfo, *,
-                      pretrained: bool = False) -> None:
+def register_backbone(
+    name: str, factory: Callable[[], nn.Module], info: BackboneInfo, *, pretrained: bool = False
+) -> None:
     """Make ``factory`` (returning a module with ``num_features``) available as ``Model(backbone=name)``."""
     BACKBONES[name] = (factory, info, pretrained)
 
@@ -69,8 +86,10 @@ def _check_timm_name(name: str) -> None:
         known = list(BACKBONES) + timm.list_models()
         close = difflib.get_close_matches(name, known, n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ConfigError(f"model.backbone={name!r} is not a known backbone.{hint} Use a timm model name "
-                          f"(timm.list_models()) or one of {sorted(BACKBONES)}.")
+        raise ConfigError(
+            f"model.backbone={name!r} is not a known backbone.{hint} Use a timm model name "
+            f"(timm.list_models()) or one of {sorted(BACKBONES)}."
+        )
 
 
 def backbone_info(spec: Model) -> BackboneInfo:
@@ -83,9 +102,11 @@ def backbone_info(spec: Model) -> BackboneInfo:
         _check_timm_name(spec.backbone)
         cfg = timm.get_pretrained_cfg(spec.backbone)
         cfg = cfg.to_dict() if cfg is not None else {}
-        info = BackboneInfo(image_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
-                            mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
-                            std=tuple(cfg.get("std", (0.229, 0.224, 0.225))))
+        info = BackboneInfo(
+            image_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
+            mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
+            std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
+        )
     if spec.image_size is not None:
         info = BackboneInfo(image_size=spec.image_size, mean=info.mean, std=info.std)
     return info
@@ -104,8 +125,13 @@ class Classifier(nn.Module):
         out = 1 if num_classes == 2 else num_classes
         f = int(backbone.num_features)
         if head.hidden:
-            layers = [nn.Dropout(head.dropout), nn.Linear(f, head.hidden), nn.ReLU(inplace=True),
-                      nn.Dropout(head.dropout), nn.Linear(head.hidden, out)]
+            layers = [
+                nn.Dropout(head.dropout),
+                nn.Linear(f, head.hidden),
+                nn.ReLU(inplace=True),
+                nn.Dropout(head.dropout),
+                nn.Linear(head.hidden, out),
+            ]
         else:
             layers = [nn.Dropout(head.dropout), nn.Linear(f, out)]
         self.head = nn.Sequential(*layers)
@@ -127,9 +153,11 @@ def _timm_backbone(spec: Model) -> nn.Module:
     except Exception as e:  # network errors come in many types (OSError, HF hub errors, ...)
         if not spec.pretrained:
             raise
-        raise ConfigError(f"Cannot fetch the pretrained weights of {spec.backbone!r} ({type(e).__name__}: {e}). "
-                          "Without internet access, download them elsewhere and set model.pretrained to the "
-                          "path of the state dict.") from e
+        raise ConfigError(
+            f"Cannot fetch the pretrained weights of {spec.backbone!r} ({type(e).__name__}: {e}). "
+            "Without internet access, download them elsewhere and set model.pretrained to the "
+            "path of the state dict."
+        ) from e
 
 
 @lru_cache(maxsize=2)
@@ -165,10 +193,12 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path, name: str) -> N
     except RuntimeError as e:
         missing = [k for k in backbone.state_dict() if k not in state]
         unexpected = [k for k in state if k not in backbone.state_dict()]
-        raise ConfigError(f"model.pretrained={str(path)!r}: cannot load these weights into {name!r}: "
-                          f"{len(missing)} missing key(s) {missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}"
-                          f"{'' if missing or unexpected else f' ({e})'}. Is it a state dict of {name!r} with timm's "
-                          "parameter names?") from e
+        raise ConfigError(
+            f"model.pretrained={str(path)!r}: cannot load these weights into {name!r}: "
+            f"{len(missing)} missing key(s) {missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}"
+            f"{'' if missing or unexpected else f' ({e})'}. Is it a state dict of {name!r} with timm's "
+            "parameter names?"
+        ) from e
 
 
 def pretrained_identity(spec: Model) -> str | None:
@@ -236,7 +266,9 @@ def create_model(spec: Model, num_classes: int) -> Classifier:
     if spec.backbone in BACKBONES:
         factory, _, has_weights = BACKBONES[spec.backbone]
         if spec.pretrained not in (False, None) and not has_weights:
-            raise ConfigError(f"model.backbone={spec.backbone!r} has no pretrained weights; set model.pretrained=False.")
+            raise ConfigError(
+                f"model.backbone={spec.backbone!r} has no pretrained weights; set model.pretrained=False."
+            )
         backbone = factory()
     elif pretrained_identity(spec) is not None:
         backbone = _pretrained_timm_backbone(spec)

@@ -83,19 +83,29 @@ def fit_seed(root: int, kind: str, repeat: int, fold: int, inner: int | None = N
 
 
 def _tags(ctx: StudyContext, fold: OuterFold, **extra: Any) -> dict[str, Any]:
-    return {f"{T}study_id": ctx.study_run.id, f"{T}outer_fold": fold.fold, f"{T}repeat": fold.repeat,
-            f"{T}worker": worker_id(), **{f"{T}{k}": v for k, v in extra.items()}}
+    return {
+        f"{T}study_id": ctx.study_run.id,
+        f"{T}outer_fold": fold.fold,
+        f"{T}repeat": fold.repeat,
+        f"{T}worker": worker_id(),
+        **{f"{T}{k}": v for k, v in extra.items()},
+    }
 
 
 def _log_fit(run: Run, ctx: StudyContext, result: FitResult, record: dict[str, Any]) -> None:
     """Log a fit's metrics, prediction tables and what is needed to rerun it exactly (fit.json)."""
-    metrics = {**{f"dev_{k}": v for k, v in result.dev_metrics.items()},
-               **{f"test_{k}": v for k, v in result.test_metrics.items()}}
+    metrics = {
+        **{f"dev_{k}": v for k, v in result.dev_metrics.items()},
+        **{f"test_{k}": v for k, v in result.test_metrics.items()},
+    }
     if result.threshold is not None:
         metrics["threshold"] = result.threshold
     run.log_dict({**record, "threshold": result.threshold, "best_epochs": result.best_epochs}, "fit.json")
-    tables = {f"predictions/{split}.json": preds.table(ctx.data, result.threshold)
-              for split, preds in (("dev", result.dev), ("test", result.test)) if preds is not None}
+    tables = {
+        f"predictions/{split}.json": preds.table(ctx.data, result.threshold)
+        for split, preds in (("dev", result.dev), ("test", result.test))
+        if preds is not None
+    }
     run.log(metrics=metrics, tables=tables)
 
 
@@ -119,16 +129,38 @@ def _reason(e: BaseException) -> str:
 _FOLD_STEP = 10_000
 
 
-def _run_fit(ctx: StudyContext, experiment: Experiment, parent: Run, name: str, tags: dict[str, Any],
-             record: dict[str, Any], **kwargs: Any) -> FitResult:
+def _run_fit(
+    ctx: StudyContext,
+    experiment: Experiment,
+    parent: Run,
+    name: str,
+    tags: dict[str, Any],
+    record: dict[str, Any],
+    **kwargs: Any,
+) -> FitResult:
     """One tracked fit. The study needs its predictions and metrics, not its model: the model's backbone
     goes to the next fit (``result.model`` is left without one)."""
     with ctx.tracker.start_run(name, tags={**tags, f"{T}level": "fit"}, parent=parent) as run:
-        run.log_params({"seed": record["seed"], "kind": record["kind"],
-                        **{f"n_{k}": len(kwargs[k]) for k in ("train", "dev", "test") if kwargs.get(k) is not None}})
-        result = fit(experiment.model, experiment.training, ctx.data, ctx.info, metric=ctx.metric,
-                     seed=record["seed"], tracker=ctx.tracker, parent=run, tags=tags,
-                     progress=ctx.progress, **kwargs)
+        run.log_params(
+            {
+                "seed": record["seed"],
+                "kind": record["kind"],
+                **{f"n_{k}": len(kwargs[k]) for k in ("train", "dev", "test") if kwargs.get(k) is not None},
+            }
+        )
+        result = fit(
+            experiment.model,
+            experiment.training,
+            ctx.data,
+            ctx.info,
+            metric=ctx.metric,
+            seed=record["seed"],
+            tracker=ctx.tracker,
+            parent=run,
+            tags=tags,
+            progress=ctx.progress,
+            **kwargs,
+        )
         _log_fit(run, ctx, result, record)
     if not experiment.training.compile:  # a compiled model keeps its own references to the backbone
         recycle_model(result.model, experiment.model)
@@ -141,11 +173,18 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
     def objective(trial: optuna.Trial) -> float:
         config = resolve(exp, trial)
         tags = _tags(ctx, fold, trial=trial.number)
-        with ctx.tracker.start_run(f"trial-{trial.number}", tags={**tags, f"{T}level": "trial"}, parent=fold_run) as run:
+        with ctx.tracker.start_run(
+            f"trial-{trial.number}", tags={**tags, f"{T}level": "trial"}, parent=fold_run
+        ) as run:
             # The distributions let analysis rebuild the search from MLflow alone (history, importances).
             dists = {k: optuna.distributions.distribution_to_json(d) for k, d in trial.distributions.items()}
-            run.log(params=trial.params, tags={f"{T}optuna_study": trial.study.study_name,
-                                               f"{T}distributions": json.dumps(dists, sort_keys=True)[:5000]})
+            run.log(
+                params=trial.params,
+                tags={
+                    f"{T}optuna_study": trial.study.study_name,
+                    f"{T}distributions": json.dumps(dists, sort_keys=True)[:5000],
+                },
+            )
             scores, epochs, dev_labels, dev_proba = [], [], [], []
 
             def report_epoch(i: int, row: dict[str, float]) -> None:
@@ -154,17 +193,34 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
                     return
                 trial.report(value, i)
                 if trial.should_prune():
-                    raise optuna.TrialPruned(f"dev {ctx.metric} {value:.4f} after epoch {i + 1} of the first inner "
-                                             "fold is worse than the median of earlier trials")
+                    raise optuna.TrialPruned(
+                        f"dev {ctx.metric} {value:.4f} after epoch {i + 1} of the first inner "
+                        "fold is worse than the median of earlier trials"
+                    )
 
             started = 0  # inner folds started, tagged with the trial's end state
             try:
                 for j, inner in enumerate(fold.inner):
-                    record = {"kind": "inner", "repeat": fold.repeat, "fold": fold.fold, "inner_fold": j,
-                              "params": trial.params, "seed": fit_seed(exp.seed, "inner", fold.repeat, fold.fold, j)}
+                    record = {
+                        "kind": "inner",
+                        "repeat": fold.repeat,
+                        "fold": fold.fold,
+                        "inner_fold": j,
+                        "params": trial.params,
+                        "seed": fit_seed(exp.seed, "inner", fold.repeat, fold.fold, j),
+                    }
                     started = j + 1
-                    result = _run_fit(ctx, config, run, f"inner-{j}", {**tags, f"{T}inner_fold": j}, record,
-                                      train=inner.train, dev=inner.dev, on_epoch=report_epoch if j == 0 else None)
+                    result = _run_fit(
+                        ctx,
+                        config,
+                        run,
+                        f"inner-{j}",
+                        {**tags, f"{T}inner_fold": j},
+                        record,
+                        train=inner.train,
+                        dev=inner.dev,
+                        on_epoch=report_epoch if j == 0 else None,
+                    )
                     scores.append(result.dev_metrics[ctx.metric])
                     epochs.append([result.best_epochs.get(p.name, p.epochs) for p in config.training.phases])
                     dev_labels.append(ctx.data.labels[inner.dev])
@@ -173,23 +229,31 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
                     trial.report(running, _FOLD_STEP + j)
                     run.log_metrics({f"dev_{ctx.metric}_running": running}, step=j)
                     if trial.should_prune():
-                        raise optuna.TrialPruned(f"running mean {running:.4f} after inner fold {j} is worse than the "
-                                                 "median of earlier trials")
+                        raise optuna.TrialPruned(
+                            f"running mean {running:.4f} after inner fold {j} is worse than the "
+                            "median of earlier trials"
+                        )
             except optuna.TrialPruned:
                 run.set_tags({f"{T}state": "pruned", f"{T}inner_folds_run": started})
                 raise
             except Exception as e:
                 if is_trial_fault(e):
-                    run.set_tags({f"{T}state": "failed", f"{T}error": _reason(e)[:5000], f"{T}inner_folds_run": started})
+                    run.set_tags(
+                        {f"{T}state": "failed", f"{T}error": _reason(e)[:5000], f"{T}inner_folds_run": started}
+                    )
                     run.log_text(traceback.format_exc(), "error.txt")
                 raise
             value = float(np.mean(scores))
             # The refit trains each phase for the median of its best epochs over the inner folds, and
             # uses the threshold fitted on the pooled inner-dev predictions: never anything from test data.
-            trial.set_user_attr("epochs", [int(round(statistics.median(col))) for col in zip(*epochs)])
+            trial.set_user_attr("epochs", [int(round(statistics.median(col))) for col in zip(*epochs, strict=True)])
             if ctx.data.num_classes == 2:
-                trial.set_user_attr("threshold", youden_threshold(np.concatenate(dev_labels), np.concatenate(dev_proba)))
-            run.log(metrics={f"dev_{ctx.metric}": value}, tags={f"{T}state": "complete", f"{T}inner_folds_run": started})
+                trial.set_user_attr(
+                    "threshold", youden_threshold(np.concatenate(dev_labels), np.concatenate(dev_proba))
+                )
+            run.log(
+                metrics={f"dev_{ctx.metric}": value}, tags={f"{T}state": "complete", f"{T}inner_folds_run": started}
+            )
             return value
 
     return objective
@@ -199,9 +263,13 @@ def _load_search(ctx: StudyContext, fold: OuterFold) -> optuna.Study:
     exp, search = ctx.experiment, ctx.experiment.search
     with quiet_optuna():
         return optuna.create_study(
-            study_name=f"{ctx.optuna_prefix}/outer-{fold.key}", storage=ctx.storage, load_if_exists=True,
-            direction=ctx.direction, sampler=make_sampler(search, exp, derive_seed(exp.seed, "sampler", fold.repeat, fold.fold)),
-            pruner=make_pruner(search, len(fold.inner)))
+            study_name=f"{ctx.optuna_prefix}/outer-{fold.key}",
+            storage=ctx.storage,
+            load_if_exists=True,
+            direction=ctx.direction,
+            sampler=make_sampler(search, exp, derive_seed(exp.seed, "sampler", fold.repeat, fold.fold)),
+            pruner=make_pruner(search, len(fold.inner)),
+        )
 
 
 def _close_runs_of(ctx: StudyContext, fold: OuterFold, dead: dict[int, str]) -> None:
@@ -216,11 +284,24 @@ def _close_runs_of(ctx: StudyContext, fold: OuterFold, dead: dict[int, str]) -> 
             if r.tags.get(f"{T}level") in ("trial", "fit", "phase"):
                 ctx.tracker.set_status(r.id, "FAILED")
     for number in dead:
-        found = ctx.tracker.find_runs({f"{T}study_id": ctx.study_run.id, f"{T}outer_fold": fold.fold, f"{T}repeat": fold.repeat,
-                                       f"{T}trial": number, f"{T}level": "trial"}, status="FINISHED")
+        found = ctx.tracker.find_runs(
+            {
+                f"{T}study_id": ctx.study_run.id,
+                f"{T}outer_fold": fold.fold,
+                f"{T}repeat": fold.repeat,
+                f"{T}trial": number,
+                f"{T}level": "trial",
+            },
+            status="FINISHED",
+        )
         for r in found:
-            ctx.tracker.run(r.id).set_tags({f"{T}state": "failed", f"{T}error": "its worker died before the trial's "
-                                            "result reached the storage; the trial is run again"})
+            ctx.tracker.run(r.id).set_tags(
+                {
+                    f"{T}state": "failed",
+                    f"{T}error": "its worker died before the trial's "
+                    "result reached the storage; the trial is run again",
+                }
+            )
             ctx.tracker.set_status(r.id, "FAILED")
 
 
@@ -251,7 +332,10 @@ def _run_trial(ctx: StudyContext, study: optuna.Study, objective: Callable[[optu
             if not fault:
                 raise
             if ctx.progress:
-                say(f"{study.study_name.rsplit('/', 1)[-1]}: trial {trial.number} failed ({reason}); the search goes on.")
+                say(
+                    f"{study.study_name.rsplit('/', 1)[-1]}: trial {trial.number} failed ({reason}); "
+                    "the search goes on."
+                )
             return TrialState.FAIL
     study.tell(trial, value)
     return TrialState.COMPLETE
@@ -266,8 +350,14 @@ def _search(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> bool:
     study = _load_search(ctx, fold)
     objective = _objective(ctx, fold, fold_run)
     started = time.monotonic()
-    bar = tqdm(total=search.n_trials, initial=finished_trials(study), desc=f"outer {fold.key} trials",
-               unit="trial", disable=not ctx.progress, leave=False)
+    bar = tqdm(
+        total=search.n_trials,
+        initial=finished_trials(study),
+        desc=f"outer {fold.key} trials",
+        unit="trial",
+        disable=not ctx.progress,
+        leave=False,
+    )
     with bar:
         while True:
             dead = fail_dead_trials(study, ctx.storage)
@@ -295,21 +385,30 @@ def _failure_summary(fold: OuterFold, trials: list[optuna.trial.FrozenTrial]) ->
     failed = Counter(t.user_attrs.get("failed_reason", "unknown") for t in trials if t.user_attrs.get("error"))
     pruned = sum(t.state == TrialState.PRUNED for t in trials)
     lines = [f"  {n} x {reason}" for reason, n in failed.most_common(5)]
-    return (f"Outer fold {fold.key}: no trial completed ({sum(failed.values())} failed, {pruned} pruned), so there "
-            "is nothing to refit. Reasons:\n" + "\n".join(lines or ["  (every trial was pruned)"])
-            + "\nFix the search space (or the config) and run again; a trial's run holds its traceback (error.txt).")
+    return (
+        f"Outer fold {fold.key}: no trial completed ({sum(failed.values())} failed, {pruned} pruned), so there "
+        "is nothing to refit. Reasons:\n"
+        + "\n".join(lines or ["  (every trial was pruned)"])
+        + "\nFix the search space (or the config) and run again; a trial's run holds its traceback (error.txt)."
+    )
 
 
 def _fold_record(ctx: StudyContext, fold: OuterFold) -> RunRecord | None:
-    found = ctx.tracker.find_runs({f"{T}level": "outer_fold", f"{T}study_id": ctx.study_run.id,
-                                   f"{T}outer_fold": fold.fold, f"{T}repeat": fold.repeat})
+    found = ctx.tracker.find_runs(
+        {
+            f"{T}level": "outer_fold",
+            f"{T}study_id": ctx.study_run.id,
+            f"{T}outer_fold": fold.fold,
+            f"{T}repeat": fold.repeat,
+        }
+    )
     return found[0] if found else None
 
 
 def fold_outcome(tracker: Tracker, record: RunRecord) -> FoldOutcome:
     """The outcome of a finished outer fold, read back from its run."""
     table = tracker.read_table(record.id, "predictions/test.json")
-    metrics = {k[len("test_"):]: v for k, v in record.metrics.items() if k.startswith("test_")}
+    metrics = {k[len("test_") :]: v for k, v in record.metrics.items() if k.startswith("test_")}
     return FoldOutcome(metrics, table, json.loads(record.tags.get(f"{T}best_params", "{}")))
 
 
@@ -320,26 +419,60 @@ def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
     if has_search_space(exp):
         best = _load_search(ctx, fold).best_trial
         params = dict(best.params)
-        record = {"kind": "refit", "repeat": fold.repeat, "fold": fold.fold, "params": params,
-                  "seed": fit_seed(exp.seed, "refit", fold.repeat, fold.fold), "epochs": best.user_attrs["epochs"]}
-        result = _run_fit(ctx, resolve(exp, params), fold_run, "refit", {**tags, f"{T}refit": "true"}, record,
-                          train=fold.train, test=fold.test, epochs=best.user_attrs["epochs"],
-                          threshold=best.user_attrs.get("threshold"))
+        record = {
+            "kind": "refit",
+            "repeat": fold.repeat,
+            "fold": fold.fold,
+            "params": params,
+            "seed": fit_seed(exp.seed, "refit", fold.repeat, fold.fold),
+            "epochs": best.user_attrs["epochs"],
+        }
+        result = _run_fit(
+            ctx,
+            resolve(exp, params),
+            fold_run,
+            "refit",
+            {**tags, f"{T}refit": "true"},
+            record,
+            train=fold.train,
+            test=fold.test,
+            epochs=best.user_attrs["epochs"],
+            threshold=best.user_attrs.get("threshold"),
+        )
         fold_run.log_params({f"best.{k}": v for k, v in params.items()})
         fold_run.log_metrics({f"best_dev_{ctx.metric}": best.value})
         fold_run.set_tags({f"{T}best_trial": best.number})
     else:
         params = {}
         inner = fold.inner[0]
-        record = {"kind": "single", "repeat": fold.repeat, "fold": fold.fold, "inner_fold": 0, "params": {},
-                  "seed": fit_seed(exp.seed, "fit", fold.repeat, fold.fold)}
-        result = _run_fit(ctx, exp, fold_run, "fit", {**tags, f"{T}inner_fold": 0}, record,
-                          train=inner.train, dev=inner.dev, test=fold.test)
+        record = {
+            "kind": "single",
+            "repeat": fold.repeat,
+            "fold": fold.fold,
+            "inner_fold": 0,
+            "params": {},
+            "seed": fit_seed(exp.seed, "fit", fold.repeat, fold.fold),
+        }
+        result = _run_fit(
+            ctx,
+            exp,
+            fold_run,
+            "fit",
+            {**tags, f"{T}inner_fold": 0},
+            record,
+            train=inner.train,
+            dev=inner.dev,
+            test=fold.test,
+        )
     # The state tag comes with the fold's results, in one request: a fold marked complete has them all.
-    fold_run.log(metrics={**{f"test_{k}": v for k, v in result.test_metrics.items()},
-                          **({"threshold": result.threshold} if result.threshold is not None else {})},
-                 tags={f"{T}state": "complete", f"{T}best_params": json.dumps(params, sort_keys=True)[:5000]},
-                 tables={"predictions/test.json": result.test.table(ctx.data, result.threshold)})
+    fold_run.log(
+        metrics={
+            **{f"test_{k}": v for k, v in result.test_metrics.items()},
+            **({"threshold": result.threshold} if result.threshold is not None else {}),
+        },
+        tags={f"{T}state": "complete", f"{T}best_params": json.dumps(params, sort_keys=True)[:5000]},
+        tables={"predictions/test.json": result.test.table(ctx.data, result.threshold)},
+    )
 
 
 def run_outer_fold(ctx: StudyContext, fold: OuterFold) -> bool:
@@ -353,8 +486,9 @@ def run_outer_fold(ctx: StudyContext, fold: OuterFold) -> bool:
         found = _fold_record(ctx, fold)  # a fold run from before claims existed for it
         if found is not None:
             return {"run_id": found.id}
-        run = ctx.tracker.open_run(f"outer-{fold.key}", tags={**_tags(ctx, fold), f"{T}level": "outer_fold"},
-                                   parent=ctx.study_run)
+        run = ctx.tracker.open_run(
+            f"outer-{fold.key}", tags={**_tags(ctx, fold), f"{T}level": "outer_fold"}, parent=ctx.study_run
+        )
         return {"run_id": run.id}
 
     run_id = once(ctx.storage, f"{name}/run", create_fold_run)[0]["run_id"]

@@ -7,6 +7,7 @@ or a database server for Optuna, and an MLflow tracking server in front of an SQ
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -30,7 +31,8 @@ def check_parallel_storage(storage: str | None, workers: int) -> None:
             f"--workers {workers} needs an Optuna storage that takes parallel writers, but got "
             f"--storage {storage or 'sqlite:///optuna.db (the default)'}: SQLite locks the whole file, and Optuna's "
             "docs advise against it for parallel optimisation. Use --storage journal:optuna.journal (one machine, "
-            "or a shared file system) or --storage postgresql://user@host/db.")
+            "or a shared file system) or --storage postgresql://user@host/db."
+        )
 
 
 def _free_port() -> int:
@@ -40,23 +42,46 @@ def _free_port() -> int:
 
 
 @contextmanager
-def local_tracking_server(backend_uri: str, artifact_root: str | Path = "mlruns", *, port: int | None = None,
-                          workers: int = 2, timeout_s: float = 120.0) -> Iterator[str]:
+def local_tracking_server(
+    backend_uri: str,
+    artifact_root: str | Path = "mlruns",
+    *,
+    port: int | None = None,
+    workers: int = 2,
+    timeout_s: float = 120.0,
+) -> Iterator[str]:
     """An ``mlflow server`` on 127.0.0.1 (never a public interface) in front of ``backend_uri``, while the
     block runs; yields its URI. Clients write artifacts to ``artifact_root`` directly. ``port``: a free
     one by default."""
     port = port or _free_port()
     root = Path(artifact_root).resolve().as_uri()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri, "--default-artifact-root",
-           root, "--no-serve-artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        backend_uri,
+        "--default-artifact-root",
+        root,
+        "--no-serve-artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
     try:
         while True:
             if proc.poll() is not None:
-                raise TrackingError(f"The local MLflow tracking server for {backend_uri!r} exited at start: "
-                                    f"{proc.stderr.read().decode(errors='replace')[-2000:]}")
+                raise TrackingError(
+                    f"The local MLflow tracking server for {backend_uri!r} exited at start: "
+                    f"{proc.stderr.read().decode(errors='replace')[-2000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
                     if r.status == 200:
@@ -64,7 +89,9 @@ def local_tracking_server(backend_uri: str, artifact_root: str | Path = "mlruns"
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise TrackingError(f"The local MLflow tracking server on {uri} did not answer within {timeout_s:.0f} s.")
+                raise TrackingError(
+                    f"The local MLflow tracking server on {uri} did not answer within {timeout_s:.0f} s."
+                )
             time.sleep(0.5)
         yield uri
     finally:
@@ -96,10 +123,9 @@ def run_workers(argv: Sequence[str], workers: int) -> int:
     previous = signal.signal(signal.SIGTERM, forward)
     try:
         while any(p.poll() is None for p in procs):
-            try:
+            # The terminal sent SIGINT to the workers too: wait for them to stop cleanly.
+            with contextlib.suppress(KeyboardInterrupt):
                 time.sleep(0.5)
-            except KeyboardInterrupt:
-                pass  # the terminal sent SIGINT to the workers too; wait for them to stop cleanly
     finally:
         signal.signal(signal.SIGTERM, previous)
     codes = [p.returncode for p in procs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -12,8 +13,21 @@ from typing import Any
 
 __all__ = ["environment", "git_state"]
 
-_PACKAGES = ["reproai", "torch", "torchvision", "timm", "mlflow", "mlflow-skinny", "optuna", "scikit-learn",
-             "numpy", "pandas", "scipy", "pillow", "matplotlib"]
+_PACKAGES = [
+    "reproai",
+    "torch",
+    "torchvision",
+    "timm",
+    "mlflow",
+    "mlflow-skinny",
+    "optuna",
+    "scikit-learn",
+    "numpy",
+    "pandas",
+    "scipy",
+    "pillow",
+    "matplotlib",
+]
 
 
 def git_state(path: str | Path) -> dict[str, Any]:
@@ -32,8 +46,12 @@ def git_state(path: str | Path) -> dict[str, Any]:
     if commit is None:
         return {"commit": None}
     diff = git("diff", "HEAD") or ""
-    return {"commit": commit.strip(), "branch": (git("rev-parse", "--abbrev-ref", "HEAD") or "").strip(),
-            "dirty": bool(diff.strip()), "diff": diff}
+    return {
+        "commit": commit.strip(),
+        "branch": (git("rev-parse", "--abbrev-ref", "HEAD") or "").strip(),
+        "dirty": bool(diff.strip()),
+        "diff": diff,
+    }
 
 
 def environment(config_path: str | Path | None = None) -> dict[str, Any]:
@@ -42,11 +60,11 @@ def environment(config_path: str | Path | None = None) -> dict[str, Any]:
 
     versions = {}
     for name in _PACKAGES:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    gpus = (
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    )
     return {
         "python": sys.version,
         "platform": platform.platform(),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 import io
 import json
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +36,9 @@ class RerunReport:
     details: list[str] = field(default_factory=list)
 
 
-def logged_config(tracker: MlflowTracker, study_id: str, extra_overrides: Sequence[str] = (), *,
-                  trust: bool = False) -> tuple[LoadedConfig, str]:
+def logged_config(
+    tracker: MlflowTracker, study_id: str, extra_overrides: Sequence[str] = (), *, trust: bool = False
+) -> tuple[LoadedConfig, str]:
     """The config a study logged (file text and overrides, plus ``extra_overrides``) and its sha256.
 
     Loading a config executes it. A config written on another machine is executed only with
@@ -48,14 +49,14 @@ def logged_config(tracker: MlflowTracker, study_id: str, extra_overrides: Sequen
     source = tracker.read_text(study_id, f"config/{name}")
     digest = hashlib.sha256(source.encode()).hexdigest()
     origin = study.tags.get(f"{T}worker", "an unknown host").rsplit(":", 2)[0]
-    print(f"config {name} from study run {study_id} at {tracker.tracking_uri}, written on {origin} "
-          f"(sha256 {digest})")
+    print(f"config {name} from study run {study_id} at {tracker.tracking_uri}, written on {origin} (sha256 {digest})")
     if origin != socket.gethostname() and not trust:
         raise UntrustedConfigError(
             f"The config of study run {study_id} was written on {origin}, not on this machine "
             f"({socket.gethostname()}), and rerunning executes it as Python code. Read it first "
             f"(`mlflow artifacts download -r {study_id} -a config/{name}`; sha256 {digest}), then rerun with "
-            "--trust if you trust it.")
+            "--trust if you trust it."
+        )
     overrides = json.loads(tracker.read_text(study_id, "config/overrides.json"))["overrides"]
     loaded = load_config(Path(name), [*overrides, *extra_overrides], source=source)
     return loaded, digest
@@ -68,15 +69,27 @@ def _fit_runs_of(tracker: MlflowTracker, run: RunRecord) -> list[RunRecord]:
     if level == "phase":
         return [tracker.get_run(run.tags["mlflow.parentRunId"])]
     if level == "trial":
-        fits = tracker.find_runs({f"{T}level": "fit", f"{T}study_id": run.tags[f"{T}study_id"],
-                                  f"{T}trial": run.tags[f"{T}trial"], f"{T}outer_fold": run.tags[f"{T}outer_fold"],
-                                  f"{T}repeat": run.tags[f"{T}repeat"]})
+        fits = tracker.find_runs(
+            {
+                f"{T}level": "fit",
+                f"{T}study_id": run.tags[f"{T}study_id"],
+                f"{T}trial": run.tags[f"{T}trial"],
+                f"{T}outer_fold": run.tags[f"{T}outer_fold"],
+                f"{T}repeat": run.tags[f"{T}repeat"],
+            }
+        )
         return sorted((f for f in fits if f.tags.get("mlflow.parentRunId") == run.id), key=lambda f: f.name)
     raise ReproaiError(f"Run {run.id} is a {level!r} run; rerun takes a study, outer-fold refit, trial or fit run.")
 
 
-def rerun(run_id: str, *, tracking_uri: str | None = None, overrides: Sequence[str] = (),
-          progress: bool = True, trust: bool = False) -> RerunReport:
+def rerun(
+    run_id: str,
+    *,
+    tracking_uri: str | None = None,
+    overrides: Sequence[str] = (),
+    progress: bool = True,
+    trust: bool = False,
+) -> RerunReport:
     """Re-execute run ``run_id``: a study reruns the whole study, a fit (or trial, phase) its fit(s).
 
     The new runs are tagged ``reproai.rerun_of``. For fits, the new prediction tables are compared
@@ -91,8 +104,11 @@ def rerun(run_id: str, *, tracking_uri: str | None = None, overrides: Sequence[s
     if run.tags.get(f"{T}level") == "study":
         return _rerun_study(tracker, run, loaded, progress)
     if run.tags.get(f"{T}level") == "outer_fold":
-        refits = [r for r in tracker.find_runs({f"{T}level": "fit", f"{T}study_id": study_id})
-                  if r.tags.get("mlflow.parentRunId") == run.id]
+        refits = [
+            r
+            for r in tracker.find_runs({f"{T}level": "fit", f"{T}study_id": study_id})
+            if r.tags.get("mlflow.parentRunId") == run.id
+        ]
         run = refits[0] if refits else run
     return _rerun_fits(tracker, run, loaded, progress)
 
@@ -105,8 +121,9 @@ def _rerun_study(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, p
     before = run.metrics.get(f"test_{metric}_mean")
     after = result.summary[metric]["mean"]
     same = before is not None and np.isclose(before, after, rtol=0, atol=1e-12)
-    return RerunReport(run.id, result.run_id, "study", bool(same),
-                       [f"test {metric} mean: original {before}, rerun {after}"])
+    return RerunReport(
+        run.id, result.run_id, "study", bool(same), [f"test {metric} mean: original {before}, rerun {after}"]
+    )
 
 
 def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, progress: bool) -> RerunReport:
@@ -116,9 +133,11 @@ def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, pr
     study = tracker.get_run(run.tags[f"{T}study_id"])
     data, info = prepare_data(exp, progress=progress)
     if study.tags.get(f"{T}data_fingerprint") not in (None, data.fingerprint):
-        raise DataError(f"The data differ from the data of the original run (fingerprint "
-                        f"{study.tags[f'{T}data_fingerprint']} -> {data.fingerprint}); a rerun would not be exact. "
-                        "Point data.root at the original data (--set data.root=...).")
+        raise DataError(
+            f"The data differ from the data of the original run (fingerprint "
+            f"{study.tags[f'{T}data_fingerprint']} -> {data.fingerprint}); a rerun would not be exact. "
+            "Point data.root at the original data (--set data.root=...)."
+        )
     splits = Splits.from_dict(json.loads(tracker.read_text(study.id, "splits.json")))
     if splits.ids != data.ids:
         raise DataError("The logged splits name other examples than the data hold now; the rerun would not be exact.")
@@ -134,10 +153,19 @@ def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, pr
             else:
                 inner = fold.inner[record.get("inner_fold", 0)]
                 kwargs = dict(train=inner.train, dev=inner.dev, test=fold.test if record["kind"] == "single" else None)
-            with tracker.start_run(f"rerun-{fit_run.name}", tags={f"{T}level": "fit", f"{T}rerun_of": fit_run.id},
-                                   parent=parent) as new:
-                result = fit(config.model, config.training, data, info, metric=exp.search.metric,
-                             seed=record["seed"], progress=progress, **kwargs)
+            with tracker.start_run(
+                f"rerun-{fit_run.name}", tags={f"{T}level": "fit", f"{T}rerun_of": fit_run.id}, parent=parent
+            ) as new:
+                result = fit(
+                    config.model,
+                    config.training,
+                    data,
+                    info,
+                    metric=exp.search.metric,
+                    seed=record["seed"],
+                    progress=progress,
+                    **kwargs,
+                )
                 _log_fit(new, ctx, result, record)
             new_ids.append(new.id)
             for table in ("dev", "test"):
@@ -157,5 +185,6 @@ def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, pr
                     diff = float(np.max(np.abs(a[col].to_numpy() - b[col].to_numpy())))
                     details.append(f"{fit_run.name}: {table} predictions DIFFER (max |diff| of {col}: {diff:.3g})")
         parent.set_tags({f"{T}identical": str(identical).lower()})
-    return RerunReport(run.id, new_ids[0] if len(new_ids) == 1 else parent.id, run.tags.get(f"{T}level", "fit"),
-                       identical, details)
+    return RerunReport(
+        run.id, new_ids[0] if len(new_ids) == 1 else parent.id, run.tags.get(f"{T}level", "fit"), identical, details
+    )

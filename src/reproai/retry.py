@@ -25,17 +25,27 @@ from reproai.errors import TrackingError, causes
 __all__ = ["Patience", "PatientClient", "PatientStorage", "is_unreachable", "is_disconnected"]
 
 # Connection failures, as requests/urllib3 word them inside MLflow's exceptions.
-_UNREACHABLE = ("Connection refused", "Failed to establish a new connection", "Max retries exceeded",
-                "Connection aborted", "RemoteDisconnected", "Connection reset by peer", "too many 502 error",
-                "too many 503 error", "too many 504 error")
+_UNREACHABLE = (
+    "Connection refused",
+    "Failed to establish a new connection",
+    "Max retries exceeded",
+    "Connection aborted",
+    "RemoteDisconnected",
+    "Connection reset by peer",
+    "too many 502 error",
+    "too many 503 error",
+    "too many 504 error",
+)
 
 
 def is_unreachable(e: BaseException | None) -> bool:
     """Whether ``e`` (or an exception it came from) says an HTTP server could not be reached at all."""
     import requests
 
-    return any(isinstance(x, (requests.exceptions.ConnectionError, ConnectionError))
-               or any(s in str(x) for s in _UNREACHABLE) for x in causes(e))
+    return any(
+        isinstance(x, (requests.exceptions.ConnectionError, ConnectionError)) or any(s in str(x) for s in _UNREACHABLE)
+        for x in causes(e)
+    )
 
 
 def is_disconnected(e: BaseException | None) -> bool:
@@ -43,15 +53,19 @@ def is_disconnected(e: BaseException | None) -> bool:
     than a problem with the data (SQLAlchemy's OperationalError and InterfaceError)."""
     import sqlalchemy.exc
 
-    return any(isinstance(x, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError))
-               or getattr(x, "connection_invalidated", False) for x in causes(e))
+    return any(
+        isinstance(x, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError))
+        or getattr(x, "connection_invalidated", False)
+        for x in causes(e)
+    )
 
 
 class Patience:
     """Calls a function, waiting out failures that ``transient`` recognises, for one server."""
 
-    def __init__(self, what: str, transient: Callable[[BaseException], bool], variable: str,
-                 patience: float | None = None) -> None:
+    def __init__(
+        self, what: str, transient: Callable[[BaseException], bool], variable: str, patience: float | None = None
+    ) -> None:
         self.what, self.transient, self.variable = what, transient, variable
         self.patience = float(os.environ.get(variable, "600")) if patience is None else patience
         self.gave_up_on: BaseException | None = None  # the failure after which it gave up
@@ -74,8 +88,10 @@ class Patience:
                     raise TrackingError(self._gave_up_message(e)) from e
                 if started is None:
                     started = now
-                    say(f"{self.what} is not answering ({type(e).__name__}); retrying for up to "
-                        f"{self.patience:.0f} s ({self.variable}).")
+                    say(
+                        f"{self.what} is not answering ({type(e).__name__}); retrying for up to "
+                        f"{self.patience:.0f} s ({self.variable})."
+                    )
                 stopping.sleep(min(delay, max(0.0, started + self.patience - now)))
                 delay = min(delay * 2, 30.0)
                 continue
@@ -84,9 +100,11 @@ class Patience:
             return result
 
     def _gave_up_message(self, e: BaseException) -> str:
-        return (f"{self.what} has not answered for {self.patience:.0f} s ({type(e).__name__}: {str(e)[:300]}). The "
-                "study stopped; finished trials are kept. Start the server, then run the same command again to "
-                f"resume ({self.variable} sets how long to wait).")
+        return (
+            f"{self.what} has not answered for {self.patience:.0f} s ({type(e).__name__}: {str(e)[:300]}). The "
+            "study stopped; finished trials are kept. Start the server, then run the same command again to "
+            f"resume ({self.variable} sets how long to wait)."
+        )
 
 
 class PatientClient:
@@ -94,8 +112,9 @@ class PatientClient:
 
     def __init__(self, client: Any, uri: str, patience: float | None = None) -> None:
         self._client = client
-        self._patience = Patience(f"the MLflow tracking server at {uri}", is_unreachable, "REPROAI_TRACKING_RETRY_S",
-                                  patience)
+        self._patience = Patience(
+            f"the MLflow tracking server at {uri}", is_unreachable, "REPROAI_TRACKING_RETRY_S", patience
+        )
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)

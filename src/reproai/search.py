@@ -16,8 +16,16 @@ from reproai.config.tree import iter_parameters
 from reproai.errors import ConfigError
 from reproai.retry import PatientStorage
 
-__all__ = ["quiet_optuna", "open_storage", "make_sampler", "make_pruner", "fail_dead_trials", "finished_trials", "is_done",
-           "DEFAULT_STORAGE"]
+__all__ = [
+    "quiet_optuna",
+    "open_storage",
+    "make_sampler",
+    "make_pruner",
+    "fail_dead_trials",
+    "finished_trials",
+    "is_done",
+    "DEFAULT_STORAGE",
+]
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -43,7 +51,7 @@ def open_storage(url: str | None = None) -> optuna.storages.BaseStorage:
         if url.startswith("journal:") or url.endswith((".log", ".journal")):
             from optuna.storages.journal import JournalFileBackend
 
-            path = url[len("journal:"):] if url.startswith("journal:") else url
+            path = url[len("journal:") :] if url.startswith("journal:") else url
             return optuna.storages.JournalStorage(JournalFileBackend(path))
         engine: dict[str, Any] = {}
         if url.startswith("sqlite"):
@@ -59,13 +67,17 @@ def open_storage(url: str | None = None) -> optuna.storages.BaseStorage:
             server = make_url(url)
             name = "PostgreSQL" if url.startswith("postgresql") else "MySQL"
             cached = getattr(optuna.storages, "_CachedStorage", None)  # what Optuna itself wraps RDB storages in
-            return PatientStorage(cached(storage) if cached else storage,
-                                  f"the Optuna storage ({name} at {server.host}:{server.port or ''}/{server.database})")
+            return PatientStorage(
+                cached(storage) if cached else storage,
+                f"the Optuna storage ({name} at {server.host}:{server.port or ''}/{server.database})",
+            )
         return storage
     except Exception as e:  # SQLAlchemy and driver errors have many types
-        raise ConfigError(f"Cannot open the Optuna storage {url!r}: {type(e).__name__}: {e}. Check --storage "
-                          "(e.g. sqlite:///optuna.db, postgresql://user@host/db, journal:/shared/study.log) "
-                          "and that the database server is up.") from e
+        raise ConfigError(
+            f"Cannot open the Optuna storage {url!r}: {type(e).__name__}: {e}. Check --storage "
+            "(e.g. sqlite:///optuna.db, postgresql://user@host/db, journal:/shared/study.log) "
+            "and that the database server is up."
+        ) from e
 
 
 def _rdb_storage(url: str, engine: dict[str, Any], attempts: int = 5) -> optuna.storages.RDBStorage:
@@ -99,8 +111,10 @@ def make_sampler(search: Search, experiment: Experiment, seed: int) -> optuna.sa
         grid = {}
         for p in iter_parameters(experiment):
             if not isinstance(p.space, Categorical) or p.condition:
-                raise ConfigError(f"search.sampler='grid' needs every search space to be an unconditional "
-                                  f"hp.categorical, but `{p.name}` is {p.space!r}.")
+                raise ConfigError(
+                    f"search.sampler='grid' needs every search space to be an unconditional "
+                    f"hp.categorical, but `{p.name}` is {p.space!r}."
+                )
             grid[p.name] = list(p.space.choices)
         return _GridSampler(grid, seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, search.n_trials // 3)))

@@ -37,11 +37,18 @@ def configure_determinism(enabled: bool, device: torch.device) -> dict[str, str]
         if torch.cuda.is_initialized():
             from reproai.errors import ConfigError
 
-            raise ConfigError("training.deterministic=True on CUDA needs CUBLAS_WORKSPACE_CONFIG before CUDA starts, "
-                              "but CUDA has started already in this process. Set CUBLAS_WORKSPACE_CONFIG=:4096:8 in "
-                              "the environment before running.")
+            raise ConfigError(
+                "training.deterministic=True on CUDA needs CUBLAS_WORKSPACE_CONFIG before CUDA starts, "
+                "but CUDA has started already in this process. Set CUBLAS_WORKSPACE_CONFIG=:4096:8 in "
+                "the environment before running."
+            )
         os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
     torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark = False
-    return {"reproai.deterministic": "true", "reproai.use_deterministic_algorithms": "true",
-            "reproai.cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG", "") if device.type == "cuda" else "n/a (cpu)"}
+    return {
+        "reproai.deterministic": "true",
+        "reproai.use_deterministic_algorithms": "true",
+        "reproai.cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG", "")
+        if device.type == "cuda"
+        else "n/a (cpu)",
+    }

@@ -16,8 +16,13 @@ from reproai.tracking import TAG_PREFIX as T
 
 __all__ = ["StudyStatus", "study_status"]
 
-_STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
-           TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
+_STATES = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "failed",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+}
 
 
 @dataclass
@@ -50,12 +55,15 @@ def study_status(reference: str, *, tracking_uri: str | None = None, storage: st
     _, run = find_study(reference, tracking_uri, finished=False)
     prefix = run.tags.get(f"{T}optuna_prefix")
     if not prefix:
-        raise ReproaiError(f"Study run {run.id} has no {T}optuna_prefix tag; it was not made by this version of reproai.")
+        raise ReproaiError(
+            f"Study run {run.id} has no {T}optuna_prefix tag; it was not made by this version of reproai."
+        )
     store = open_storage(storage)
     names = {s.study_name for s in optuna.get_all_study_summaries(store, include_best_trial=False)}
-    folds = sorted({n.rsplit("/", 1)[0].rsplit("outer-", 1)[1] for n in names
-                    if n.startswith(f"{CLAIMS_PREFIX}/{prefix}/outer-")}
-                   | {n.rsplit("outer-", 1)[1] for n in names if n.startswith(f"{prefix}/outer-")})
+    folds = sorted(
+        {n.rsplit("/", 1)[0].rsplit("outer-", 1)[1] for n in names if n.startswith(f"{CLAIMS_PREFIX}/{prefix}/outer-")}
+        | {n.rsplit("outer-", 1)[1] for n in names if n.startswith(f"{prefix}/outer-")}
+    )
     n_trials = int(float(run.params.get("search.n_trials", 0) or 0))
     rows, by_worker = [], []
     for key in folds:

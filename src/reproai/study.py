@@ -32,8 +32,16 @@ from reproai.tracking import TAG_PREFIX as T
 from reproai.tracking import MlflowTracker, Run, RunRecord, Tracker, end_status
 from reproai.workers import worker_alive, worker_id
 
-__all__ = ["StudyResult", "run_experiment", "study_result", "study_key", "prepare_data", "prepare_splits", "flatten_config",
-           "summarize"]
+__all__ = [
+    "StudyResult",
+    "run_experiment",
+    "study_result",
+    "study_key",
+    "prepare_data",
+    "prepare_splits",
+    "flatten_config",
+    "summarize",
+]
 
 
 @dataclass
@@ -63,8 +71,9 @@ def prepare_data(experiment: Experiment, *, progress: bool = True) -> tuple[Imag
     info = backbone_info(experiment.model)
     source = list_source(experiment.data, seed=experiment.seed)
     size = info.image_size or source.native_size or 32
-    data = load_images(source, size, on_error=experiment.data.on_error, progress=progress,
-                       cache_dir=experiment.data.cache_dir)
+    data = load_images(
+        source, size, on_error=experiment.data.on_error, progress=progress, cache_dir=experiment.data.cache_dir
+    )
     return data, BackboneInfo(image_size=size, mean=info.mean, std=info.std)
 
 
@@ -80,9 +89,11 @@ def prepare_splits(experiment: Experiment, data: ImageSet) -> Splits:
     batch_size = experiment.training.batch_size
     smallest = min(len(inner.train) for fold in splits.outer for inner in fold.inner)
     if isinstance(batch_size, int) and batch_size > smallest:  # not a search space: every fit would fail
-        raise InvalidParamsError(f"training.batch_size={batch_size} is larger than the smallest training set of "
-                                 f"the splits ({smallest} examples). Use a smaller batch size, more data, or fewer "
-                                 "folds.")
+        raise InvalidParamsError(
+            f"training.batch_size={batch_size} is larger than the smallest training set of "
+            f"the splits ({smallest} examples). Use a smaller batch size, more data, or fewer "
+            "folds."
+        )
     return splits  # both makers run the leakage check, which cannot be switched off
 
 
@@ -102,8 +113,10 @@ def _log_provenance(run: Run, loaded: LoadedConfig, data: ImageSet, splits: Spli
     exp = loaded.experiment
     name = loaded.path.name if loaded.path else "config.py"
     run.log_text(loaded.source, f"config/{name}")
-    run.log_dict({"file": str(loaded.path) if loaded.path else None, "overrides": list(loaded.overrides)},
-                 "config/overrides.json")
+    run.log_dict(
+        {"file": str(loaded.path) if loaded.path else None, "overrides": list(loaded.overrides)},
+        "config/overrides.json",
+    )
     run.log_dict(to_jsonable(exp), "config/resolved.json")
     run.log_dict(splits.to_dict(), "splits.json")
     env = environment(loaded.path)
@@ -113,9 +126,17 @@ def _log_provenance(run: Run, loaded: LoadedConfig, data: ImageSet, splits: Spli
         run.log_text(diff, "git.diff")
     run.log_params(flatten_config(exp))
     commit = env["git"].get("commit") or ""
-    run.set_tags({f"{T}config_file": name, f"{T}seed": exp.seed, f"{T}n_examples": len(data),
-                  f"{T}classes": json.dumps(data.classes), f"{T}git_commit": commit,
-                  "mlflow.source.git.commit": commit, f"{T}search": str(has_search_space(exp)).lower()})
+    run.set_tags(
+        {
+            f"{T}config_file": name,
+            f"{T}seed": exp.seed,
+            f"{T}n_examples": len(data),
+            f"{T}classes": json.dumps(data.classes),
+            f"{T}git_commit": commit,
+            "mlflow.source.git.commit": commit,
+            f"{T}search": str(has_search_space(exp)).lower(),
+        }
+    )
 
 
 def _close_dead_runs(tracker: Tracker, study_id: str) -> int:
@@ -172,13 +193,26 @@ def _headline(ctx: StudyContext, splits: Splits) -> dict[str, Any]:
     fold_metrics, predictions, params = _collect(ctx.tracker, ctx.study_run.id, splits)
     study = ctx.study_run
     # One request for the summary, the tags and the tables' list: a study marked complete has them all.
-    study.log(metrics={f"test_{name}_{k}": v for name, s in summarize(fold_metrics, splits).items()
-                       for k, v in s.items() if k != "n" and math.isfinite(v)},
-              tags={f"{T}ci_method": "Nadeau-Bengio corrected resampled t over outer folds (ci_*); plain "
-                                     "Student t (t_ci_*), optimistic since folds share training data",
-                    f"{T}metric": ctx.metric, f"{T}direction": ctx.direction, f"{T}state": "complete"},
-              tables={"predictions/out_of_fold.json": predictions, "metrics/outer_folds.json": fold_metrics,
-                      "search/best_params.json": params})
+    study.log(
+        metrics={
+            f"test_{name}_{k}": v
+            for name, s in summarize(fold_metrics, splits).items()
+            for k, v in s.items()
+            if k != "n" and math.isfinite(v)
+        },
+        tags={
+            f"{T}ci_method": "Nadeau-Bengio corrected resampled t over outer folds (ci_*); plain "
+            "Student t (t_ci_*), optimistic since folds share training data",
+            f"{T}metric": ctx.metric,
+            f"{T}direction": ctx.direction,
+            f"{T}state": "complete",
+        },
+        tables={
+            "predictions/out_of_fold.json": predictions,
+            "metrics/outer_folds.json": fold_metrics,
+            "search/best_params.json": params,
+        },
+    )
     ctx.tracker.set_status(study.id, "FINISHED")
     return {"run_id": study.id}
 
@@ -186,8 +220,13 @@ def _headline(ctx: StudyContext, splits: Splits) -> dict[str, Any]:
 def study_result(tracker: Tracker, study_id: str, splits: Splits, *, resumed: bool = False) -> StudyResult:
     """The result of a finished study, read back from its study run."""
     fold_metrics, predictions, _ = _collect(tracker, study_id, splits)
-    return StudyResult(run_id=study_id, fold_metrics=fold_metrics, summary=summarize(fold_metrics, splits),
-                       predictions=predictions, resumed=resumed)
+    return StudyResult(
+        run_id=study_id,
+        fold_metrics=fold_metrics,
+        summary=summarize(fold_metrics, splits),
+        predictions=predictions,
+        resumed=resumed,
+    )
 
 
 def study_key(loaded: LoadedConfig) -> str:
@@ -195,9 +234,17 @@ def study_key(loaded: LoadedConfig) -> str:
     return f"{loaded.experiment.name}/{loaded.hash}/study"
 
 
-def run_experiment(loaded: LoadedConfig, *, tracker: Tracker | None = None, tracking_uri: str | None = None,
-                   storage: str | None = None, fresh: bool = False, progress: bool = True,
-                   extra_tags: dict[str, str] | None = None, fresh_after: int | None = None) -> StudyResult:
+def run_experiment(
+    loaded: LoadedConfig,
+    *,
+    tracker: Tracker | None = None,
+    tracking_uri: str | None = None,
+    storage: str | None = None,
+    fresh: bool = False,
+    progress: bool = True,
+    extra_tags: dict[str, str] | None = None,
+    fresh_after: int | None = None,
+) -> StudyResult:
     """Run, or resume, or join, the nested cross-validation of ``loaded``; see the README for the run tree.
 
     Re-running the same config resumes its study: finished outer folds and trials are kept, work
@@ -222,8 +269,15 @@ def run_experiment(loaded: LoadedConfig, *, tracker: Tracker | None = None, trac
 
     def create_study_run() -> dict[str, Any]:
         prefix = f"{exp.name}/{loaded.hash}/{uuid.uuid4().hex[:8]}"
-        run = tracker.open_run(exp.name, tags={f"{T}level": "study", f"{T}config_hash": loaded.hash,
-                                               f"{T}data_fingerprint": data.fingerprint, **(extra_tags or {})})
+        run = tracker.open_run(
+            exp.name,
+            tags={
+                f"{T}level": "study",
+                f"{T}config_hash": loaded.hash,
+                f"{T}data_fingerprint": data.fingerprint,
+                **(extra_tags or {}),
+            },
+        )
         run.set_tags({f"{T}study_id": run.id, f"{T}optuna_prefix": prefix, f"{T}worker": worker_id()})
         _log_provenance(run, loaded, data, splits)
         return {"run_id": run.id, "prefix": prefix}
@@ -233,15 +287,18 @@ def run_experiment(loaded: LoadedConfig, *, tracker: Tracker | None = None, trac
     if not created:
         before = tracker.get_run(study_id).tags.get(f"{T}data_fingerprint")
         if before and before != data.fingerprint:
-            raise DataError(f"The data changed since study {study_id} started (fingerprint {before} -> "
-                            f"{data.fingerprint}): resuming would mix results on different data. Restore the "
-                            "data, or start a new study with --fresh.")
+            raise DataError(
+                f"The data changed since study {study_id} started (fingerprint {before} -> "
+                f"{data.fingerprint}): resuming would mix results on different data. Restore the "
+                "data, or start a new study with --fresh."
+            )
     if claimed(optuna_storage, f"{prefix}/headline") is None:
         # The study run's status is left alone here (another worker may be writing the headline this
         # moment); the headline marks it FINISHED.
         _close_dead_runs(tracker, study_id)
-        ctx = StudyContext(exp, data, info, splits, tracker, optuna_storage, tracker.run(study_id), prefix, prefix,
-                           progress)
+        ctx = StudyContext(
+            exp, data, info, splits, tracker, optuna_storage, tracker.run(study_id), prefix, prefix, progress
+        )
         try:
             _work(ctx, splits)
             once(optuna_storage, f"{prefix}/headline", lambda: _headline(ctx, splits))

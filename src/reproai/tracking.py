@@ -20,8 +20,16 @@ import pandas as pd
 from reproai.errors import DiskFullError, TrackingError, is_disk_full
 from reproai.retry import PatientClient, is_unreachable
 
-__all__ = ["Run", "RunRecord", "Tracker", "MlflowTracker", "MemoryTracker", "NullTracker",
-           "default_tracking_uri", "TAG_PREFIX"]
+__all__ = [
+    "Run",
+    "RunRecord",
+    "Tracker",
+    "MlflowTracker",
+    "MemoryTracker",
+    "NullTracker",
+    "default_tracking_uri",
+    "TAG_PREFIX",
+]
 
 TAG_PREFIX = "reproai."
 
@@ -39,8 +47,7 @@ class Run:
     def log_params(self, params: Mapping[str, Any]) -> None:
         raise NotImplementedError
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None, *,
-                    synchronous: bool = True) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None, *, synchronous: bool = True) -> None:
         """Log metrics at ``step``; ``synchronous=False`` returns at once (flushed before the run ends)."""
         raise NotImplementedError
 
@@ -58,9 +65,15 @@ class Run:
         """Log a binary artifact (e.g. a PNG figure)."""
         raise NotImplementedError
 
-    def log(self, *, params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
-            step: int | None = None, tags: Mapping[str, Any] | None = None,
-            tables: Mapping[str, pd.DataFrame] | None = None) -> None:
+    def log(
+        self,
+        *,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        step: int | None = None,
+        tags: Mapping[str, Any] | None = None,
+        tables: Mapping[str, pd.DataFrame] | None = None,
+    ) -> None:
         """Log parameters, metrics (at ``step``), tags and tables (artifact file -> table) together: one
         request to the store where it allows it."""
         for artifact_file, table in (tables or {}).items():
@@ -180,9 +193,15 @@ class MlflowRun(Run):
     def log_params(self, params: Mapping[str, Any]) -> None:
         self.log(params=params)
 
-    def log(self, *, params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
-            step: int | None = None, tags: Mapping[str, Any] | None = None,
-            tables: Mapping[str, pd.DataFrame] | None = None) -> None:
+    def log(
+        self,
+        *,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        step: int | None = None,
+        tags: Mapping[str, Any] | None = None,
+        tables: Mapping[str, pd.DataFrame] | None = None,
+    ) -> None:
         from mlflow.entities import Param, RunTag
 
         rest = [Param(str(k), str(v)[:6000]) for k, v in (params or {}).items()]
@@ -198,8 +217,7 @@ class MlflowRun(Run):
             if not rest:
                 return
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None, *,
-                    synchronous: bool = True) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None, *, synchronous: bool = True) -> None:
         items = _metrics(metrics, step)
         if not items:
             return
@@ -234,9 +252,11 @@ class MlflowRun(Run):
                 where = self.client.get_run(self.id).info.artifact_uri
             except Exception:  # pragma: no cover - the store itself may be on the full disk
                 where = "the run's artifact location"
-            raise DiskFullError(f"Cannot write artifact {artifact_file!r} of run {self.id} to {where}: {e}. Free "
-                                "disk space there and run the same command again: finished trials are kept and "
-                                "the study resumes.") from e
+            raise DiskFullError(
+                f"Cannot write artifact {artifact_file!r} of run {self.id} to {where}: {e}. Free "
+                "disk space there and run the same command again: finished trials are kept and "
+                "the study resumes."
+            ) from e
 
     def log_text(self, text: str, artifact_file: str) -> None:
         with self._writing(artifact_file):
@@ -279,8 +299,15 @@ def _metrics(metrics: Mapping[str, float], step: int | None) -> list[Any]:
 
 
 def _to_record(r: Any) -> RunRecord:
-    return RunRecord(r.info.run_id, r.info.run_name, r.info.status, dict(r.data.tags), dict(r.data.params),
-                     dict(r.data.metrics), r.info.start_time or 0)
+    return RunRecord(
+        r.info.run_id,
+        r.info.run_name,
+        r.info.status,
+        dict(r.data.tags),
+        dict(r.data.params),
+        dict(r.data.metrics),
+        r.info.start_time or 0,
+    )
 
 
 class MlflowTracker(Tracker):
@@ -306,15 +333,19 @@ class MlflowTracker(Tracker):
             else:
                 self.experiment_id = None if experiment is None else experiment.experiment_id
         except Exception as e:
-            raise TrackingError(f"Cannot reach the MLflow tracking store at {self.tracking_uri!r}: {e}. Check "
-                                "--tracking-uri / MLFLOW_TRACKING_URI, or start the tracking server.") from e
+            raise TrackingError(
+                f"Cannot reach the MLflow tracking store at {self.tracking_uri!r}: {e}. Check "
+                "--tracking-uri / MLFLOW_TRACKING_URI, or start the tracking server."
+            ) from e
         if self.tracking_uri.startswith(("http://", "https://")):
             # Found at start, so from now on a server that goes away is waited for (reproai.retry).
             self.client = PatientClient(self.client, self.tracking_uri)
         if self.experiment_id is None:
             names = [e.name for e in self.client.search_experiments()]
-            raise TrackingError(f"No MLflow experiment named {experiment_name!r} at {self.tracking_uri!r}; it has "
-                                f"{names}. Check the name, or --tracking-uri / MLFLOW_TRACKING_URI.")
+            raise TrackingError(
+                f"No MLflow experiment named {experiment_name!r} at {self.tracking_uri!r}; it has "
+                f"{names}. Check the name, or --tracking-uri / MLFLOW_TRACKING_URI."
+            )
         self.experiment_name = experiment_name
 
     def _create_experiment(self, name: str) -> str:
@@ -337,8 +368,9 @@ class MlflowTracker(Tracker):
             run = MlflowClient(tracking_uri=uri).get_run(run_id)
             name = MlflowClient(tracking_uri=uri).get_experiment(run.info.experiment_id).name
         except Exception as e:
-            raise TrackingError(f"No run {run_id!r} at {uri!r}: {e}. Check the run id, or --tracking-uri / "
-                                "MLFLOW_TRACKING_URI.") from e
+            raise TrackingError(
+                f"No run {run_id!r} at {uri!r}: {e}. Check the run id, or --tracking-uri / MLFLOW_TRACKING_URI."
+            ) from e
         return cls(name, uri, create=False), _to_record(run)
 
     def _create(self, name: str, tags: Mapping[str, Any], parent: Run | None) -> Run:
@@ -363,8 +395,13 @@ class MlflowTracker(Tracker):
             clauses.append(f"attributes.status = '{status}'")
         records, token = [], None
         while True:
-            page = self.client.search_runs([self.experiment_id], " and ".join(clauses), max_results=1000,
-                                           order_by=["attributes.start_time DESC"], page_token=token)
+            page = self.client.search_runs(
+                [self.experiment_id],
+                " and ".join(clauses),
+                max_results=1000,
+                order_by=["attributes.start_time DESC"],
+                page_token=token,
+            )
             records += [_to_record(r) for r in page]
             token = page.token
             if not token:
@@ -400,8 +437,7 @@ class MemoryRun(Run):
     def log_params(self, params: Mapping[str, Any]) -> None:
         self.params.update({str(k): str(v) for k, v in params.items()})
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None, *,
-                    synchronous: bool = True) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None, *, synchronous: bool = True) -> None:
         for k, v in metrics.items():
             self.metrics.setdefault(k, []).append((step or 0, float(v)))
 
@@ -439,15 +475,23 @@ class MemoryTracker(Tracker):
         self._by_id(run_id).status = status
 
     def find_runs(self, tags: Mapping[str, Any], *, status: str | None = None) -> list[RunRecord]:
-        found = [r for r in self.runs if all(r.tags.get(k) == str(v) for k, v in tags.items())
-                 and (status is None or r.status == status)]
-        return [RunRecord(r.id, r.name, r.status, dict(r.tags), dict(r.params),
-                          {k: v[-1][1] for k, v in r.metrics.items()}, i)
-                for i, r in reversed(list(enumerate(found)))]
+        found = [
+            r
+            for r in self.runs
+            if all(r.tags.get(k) == str(v) for k, v in tags.items()) and (status is None or r.status == status)
+        ]
+        return [
+            RunRecord(
+                r.id, r.name, r.status, dict(r.tags), dict(r.params), {k: v[-1][1] for k, v in r.metrics.items()}, i
+            )
+            for i, r in reversed(list(enumerate(found)))
+        ]
 
     def get_run(self, run_id: str) -> RunRecord:
         r = self._by_id(run_id)
-        return RunRecord(r.id, r.name, r.status, dict(r.tags), dict(r.params), {k: v[-1][1] for k, v in r.metrics.items()})
+        return RunRecord(
+            r.id, r.name, r.status, dict(r.tags), dict(r.params), {k: v[-1][1] for k, v in r.metrics.items()}
+        )
 
     def read_text(self, run_id: str, artifact_file: str) -> str:
         value = self._by_id(run_id).artifacts[artifact_file]
@@ -457,12 +501,23 @@ class MemoryTracker(Tracker):
 class NullRun(Run):
     id = "null"
 
-    def log_params(self, params): pass
-    def log_metrics(self, metrics, step=None, *, synchronous=True): pass
-    def set_tags(self, tags): pass
-    def log_text(self, text, artifact_file): pass
-    def log_table(self, table, artifact_file): pass
-    def log_bytes(self, data, artifact_file): pass
+    def log_params(self, params):
+        pass
+
+    def log_metrics(self, metrics, step=None, *, synchronous=True):
+        pass
+
+    def set_tags(self, tags):
+        pass
+
+    def log_text(self, text, artifact_file):
+        pass
+
+    def log_table(self, table, artifact_file):
+        pass
+
+    def log_bytes(self, data, artifact_file):
+        pass
 
 
 class NullTracker(Tracker):

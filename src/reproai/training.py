@@ -133,8 +133,9 @@ def _make_optimizer(phase: Phase, params: list[nn.Parameter]) -> torch.optim.Opt
 
 
 @torch.no_grad()
-def _predict(forward: nn.Module, runner: _Runner, num_classes: int, batches, index: np.ndarray,
-             batch_size: int) -> Predictions:
+def _predict(
+    forward: nn.Module, runner: _Runner, num_classes: int, batches, index: np.ndarray, batch_size: int
+) -> Predictions:
     runner.model.eval()
     logits = []
     for x, _, _ in batches(index, batch_size):
@@ -180,10 +181,18 @@ class _PhaseContext:
 
 
 def _phase_params(phase: Phase, n_epochs: int, training: Training, batches) -> dict[str, Any]:
-    return {"phase": phase.name, "epochs": n_epochs, "lr": phase.lr, "weight_decay": phase.weight_decay,
-            "freeze_backbone": phase.freeze_backbone, "optimizer": phase.optimizer,
-            "early_stopping_patience": phase.early_stopping_patience, "batch_size": training.batch_size,
-            "augment": training.augment, "on_cached_features": isinstance(batches, FeatureBatches)}
+    return {
+        "phase": phase.name,
+        "epochs": n_epochs,
+        "lr": phase.lr,
+        "weight_decay": phase.weight_decay,
+        "freeze_backbone": phase.freeze_backbone,
+        "optimizer": phase.optimizer,
+        "early_stopping_patience": phase.early_stopping_patience,
+        "batch_size": training.batch_size,
+        "augment": training.augment,
+        "on_cached_features": isinstance(batches, FeatureBatches),
+    }
 
 
 @contextlib.contextmanager
@@ -198,8 +207,16 @@ def _params_if_cut_short(run: Run | None, params: dict[str, Any]) -> Iterator[No
         raise
 
 
-def _train_phase(ctx: _PhaseContext, phase: Phase, n_epochs: int, batches, forward: nn.Module, augment,
-                 run: Run | None, params: dict[str, Any]) -> None:
+def _train_phase(
+    ctx: _PhaseContext,
+    phase: Phase,
+    n_epochs: int,
+    batches,
+    forward: nn.Module,
+    augment,
+    run: Run | None,
+    params: dict[str, Any],
+) -> None:
     """Train one phase; with dev data, stop early and restore the best epoch's weights.
 
     The phase's ``params`` go with its first epoch's metrics (one request, not two) and are emptied
@@ -210,8 +227,9 @@ def _train_phase(ctx: _PhaseContext, phase: Phase, n_epochs: int, batches, forwa
     model, training, data, dev = ctx.model, ctx.training, ctx.data, ctx.dev
     set_backbone_frozen(model, phase.freeze_backbone)
     optimizer = _make_optimizer(phase, [q for q in model.parameters() if q.requires_grad])
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs)
-                 if phase.scheduler == "cosine" else None)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs) if phase.scheduler == "cosine" else None
+    )
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     eval_bs = training.eval_batch_size or training.batch_size
     best, best_state, best_preds, best_epoch, waited = None, None, None, n_epochs, 0
@@ -224,9 +242,14 @@ def _train_phase(ctx: _PhaseContext, phase: Phase, n_epochs: int, batches, forwa
             model.backbone.eval()  # keep the pretrained BatchNorm statistics
         total = torch.zeros((), device=ctx.runner.device)
         seen = 0
-        steps = tqdm(batches(ctx.train, training.batch_size, augment=augment, generator=ctx.generator),
-                     total=math.ceil(len(ctx.train) / training.batch_size),
-                     desc=f"{phase.name} {epoch + 1}/{n_epochs}", unit="batch", disable=not ctx.progress, leave=False)
+        steps = tqdm(
+            batches(ctx.train, training.batch_size, augment=augment, generator=ctx.generator),
+            total=math.ceil(len(ctx.train) / training.batch_size),
+            desc=f"{phase.name} {epoch + 1}/{n_epochs}",
+            unit="batch",
+            disable=not ctx.progress,
+            leave=False,
+        )
         for x, y, _ in steps:
             stopping.check()  # Ctrl-C and SIGTERM stop here, between steps
             if len(y) < 2 and has_bn and not isinstance(batches, FeatureBatches):
@@ -253,9 +276,12 @@ def _train_phase(ctx: _PhaseContext, phase: Phase, n_epochs: int, batches, forwa
             preds = _predict(forward, ctx.runner, data.num_classes, batches, dev, eval_bs)
             z = torch.from_numpy(preds.logits).float()
             with torch.no_grad():
-                row["dev_loss"] = float(ctx.loss_fn(z if z.ndim > 1 else z[:, None], torch.from_numpy(data.labels[dev])))
-            row[f"dev_{ctx.metric}"] = compute_metrics(data.labels[dev], preds.proba, names=[ctx.metric],
-                                                       num_classes=data.num_classes)[ctx.metric]
+                row["dev_loss"] = float(
+                    ctx.loss_fn(z if z.ndim > 1 else z[:, None], torch.from_numpy(data.labels[dev]))
+                )
+            row[f"dev_{ctx.metric}"] = compute_metrics(
+                data.labels[dev], preds.proba, names=[ctx.metric], num_classes=data.num_classes
+            )[ctx.metric]
             if _is_better(ctx.metric, row[f"dev_{ctx.metric}"], best):
                 best, best_epoch, waited, best_preds = row[f"dev_{ctx.metric}"], epoch + 1, 0, preds
                 # A copy only while a later epoch could replace these weights: the last epoch's are the model's.
@@ -288,16 +314,33 @@ def _use_features(training: Training, phases: Sequence[Phase], p: int, spec: Mod
     """Whether phase ``p`` can train on cached features: its backbone is frozen and still at its
     starting weights (every phase before it was frozen too), nothing augments the images, and the
     starting weights are not random."""
-    return (training.feature_cache and training.augment is None and pretrained_identity(spec) is not None
-            and all(ph.freeze_backbone for ph in phases[:p + 1]))
+    return (
+        training.feature_cache
+        and training.augment is None
+        and pretrained_identity(spec) is not None
+        and all(ph.freeze_backbone for ph in phases[: p + 1])
+    )
 
 
-def fit(model_spec: Model, training: Training, data: ImageSet, info: BackboneInfo, *,
-        train: np.ndarray, dev: np.ndarray | None = None, test: np.ndarray | None = None,
-        epochs: Sequence[int] | None = None, threshold: float | None = None,
-        metric: str = "roc_auc", seed: int = 0, tracker: Tracker | None = None, parent: Run | None = None,
-        tags: dict[str, str] | None = None, on_epoch: EpochCallback | None = None,
-        progress: bool = True) -> FitResult:
+def fit(
+    model_spec: Model,
+    training: Training,
+    data: ImageSet,
+    info: BackboneInfo,
+    *,
+    train: np.ndarray,
+    dev: np.ndarray | None = None,
+    test: np.ndarray | None = None,
+    epochs: Sequence[int] | None = None,
+    threshold: float | None = None,
+    metric: str = "roc_auc",
+    seed: int = 0,
+    tracker: Tracker | None = None,
+    parent: Run | None = None,
+    tags: dict[str, str] | None = None,
+    on_epoch: EpochCallback | None = None,
+    progress: bool = True,
+) -> FitResult:
     """Train a fresh model on ``train`` in the phases of ``training``, and predict ``dev`` and ``test``.
 
     With a dev set, each phase stops early on the dev ``metric`` (when it has a patience) and keeps
@@ -311,17 +354,30 @@ def fit(model_spec: Model, training: Training, data: ImageSet, info: BackboneInf
     if len(train) < 2:
         raise ConfigError(f"The training set has {len(train)} examples; a fit needs at least 2.")
     if training.batch_size > len(train):
-        raise InvalidParamsError(f"training.batch_size={training.batch_size} is larger than the training set "
-                                 f"({len(train)} examples): every epoch would be one short batch. Use a smaller "
-                                 "batch size (or narrow its search space).")
+        raise InvalidParamsError(
+            f"training.batch_size={training.batch_size} is larger than the training set "
+            f"({len(train)} examples): every epoch would be one short batch. Use a smaller "
+            "batch size (or narrow its search space)."
+        )
     torch.manual_seed(derive_seed(seed, "init"))
     model = create_model(model_spec, data.num_classes).to(device)
     runner = _Runner(model, training, device)
     images = ImageBatches(data, info, device, channels_last=runner.channels_last)
     eval_bs = training.eval_batch_size or training.batch_size
-    ctx = _PhaseContext(model, runner, training, data, np.asarray(train), None if dev is None else np.asarray(dev),
-                        metric, _loss_fn(data.num_classes), torch.Generator().manual_seed(derive_seed(seed, "order")),
-                        FitResult(model=model, threshold=threshold, dev=None, test=None), progress, on_epoch)
+    ctx = _PhaseContext(
+        model,
+        runner,
+        training,
+        data,
+        np.asarray(train),
+        None if dev is None else np.asarray(dev),
+        metric,
+        _loss_fn(data.num_classes),
+        torch.Generator().manual_seed(derive_seed(seed, "order")),
+        FitResult(model=model, threshold=threshold, dev=None, test=None),
+        progress,
+        on_epoch,
+    )
     augment = make_augment(training.augment)
     for p, phase in enumerate(training.phases):
         n_epochs = phase.epochs if epochs is None else int(epochs[p])
@@ -329,14 +385,18 @@ def fit(model_spec: Model, training: Training, data: ImageSet, info: BackboneInf
             continue
         if _use_features(training, training.phases, p, model_spec):
             with runner.autocast():
-                features = backbone_features(model, model_spec, data, info, images, batch_size=eval_bs, progress=progress)
+                features = backbone_features(
+                    model, model_spec, data, info, images, batch_size=eval_bs, progress=progress
+                )
             batches, forward = FeatureBatches(features, data.labels, device), model.head
         else:
             batches, forward = images, runner.full
         phase_tags = {**(tags or {}), f"{TAG_PREFIX}level": "phase", f"{TAG_PREFIX}phase": phase.name}
         params = _phase_params(phase, n_epochs, training, batches)
-        with (tracker.start_run(phase.name, tags=phase_tags, parent=parent) if tracker else nullcontext()) as run, \
-                _params_if_cut_short(run, params):
+        with (
+            tracker.start_run(phase.name, tags=phase_tags, parent=parent) if tracker else nullcontext() as run,
+            _params_if_cut_short(run, params),
+        ):
             _train_phase(ctx, phase, n_epochs, batches, forward, augment, run, params)
     set_backbone_frozen(model, False)
     result = ctx.result
@@ -344,10 +404,12 @@ def fit(model_spec: Model, training: Training, data: ImageSet, info: BackboneInf
         result.dev = ctx.dev_preds or _predict(runner.full, runner, data.num_classes, images, np.asarray(dev), eval_bs)
         if data.num_classes == 2 and threshold is None:
             result.threshold = youden_threshold(data.labels[dev], result.dev.proba)
-        result.dev_metrics = compute_metrics(data.labels[dev], result.dev.proba, threshold=result.threshold,
-                                             num_classes=data.num_classes)
+        result.dev_metrics = compute_metrics(
+            data.labels[dev], result.dev.proba, threshold=result.threshold, num_classes=data.num_classes
+        )
     if test is not None and len(test):
         result.test = _predict(runner.full, runner, data.num_classes, images, np.asarray(test), eval_bs)
-        result.test_metrics = compute_metrics(data.labels[test], result.test.proba, threshold=result.threshold,
-                                              num_classes=data.num_classes)
+        result.test_metrics = compute_metrics(
+            data.labels[test], result.test.proba, threshold=result.threshold, num_classes=data.num_classes
+        )
     return result

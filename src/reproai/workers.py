@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 __all__ = ["worker_id", "worker_alive"]
@@ -27,7 +27,7 @@ def _start_time(pid: int) -> str | None:
     return fields[19]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _this_worker(pid: int) -> str:
     return f"{socket.gethostname()}:{pid}:{_start_time(pid) or '0'}"
 

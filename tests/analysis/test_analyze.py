@@ -14,10 +14,26 @@ from reproai.errors import ReproaiError
 from tests.conftest import REPO, make_image_folder, tiny_config_text
 
 QUICKSTART = str(REPO / "configs" / "quickstart.py")
-SMALL = ["--set", "data.limit=300", "--set", "cv.outer_folds=2", "--set", "search.n_trials=3",
-         "--set", "training.phases.train.epochs=2", "--quiet"]
-FIGURES = {"roc", "precision_recall", "probability_density", "calibration", "confusion_matrix", "chosen_params",
-           *(f"search_{kind}_outer-0-{f}" for kind in ("history", "importances") for f in (0, 1))}
+SMALL = [
+    "--set",
+    "data.limit=300",
+    "--set",
+    "cv.outer_folds=2",
+    "--set",
+    "search.n_trials=3",
+    "--set",
+    "training.phases.train.epochs=2",
+    "--quiet",
+]
+FIGURES = {
+    "roc",
+    "precision_recall",
+    "probability_density",
+    "calibration",
+    "confusion_matrix",
+    "chosen_params",
+    *(f"search_{kind}_outer-0-{f}" for kind in ("history", "importances") for f in (0, 1)),
+}
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +95,11 @@ def test_analyze_names_unknown_studies(quickstart_study, capsys):
 
 def test_binary_study_report_has_binary_figures(write_config, tmp_path):
     make_image_folder(tmp_path / "images", n_per_class=16)
-    text = tiny_config_text(name="binary", data=f"Data.image_folder(root={str(tmp_path / 'images')!r})",
-                            cv="CrossValidation(outer_folds=2, inner_folds=1)")
+    text = tiny_config_text(
+        name="binary",
+        data=f"Data.image_folder(root={str(tmp_path / 'images')!r})",
+        cv="CrossValidation(outer_folds=2, inner_folds=1)",
+    )
     text += "experiment.training.batch_size = 8\n"  # 32 images: inner training sets of about 11
     assert main(["run", str(write_config(text)), "--quiet"]) == 0
     result = analyze("binary", out=tmp_path / "r", n_resamples=100)
@@ -111,8 +130,12 @@ def test_report_renders_with_its_images_in_headless_chromium(quickstart_study, t
     assert images == len(FIGURES) + 12 and loaded == images  # every image decoded and has a size
     assert "Headline: test metrics across outer folds" in dom
     shot = tmp_path / "shot.png"
-    subprocess.run([browser, *flags, "--hide-scrollbars", "--window-size=1200,1600", f"--screenshot={shot}", page],
-                   capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [browser, *flags, "--hide-scrollbars", "--window-size=1200,1600", f"--screenshot={shot}", page],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     import numpy as np
     from PIL import Image
 
@@ -124,9 +147,29 @@ def test_compare_same_splits_and_refuses_different_ones(quickstart_study, tmp_pa
     root, uri, storage = quickstart_study
     a = load_study("quickstart", uri).study.id
     # B: the same splits (same seed), no search, a fixed model
-    assert main(["run", QUICKSTART, "--tracking-uri", uri, "--storage", storage, *SMALL, "--fresh",
-                 "--set", "model.head.hidden=16", "--set", "model.head.dropout=0.0",
-                 "--set", "training.phases.train.lr=0.0001", "--set", "training.phases.train.epochs=1"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                QUICKSTART,
+                "--tracking-uri",
+                uri,
+                "--storage",
+                storage,
+                *SMALL,
+                "--fresh",
+                "--set",
+                "model.head.hidden=16",
+                "--set",
+                "model.head.dropout=0.0",
+                "--set",
+                "training.phases.train.lr=0.0001",
+                "--set",
+                "training.phases.train.epochs=1",
+            ]
+        )
+        == 0
+    )
     b = load_study("quickstart", uri).study.id
     assert a != b
     assert main(["compare", a, b, "--tracking-uri", uri]) == 0
@@ -136,8 +179,10 @@ def test_compare_same_splits_and_refuses_different_ones(quickstart_study, tmp_pa
     assert len(result.folds) == 2 and result.test["df"] == 1
     assert (result.folds["difference"] == result.folds["accuracy_a"] - result.folds["accuracy_b"]).all()
     # C: other splits (another seed): refused
-    assert main(["run", QUICKSTART, "--tracking-uri", uri, "--storage", storage, *SMALL, "--fresh",
-                 "--set", "seed=99"]) == 0
+    assert (
+        main(["run", QUICKSTART, "--tracking-uri", uri, "--storage", storage, *SMALL, "--fresh", "--set", "seed=99"])
+        == 0
+    )
     c = load_study("quickstart", uri).study.id
     with pytest.raises(ReproaiError, match="outer test sets .* differ"):
         compare(a, c, tracking_uri=uri)

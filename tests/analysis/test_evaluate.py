@@ -11,12 +11,16 @@ from reproai.analysis import bootstrap_pooled, confusion, corrected_paired_ttest
 from reproai.analysis.bootstrap import weighted_metrics
 from reproai.analysis.evaluate import BINARY_METRICS, MULTICLASS_METRICS, prediction_arrays
 
-BINARY = pd.DataFrame({
-    "id": [f"x{i}" for i in range(10)], "repeat": 0, "outer_fold": [0] * 5 + [1] * 5,
-    "label": [0, 0, 1, 1, 1, 0, 1, 0, 1, 1],
-    "probability": [0.1, 0.6, 0.7, 0.4, 0.9, 0.2, 0.8, 0.3, 0.3, 0.95],
-    "predicted": [0, 1, 1, 0, 1, 0, 1, 0, 1, 1],  # fold 1's fitted threshold was 0.25, hence 0.3 -> 1
-})
+BINARY = pd.DataFrame(
+    {
+        "id": [f"x{i}" for i in range(10)],
+        "repeat": 0,
+        "outer_fold": [0] * 5 + [1] * 5,
+        "label": [0, 0, 1, 1, 1, 0, 1, 0, 1, 1],
+        "probability": [0.1, 0.6, 0.7, 0.4, 0.9, 0.2, 0.8, 0.3, 0.3, 0.95],
+        "predicted": [0, 1, 1, 0, 1, 0, 1, 0, 1, 1],  # fold 1's fitted threshold was 0.25, hence 0.3 -> 1
+    }
+)
 
 
 def _multiclass(n=60, k=3, seed=0):
@@ -24,8 +28,16 @@ def _multiclass(n=60, k=3, seed=0):
     y = np.r_[np.arange(k), rng.integers(0, k, n - k)]
     logits = rng.normal(size=(n, k)) + 1.5 * np.eye(k)[y]
     p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    table = pd.DataFrame({"id": [f"m{i}" for i in range(n)], "repeat": 0, "outer_fold": np.arange(n) % 2, "label": y,
-                          **{f"probability_{c}": p[:, j] for j, c in enumerate("abc")}, "predicted": p.argmax(axis=1)})
+    table = pd.DataFrame(
+        {
+            "id": [f"m{i}" for i in range(n)],
+            "repeat": 0,
+            "outer_fold": np.arange(n) % 2,
+            "label": y,
+            **{f"probability_{c}": p[:, j] for j, c in enumerate("abc")},
+            "predicted": p.argmax(axis=1),
+        }
+    )
     return table, ["a", "b", "c"]
 
 
@@ -35,10 +47,16 @@ def test_binary_fold_metrics_equal_scikit_learn():
     for fold, t in BINARY.groupby("outer_fold"):
         y, p, pred = t["label"], t["probability"], t["predicted"]
         expected = {
-            "roc_auc": skm.roc_auc_score(y, p), "average_precision": skm.average_precision_score(y, p),
-            "accuracy": skm.accuracy_score(y, pred), "balanced_accuracy": skm.balanced_accuracy_score(y, pred),
-            "f1": skm.f1_score(y, pred), "precision": skm.precision_score(y, pred), "recall": skm.recall_score(y, pred),
-            "log_loss": skm.log_loss(y, p), "brier": skm.brier_score_loss(y, p)}
+            "roc_auc": skm.roc_auc_score(y, p),
+            "average_precision": skm.average_precision_score(y, p),
+            "accuracy": skm.accuracy_score(y, pred),
+            "balanced_accuracy": skm.balanced_accuracy_score(y, pred),
+            "f1": skm.f1_score(y, pred),
+            "precision": skm.precision_score(y, pred),
+            "recall": skm.recall_score(y, pred),
+            "log_loss": skm.log_loss(y, p),
+            "brier": skm.brier_score_loss(y, p),
+        }
         row = folds[folds["outer_fold"] == fold].iloc[0]
         assert set(expected) == set(BINARY_METRICS)
         for name, value in expected.items():
@@ -55,10 +73,14 @@ def test_multiclass_fold_metrics_equal_scikit_learn():
             "roc_auc": skm.roc_auc_score(y, p, multi_class="ovr", average="macro"),
             "roc_auc_micro": skm.roc_auc_score(onehot, p, average="micro"),
             "average_precision": skm.average_precision_score(onehot, p, average="macro"),
-            "accuracy": skm.accuracy_score(y, pred), "balanced_accuracy": skm.balanced_accuracy_score(y, pred),
-            "f1": skm.f1_score(y, pred, average="macro"), "precision": skm.precision_score(y, pred, average="macro"),
-            "recall": skm.recall_score(y, pred, average="macro"), "log_loss": skm.log_loss(y, p),
-            "brier": np.mean(np.sum((p - onehot) ** 2, axis=1))}
+            "accuracy": skm.accuracy_score(y, pred),
+            "balanced_accuracy": skm.balanced_accuracy_score(y, pred),
+            "f1": skm.f1_score(y, pred, average="macro"),
+            "precision": skm.precision_score(y, pred, average="macro"),
+            "recall": skm.recall_score(y, pred, average="macro"),
+            "log_loss": skm.log_loss(y, p),
+            "brier": np.mean(np.sum((p - onehot) ** 2, axis=1)),
+        }
         row = folds[folds["outer_fold"] == fold].iloc[0]
         assert set(expected) == set(MULTICLASS_METRICS)
         for name, value in expected.items():
@@ -84,10 +106,16 @@ def test_weighted_metrics_equal_scikit_learn_with_sample_weights(case):
             "precision": skm.precision_score(y, pred, average=avg, sample_weight=wi, zero_division=0),
             "recall": skm.recall_score(y, pred, average=avg, sample_weight=wi, zero_division=0),
             "log_loss": skm.log_loss(y, np.column_stack([1 - p, p]) if k == 2 else p, sample_weight=wi),
-            "roc_auc": (skm.roc_auc_score(y, p, sample_weight=wi) if k == 2 else
-                        np.mean([skm.roc_auc_score(y == c, p[:, c], sample_weight=wi) for c in range(k)])),
-            "average_precision": (skm.average_precision_score(y, p, sample_weight=wi) if k == 2 else
-                                  skm.average_precision_score(onehot, p, average="macro", sample_weight=wi)),
+            "roc_auc": (
+                skm.roc_auc_score(y, p, sample_weight=wi)
+                if k == 2
+                else np.mean([skm.roc_auc_score(y == c, p[:, c], sample_weight=wi) for c in range(k)])
+            ),
+            "average_precision": (
+                skm.average_precision_score(y, p, sample_weight=wi)
+                if k == 2
+                else skm.average_precision_score(onehot, p, average="macro", sample_weight=wi)
+            ),
         }
         if k > 2:
             expected["roc_auc_micro"] = skm.roc_auc_score(onehot, p, average="micro", sample_weight=wi)

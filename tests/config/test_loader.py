@@ -12,29 +12,55 @@ def test_loads_the_one_experiment_by_isinstance(write_config):
     path = write_config(tiny_config_text() + "\nalias = experiment\nclass Experiment2: pass\n")
     loaded = load_config(path)
     assert loaded.experiment.name == "tiny" and loaded.path == path
-    assert "Phase(\"warmup\"" in loaded.source
+    assert 'Phase("warmup"' in loaded.source
 
 
-@pytest.mark.parametrize("body, path_re, what", [
-    ('experiment = Experiment(name="x", model=Model(head=Head(dropout=hp.float(0.0, 1.0, log=True))))',
-     r"`model\.head\.dropout` \(at .*config\.py:2\)", r"`low > 0` must hold when log=True"),
-    ('experiment = Experiment(name="x", training=Training(phases=[Phase("a", lr=hp.float(1e-2, 1e-4))]))',
-     r"`training\.phases\.a\.lr` \(at .*config\.py:2\)", r"`low < high` must hold"),
-    ('experiment = Experiment(name="x", model=Model(head=Head(hidden=hp.categorical([]))))',
-     r"`model\.head\.hidden`", r"`choices` must not be empty"),
-    ('experiment = Experiment(name="x", training=Training(batch_size=0))',
-     r"`training\.batch_size`", r"must be an integer >= 1, but got 0"),
-    ('experiment = Experiment(name="x", model=Model(head=Head(dropout=hp.float(0.0, 1.5))))',
-     r"`model\.head\.dropout`", r"must lie in \[0\.0, 1\.0\), but got 1\.5"),
-    ('experiment = Experiment(name="x", search=Search(metric="roc_uac"))',
-     r"`search\.metric`", r"unknown metric 'roc_uac'; did you mean 'roc_auc'\?"),
-    ('experiment = Experiment(name="x", data=Data(kind="digitz"))',
-     r"`data\.kind`", r"did you mean 'digits'\?"),
-    ('experiment = Experiment(name="x", model=Model(pretrained="nowhere/weights.pth"))',
-     r"`model\.pretrained`", r"the weights file 'nowhere/weights\.pth' does not exist"),
-    ('experiment = Experiment(name="x", training=Training(phases=[Phase("a"), Phase("a")]))',
-     r"`training\.phases`", r"phase names must be unique"),
-])
+@pytest.mark.parametrize(
+    "body, path_re, what",
+    [
+        (
+            'experiment = Experiment(name="x", model=Model(head=Head(dropout=hp.float(0.0, 1.0, log=True))))',
+            r"`model\.head\.dropout` \(at .*config\.py:2\)",
+            r"`low > 0` must hold when log=True",
+        ),
+        (
+            'experiment = Experiment(name="x", training=Training(phases=[Phase("a", lr=hp.float(1e-2, 1e-4))]))',
+            r"`training\.phases\.a\.lr` \(at .*config\.py:2\)",
+            r"`low < high` must hold",
+        ),
+        (
+            'experiment = Experiment(name="x", model=Model(head=Head(hidden=hp.categorical([]))))',
+            r"`model\.head\.hidden`",
+            r"`choices` must not be empty",
+        ),
+        (
+            'experiment = Experiment(name="x", training=Training(batch_size=0))',
+            r"`training\.batch_size`",
+            r"must be an integer >= 1, but got 0",
+        ),
+        (
+            'experiment = Experiment(name="x", model=Model(head=Head(dropout=hp.float(0.0, 1.5))))',
+            r"`model\.head\.dropout`",
+            r"must lie in \[0\.0, 1\.0\), but got 1\.5",
+        ),
+        (
+            'experiment = Experiment(name="x", search=Search(metric="roc_uac"))',
+            r"`search\.metric`",
+            r"unknown metric 'roc_uac'; did you mean 'roc_auc'\?",
+        ),
+        ('experiment = Experiment(name="x", data=Data(kind="digitz"))', r"`data\.kind`", r"did you mean 'digits'\?"),
+        (
+            'experiment = Experiment(name="x", model=Model(pretrained="nowhere/weights.pth"))',
+            r"`model\.pretrained`",
+            r"the weights file 'nowhere/weights\.pth' does not exist",
+        ),
+        (
+            'experiment = Experiment(name="x", training=Training(phases=[Phase("a"), Phase("a")]))',
+            r"`training\.phases`",
+            r"phase names must be unique",
+        ),
+    ],
+)
 def test_invalid_values_name_file_and_field(write_config, body, path_re, what):
     path = write_config(HEADER + body + "\n")
     with pytest.raises(ConfigError) as info:
@@ -46,8 +72,12 @@ def test_invalid_values_name_file_and_field(write_config, body, path_re, what):
 
 
 def test_unknown_field_names_file_line_and_close_match(write_config):
-    path = write_config(HEADER + 'experiment = Experiment(\n    name="x",\n    training=Training(phases=[Phase("a", lrr=0.1)]),\n)\n')
-    with pytest.raises(ConfigError, match=re.escape(f"{path}:4") + r".*unexpected keyword argument 'lrr'.*Did you mean `lr`\?"):
+    path = write_config(
+        HEADER + 'experiment = Experiment(\n    name="x",\n    training=Training(phases=[Phase("a", lrr=0.1)]),\n)\n'
+    )
+    with pytest.raises(
+        ConfigError, match=re.escape(f"{path}:4") + r".*unexpected keyword argument 'lrr'.*Did you mean `lr`\?"
+    ):
         load_experiment(path)
 
 
@@ -82,8 +112,17 @@ def test_an_exception_inside_the_config_names_its_line(write_config):
 
 def test_overrides_set_any_field_and_are_validated(write_config):
     path = write_config(tiny_config_text())
-    exp = load_experiment(path, ["training.batch_size=8", "training.phases.finetune.lr=0.5", "data.limit=None",
-                                 "model.head.hidden=none", "search.metric=accuracy", "name=renamed"])
+    exp = load_experiment(
+        path,
+        [
+            "training.batch_size=8",
+            "training.phases.finetune.lr=0.5",
+            "data.limit=None",
+            "model.head.hidden=none",
+            "search.metric=accuracy",
+            "name=renamed",
+        ],
+    )
     assert exp.training.batch_size == 8 and exp.training.phases[1].lr == 0.5
     assert exp.data.limit is None and exp.model.head.hidden is None
     assert exp.search.metric == "accuracy" and exp.name == "renamed"

@@ -8,14 +8,17 @@ from reproai.config.space import Categorical, Choice, Float, Int, Space
 from reproai.errors import SearchSpaceError
 
 
-@pytest.mark.parametrize("space", [
-    hp.float(1e-5, 1e-1, log=True),
-    hp.float(0.0, 1.0, step=0.25, name="p"),
-    hp.int(1, 9, step=2),
-    hp.int(2, 64, log=True),
-    hp.categorical([16, 32, "x", None, True]),
-    hp.choice({"adamw": {"lr": hp.float(1e-4, 1e-2, log=True)}, "sgd": {"momentum": 0.9}}),
-])
+@pytest.mark.parametrize(
+    "space",
+    [
+        hp.float(1e-5, 1e-1, log=True),
+        hp.float(0.0, 1.0, step=0.25, name="p"),
+        hp.int(1, 9, step=2),
+        hp.int(2, 64, log=True),
+        hp.categorical([16, 32, "x", None, True]),
+        hp.choice({"adamw": {"lr": hp.float(1e-4, 1e-2, log=True)}, "sgd": {"momentum": 0.9}}),
+    ],
+)
 def test_json_round_trip_and_equality(space):
     data = json.loads(json.dumps(space.to_dict()))
     again = Space.from_dict(data)
@@ -30,20 +33,23 @@ def test_wraps_optuna_distributions():
     assert hp.categorical(["a", "b"]).to_optuna() == optuna.distributions.CategoricalDistribution(["a", "b"])
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: hp.float(0.0, 1.0, log=True), r"`low > 0` must hold when log=True.*low=0\.0"),
-    (lambda: hp.float(-1.0, 1.0, log=True), r"`low > 0` must hold when log=True"),
-    (lambda: hp.float(1.0, 0.5), r"`low < high` must hold, but got \(low=1\.0, high=0\.5\)"),
-    (lambda: hp.float(1.0, 1.0), r"`low < high` must hold"),
-    (lambda: hp.int(1.5, 3), r"must be integers.*low=1\.5"),
-    (lambda: hp.float("a", 1.0), r"finite numbers"),
-    (lambda: hp.float(0.1, 1.0, log=True, step=0.1), r"cannot be combined"),
-    (lambda: hp.int(1, 10, step=0), r"`step` must be a positive integer"),
-    (lambda: hp.categorical([]), r"`choices` must not be empty"),
-    (lambda: hp.categorical([[1, 2], [3]]), r"use hp.choice"),
-    (lambda: hp.categorical([1, 1]), r"must not repeat"),
-    (lambda: hp.choice({}), r"`branches` must not be empty"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: hp.float(0.0, 1.0, log=True), r"`low > 0` must hold when log=True.*low=0\.0"),
+        (lambda: hp.float(-1.0, 1.0, log=True), r"`low > 0` must hold when log=True"),
+        (lambda: hp.float(1.0, 0.5), r"`low < high` must hold, but got \(low=1\.0, high=0\.5\)"),
+        (lambda: hp.float(1.0, 1.0), r"`low < high` must hold"),
+        (lambda: hp.int(1.5, 3), r"must be integers.*low=1\.5"),
+        (lambda: hp.float("a", 1.0), r"finite numbers"),
+        (lambda: hp.float(0.1, 1.0, log=True, step=0.1), r"cannot be combined"),
+        (lambda: hp.int(1, 10, step=0), r"`step` must be a positive integer"),
+        (lambda: hp.categorical([]), r"`choices` must not be empty"),
+        (lambda: hp.categorical([[1, 2], [3]]), r"use hp.choice"),
+        (lambda: hp.categorical([1, 1]), r"must not repeat"),
+        (lambda: hp.choice({}), r"`branches` must not be empty"),
+    ],
+)
 def test_invalid_arguments_raise_outside_config_files(make, match):
     with pytest.raises(SearchSpaceError, match=match):
         make()

@@ -4,8 +4,15 @@ import optuna
 import pytest
 
 from reproai import Data, Experiment, Head, Model, Phase, Training, hp
-from reproai.config.tree import (from_jsonable, get_path, has_search_space, iter_parameters, resolve, set_path,
-                                 to_jsonable)
+from reproai.config.tree import (
+    from_jsonable,
+    get_path,
+    has_search_space,
+    iter_parameters,
+    resolve,
+    set_path,
+    to_jsonable,
+)
 from reproai.errors import ConfigError, SearchSpaceError
 
 
@@ -13,19 +20,32 @@ def deep_experiment() -> Experiment:
     return Experiment(
         name="deep",
         data=Data.digits(),
-        model=Model(backbone="small_cnn", pretrained=False,
-                    head=Head(hidden=hp.categorical([8, 16]), dropout=hp.float(0.0, 0.5))),
-        training=Training(phases=[
-            Phase("warmup", lr=hp.float(1e-4, 1e-2, log=True)),
-            Phase("finetune", lr=hp.float(1e-5, 1e-3, log=True, name="ft_lr"), epochs=hp.int(1, 3)),
-        ], augment=hp.choice({"none": None, "policy": hp.categorical(["flip", "autoaugment"])})),
+        model=Model(
+            backbone="small_cnn",
+            pretrained=False,
+            head=Head(hidden=hp.categorical([8, 16]), dropout=hp.float(0.0, 0.5)),
+        ),
+        training=Training(
+            phases=[
+                Phase("warmup", lr=hp.float(1e-4, 1e-2, log=True)),
+                Phase("finetune", lr=hp.float(1e-5, 1e-3, log=True, name="ft_lr"), epochs=hp.int(1, 3)),
+            ],
+            augment=hp.choice({"none": None, "policy": hp.categorical(["flip", "autoaugment"])}),
+        ),
     )
 
 
 def test_parameter_names_default_to_paths():
     names = {p.name: p for p in iter_parameters(deep_experiment())}
-    assert set(names) == {"model.head.hidden", "model.head.dropout", "training.phases.warmup.lr", "ft_lr",
-                          "training.phases.finetune.epochs", "training.augment", "training.augment.policy"}
+    assert set(names) == {
+        "model.head.hidden",
+        "model.head.dropout",
+        "training.phases.warmup.lr",
+        "ft_lr",
+        "training.phases.finetune.epochs",
+        "training.augment",
+        "training.augment.policy",
+    }
     assert names["training.augment.policy"].condition == "training.augment == 'policy'"
     assert names["ft_lr"].path == "training.phases.finetune.lr"
 
@@ -59,9 +79,15 @@ def test_resolve_with_a_trial_samples_every_reachable_space():
 
 def test_resolve_with_a_dict_fixes_values_and_checks_them():
     exp = deep_experiment()
-    params = {"model.head.hidden": 16, "model.head.dropout": 0.25, "training.phases.warmup.lr": 1e-3,
-              "ft_lr": 1e-4, "training.phases.finetune.epochs": 2, "training.augment": "policy",
-              "training.augment.policy": "flip"}
+    params = {
+        "model.head.hidden": 16,
+        "model.head.dropout": 0.25,
+        "training.phases.warmup.lr": 1e-3,
+        "ft_lr": 1e-4,
+        "training.phases.finetune.epochs": 2,
+        "training.augment": "policy",
+        "training.augment.policy": "flip",
+    }
     out = resolve(exp, params)
     assert out.model.head == Head(hidden=16, dropout=0.25)
     assert out.training.augment == "flip" and out.training.phases[1].epochs == 2
@@ -87,7 +113,10 @@ def test_get_and_set_path_by_name_or_index():
 
 
 def test_unknown_path_names_close_matches():
-    with pytest.raises(ConfigError, match=r"`trainin`: the experiment \(Experiment\) has no field `trainin`\. Did you mean `training`\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"`trainin`: the experiment \(Experiment\) has no field `trainin`\. Did you mean `training`\?",
+    ):
         set_path(deep_experiment(), "trainin.batch_size", 1)
     with pytest.raises(ConfigError, match=r"has no field `lrr`.*`lr`"):
         set_path(deep_experiment(), "training.phases.warmup.lrr", 1)

@@ -61,6 +61,8 @@ def test_two_processes_building_at_once_build_it_once(tmp_path):
         f"print(cached_decode(paths, 32, cache_dir={str(tmp_path / 'cache')!r}, progress=False)[3])"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)
+    ]
     outs = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
     assert outs == ["False", "True"]  # one built it, the other waited and reused it

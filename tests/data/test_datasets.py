@@ -46,9 +46,14 @@ def test_identical_files_are_dropped_or_refused_by_policy(tmp_path):
     (root / "dog" / "cat_1_as_dog.png").write_bytes((root / "cat" / "cat_1.png").read_bytes())  # labels disagree
     with pytest.warns(UserWarning, match=r"left out 3 file\(s\) of 2 group\(s\) of identical files"):
         source = list_source(Data.image_folder(str(root)))
-    assert sorted(source.ids) == ["cat/cat_0.png", "cat/cat_2.png", "cat/cat_3.png"] + [f"dog/dog_{i}.png" for i in range(4)]
-    with pytest.raises(DataError, match=r"2 group\(s\) of identical files .*cat/cat_0\.png \(cat\) = "
-                                        r"cat/copy_of_cat_0\.png \(cat\).*data\.duplicates='drop'"):
+    assert sorted(source.ids) == ["cat/cat_0.png", "cat/cat_2.png", "cat/cat_3.png"] + [
+        f"dog/dog_{i}.png" for i in range(4)
+    ]
+    with pytest.raises(
+        DataError,
+        match=r"2 group\(s\) of identical files .*cat/cat_0\.png \(cat\) = "
+        r"cat/copy_of_cat_0\.png \(cat\).*data\.duplicates='drop'",
+    ):
         list_source(Data.image_folder(str(root), duplicates="error"))
     assert len(list_source(Data.image_folder(str(root), duplicates="keep")).ids) == 10
 
@@ -60,8 +65,10 @@ def test_oxford_pets_real_sample_species_and_breed():
         source = list_source(Data.oxford_pets(root=str(PETS_ROOT), download=False))
     assert len(source.ids) == 400 and source.classes == ["cat", "dog"]
     assert np.bincount(source.labels).tolist() == [200, 200]
-    labels = dict(zip(source.ids, source.labels.tolist()))
-    assert labels["Abyssinian_34.jpg"] == 0 and labels["Abyssinian_5.jpg"] == 0 and labels["american_bulldog_10.jpg"] == 1
+    labels = dict(zip(source.ids, source.labels.tolist(), strict=True))
+    assert (
+        labels["Abyssinian_34.jpg"] == 0 and labels["Abyssinian_5.jpg"] == 0 and labels["american_bulldog_10.jpg"] == 1
+    )
     assert not any(i.endswith(".mat") for i in source.ids)
     with pytest.warns(UserWarning, match=r"left out"):
         skipped = list_source(Data.oxford_pets(root=str(PETS_ROOT), download=False, unannotated="skip"))

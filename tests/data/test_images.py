@@ -22,17 +22,20 @@ def rgb(size=(30, 20)) -> Image.Image:
     return Image.fromarray(a)
 
 
-@pytest.mark.parametrize("name, data", [
-    ("jpeg", encode(rgb(), "JPEG")),
-    ("grayscale jpeg", encode(rgb().convert("L"), "JPEG")),
-    ("cmyk jpeg", encode(rgb().convert("CMYK"), "JPEG")),
-    ("palette gif", encode(rgb().convert("P"), "GIF")),
-    ("palette png with transparency", encode(rgb().convert("P"), "PNG", transparency=0)),
-    ("rgba png", encode(rgb().convert("RGBA"), "PNG")),
-    ("la png", encode(rgb().convert("LA"), "PNG")),
-    ("16-bit png", encode(Image.fromarray((np.arange(600).reshape(20, 30) * 100).astype(np.uint16)), "PNG")),
-    ("webp", encode(rgb(), "WEBP")),
-])
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("jpeg", encode(rgb(), "JPEG")),
+        ("grayscale jpeg", encode(rgb().convert("L"), "JPEG")),
+        ("cmyk jpeg", encode(rgb().convert("CMYK"), "JPEG")),
+        ("palette gif", encode(rgb().convert("P"), "GIF")),
+        ("palette png with transparency", encode(rgb().convert("P"), "PNG", transparency=0)),
+        ("rgba png", encode(rgb().convert("RGBA"), "PNG")),
+        ("la png", encode(rgb().convert("LA"), "PNG")),
+        ("16-bit png", encode(Image.fromarray((np.arange(600).reshape(20, 30) * 100).astype(np.uint16)), "PNG")),
+        ("webp", encode(rgb(), "WEBP")),
+    ],
+)
 def test_every_kind_of_image_decodes_to_rgb(name, data):
     out = decode_image(data, 16, name=name)
     assert out.shape == (16, 16, 3) and out.dtype == np.uint8
@@ -77,4 +80,3 @@ def test_mat_files_among_the_pets_images_are_not_images():
     mat = sorted(PETS_IMAGES.glob("*.mat"))[0]
     with pytest.raises(DataError, match=r"Cannot decode image .*" + re.escape(mat.name)):
         decode_files([mat], 8, progress=False)
-

@@ -11,8 +11,17 @@ from tests.conftest import make_image_folder, tiny_config_text
 
 
 def _run(path, tmp_path):
-    return main(["run", str(path), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-                 "--storage", f"sqlite:///{tmp_path / 'optuna.db'}", "--quiet"])
+    return main(
+        [
+            "run",
+            str(path),
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "--storage",
+            f"sqlite:///{tmp_path / 'optuna.db'}",
+            "--quiet",
+        ]
+    )
 
 
 def _config(write_config, root, cv="CrossValidation(outer_folds=2, inner_folds=2)", extra=""):
@@ -49,13 +58,20 @@ def _identical_files(root):
 
 CASES = {
     "empty class": (_empty_class, "", r"Found no valid file for the classes bird"),
-    "class smaller than the folds": (_too_few_for_the_folds, "", r"Cannot make 2 stratified .*folds: the smallest "
-                                                                 r"class has only"),
+    "class smaller than the folds": (
+        _too_few_for_the_folds,
+        "",
+        r"Cannot make 2 stratified .*folds: the smallest "
+        r"class has only",
+    ),
     "missing data folder": (_missing_folder, "", r"data\.root='.*images' is not a folder"),
     "unreadable image": (_unreadable_image, "", r"Cannot decode image .*cat_3\.png.*data\.on_error='skip'"),
-    "identical files, duplicates='error'": (_identical_files, ", duplicates='error'",
-                                            r"1 group\(s\) of identical files .*cat/cat_0\.png \(cat\) = "
-                                            r"dog/dog_from_cat\.png \(dog\)"),
+    "identical files, duplicates='error'": (
+        _identical_files,
+        ", duplicates='error'",
+        r"1 group\(s\) of identical files .*cat/cat_0\.png \(cat\) = "
+        r"dog/dog_from_cat\.png \(dog\)",
+    ),
 }
 
 

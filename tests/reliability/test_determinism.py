@@ -26,8 +26,18 @@ def _fit(training, seed):
     data = load_images(list_source(Data.digits(limit=120)), 8, progress=False)
     tracker = MemoryTracker()
     index = np.arange(len(data))
-    result = fit(spec, training, data, backbone_info(spec), train=index[:80], dev=index[80:100], test=index[100:],
-                 seed=seed, tracker=tracker, progress=False)
+    result = fit(
+        spec,
+        training,
+        data,
+        backbone_info(spec),
+        train=index[:80],
+        dev=index[80:100],
+        test=index[100:],
+        seed=seed,
+        tracker=tracker,
+        progress=False,
+    )
     return result, tracker
 
 
@@ -46,7 +56,9 @@ def test_deterministic_option_sets_pytorch_and_tags_the_phase_runs(restore_deter
     _, tracker = _fit(training, seed=3)
     assert torch.are_deterministic_algorithms_enabled()
     (phase,) = [r for r in tracker.runs if r.tags.get("reproai.level") == "phase"]
-    assert phase.tags["reproai.deterministic"] == "true" and phase.tags["reproai.use_deterministic_algorithms"] == "true"
+    assert (
+        phase.tags["reproai.deterministic"] == "true" and phase.tags["reproai.use_deterministic_algorithms"] == "true"
+    )
 
 
 def test_cuda_determinism_needs_the_cublas_workspace_before_cuda_starts(restore_determinism, monkeypatch):

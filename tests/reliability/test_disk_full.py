@@ -19,26 +19,36 @@ from tests.conftest import REPO, tiny_config_text
 
 def _namespaces_work() -> bool:
     try:
-        return shutil.which("unshare") is not None and subprocess.run(
-            ["unshare", "-rm", "true"], capture_output=True, timeout=30).returncode == 0
+        return (
+            shutil.which("unshare") is not None
+            and subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=30).returncode == 0
+        )
     except OSError:
         return False
 
 
-pytestmark = pytest.mark.skipif(not _namespaces_work(), reason="needs `unshare -rm` (user and mount namespaces) "
-                                                                "to mount a small tmpfs as a full disk")
+pytestmark = pytest.mark.skipif(
+    not _namespaces_work(),
+    reason="needs `unshare -rm` (user and mount namespaces) to mount a small tmpfs as a full disk",
+)
 
 
 def in_namespace(script: str, *args: str, timeout: float = 600) -> dict:
     """Run a Python script as root of a private mount namespace; it prints one JSON line last."""
-    proc = subprocess.run(["unshare", "-rm", sys.executable, "-c", textwrap.dedent(script), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    proc = subprocess.run(
+        ["unshare", "-rm", sys.executable, "-c", textwrap.dedent(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_image_cache_on_a_full_disk(tmp_path):
-    out = in_namespace("""
+    out = in_namespace(
+        """
         import json, subprocess, sys
         from pathlib import Path
         import numpy as np
@@ -63,7 +73,9 @@ def test_image_cache_on_a_full_disk(tmp_path):
         again = cached_decode(paths, 64, cache_dir=cache, progress=False)[3]
         print(json.dumps({"error": error, "left": left, "reused": [reused, again],
                           "equal": bool(np.array_equal(images, expected))}))
-    """, str(tmp_path))
+    """,
+        str(tmp_path),
+    )
     assert out["error"] is not None and "Cannot write the image cache" in out["error"]
     assert "No space left on device" in out["error"] and "Free some disk space" in out["error"]
     assert "nothing half-written was kept" in out["error"]
@@ -74,10 +86,13 @@ def test_image_cache_on_a_full_disk(tmp_path):
 
 def test_artifacts_on_a_disk_that_fills_up_mid_study(write_config, tmp_path):
     text = tiny_config_text(name="full", cv="CrossValidation(outer_folds=2, inner_folds=2)")
-    text += ("experiment.model.head.dropout = hp.float(0.0, 0.5)\nexperiment.search.n_trials = 3\n"
-             "experiment.search.pruner = 'none'\n")
+    text += (
+        "experiment.model.head.dropout = hp.float(0.0, 0.5)\nexperiment.search.n_trials = 3\n"
+        "experiment.search.pruner = 'none'\n"
+    )
     write_config(text)
-    out = in_namespace("""
+    out = in_namespace(
+        """
         import json, os, shutil, subprocess, sys, time
         from pathlib import Path
         import optuna
@@ -119,7 +134,9 @@ def test_artifacts_on_a_disk_that_fills_up_mid_study(write_config, tmp_path):
         files = sorted(str(p.relative_to(mlruns)) for p in mlruns.rglob("*") if p.is_file())
         print(json.dumps({"rc": [first.returncode, second.returncode], "err": err, "err2": second.stderr[-2000:],
                           "before": sorted(before), "after": sorted(after), "files": files}))
-    """, str(tmp_path))
+    """,
+        str(tmp_path),
+    )
     assert out["rc"] == [2, 0], out["err2"]
     assert "Cannot write artifact" in out["err"] and "No space left on device" in out["err"]
     assert "Free disk space there and run the same command again" in out["err"]

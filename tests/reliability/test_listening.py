@@ -1,5 +1,7 @@
 """Nothing reproai starts listens on a public interface."""
 
+from pathlib import Path
+
 from reproai.parallel import local_tracking_server
 
 
@@ -8,7 +10,7 @@ def _listening(port: int) -> list[str]:
     found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            lines = open(table).read().splitlines()[1:]
+            lines = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:

@@ -17,7 +17,9 @@ def _cluster_command(action: str) -> list[str]:
     if shutil.which("pg_ctlcluster") is None or not Path("/etc/postgresql").is_dir():
         return []
     version = sorted(os.listdir("/etc/postgresql"))[-1]
-    return ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action] + (["-m", "fast"] if action == "stop" else [])
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action] + (
+        ["-m", "fast"] if action == "stop" else []
+    )
 
 
 @pytest.fixture

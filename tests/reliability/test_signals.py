@@ -17,26 +17,39 @@ from reproai.search import open_storage
 from tests.conftest import REPO, tiny_config_text
 from tests.test_nested import KILL_CONFIG, levels, run_cli, signal_inside_a_trial
 
-CONFIG = tiny_config_text(name="termed", data="Data.digits(limit=600)", epochs=4,
-                          cv="CrossValidation(outer_folds=2, inner_folds=2)") + """
+CONFIG = (
+    tiny_config_text(
+        name="termed", data="Data.digits(limit=600)", epochs=4, cv="CrossValidation(outer_folds=2, inner_folds=2)"
+    )
+    + """
 experiment.model.head.dropout = hp.float(0.0, 0.5)
 experiment.search.n_trials = 3
 experiment.search.pruner = 'none'
 """
+)
 
 
 def test_sigterm_fails_the_trial_kills_its_runs_and_the_command_resumes(write_config, tmp_path):
     uri, storage = f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
     path = write_config(CONFIG)
     cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     signal_inside_a_trial(proc, uri, "termed", signal.SIGTERM, first_trial=0)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
     assert "terminated (SIGTERM)" in err and "run the same command again to resume" in err
-    (study,) = [s for s in optuna.get_all_study_summaries(open_storage(storage))
-                if s.study_name.endswith("/outer-0") and not s.study_name.startswith("reproai-claims/")]
+    (study,) = [
+        s
+        for s in optuna.get_all_study_summaries(open_storage(storage))
+        if s.study_name.endswith("/outer-0") and not s.study_name.startswith("reproai-claims/")
+    ]
     trials = optuna.load_study(study_name=study.study_name, storage=open_storage(storage)).trials
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     stopped = [t for t in trials if t.state == TrialState.FAIL]
@@ -67,8 +80,13 @@ def test_sigkill_mid_search_then_resume(write_config, tmp_path):
     uri, storage = f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
     path = write_config(KILL_CONFIG)
     cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     try:
         killed = signal_inside_a_trial(proc, uri, "killed", signal.SIGKILL, first_trial=2)
         proc.wait(30)

@@ -29,8 +29,10 @@ class Server:
 
     def start(self) -> None:
         self.running = contextlib.ExitStack()
-        assert self.running.enter_context(local_tracking_server(self.backend, self.root, port=self.port,
-                                                                workers=1)) == self.uri
+        assert (
+            self.running.enter_context(local_tracking_server(self.backend, self.root, port=self.port, workers=1))
+            == self.uri
+        )
 
     def stop(self) -> None:
         if self.running is not None:
@@ -48,16 +50,35 @@ def server(tmp_path):
 
 def _trials(storage_url):
     storage = optuna.storages.RDBStorage(storage_url)
-    return {(s.study_name, t.number): t for s in optuna.get_all_study_summaries(storage)
-            if not s.study_name.startswith("reproai-claims") for t in optuna.load_study(
-                study_name=s.study_name, storage=storage).trials}
+    return {
+        (s.study_name, t.number): t
+        for s in optuna.get_all_study_summaries(storage)
+        if not s.study_name.startswith("reproai-claims")
+        for t in optuna.load_study(study_name=s.study_name, storage=storage).trials
+    }
 
 
 def _start(path, server, storage_url, tmp_path, patience):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "REPROAI_TRACKING_RETRY_S": str(patience)}
-    return subprocess.Popen([sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", server.uri,
-                             "--storage", storage_url, "--quiet"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reproai",
+            "run",
+            str(path),
+            "--tracking-uri",
+            server.uri,
+            "--storage",
+            storage_url,
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_a_complete_trial(proc, storage_url):
@@ -75,8 +96,10 @@ def _wait_for_a_complete_trial(proc, storage_url):
 
 def _config(write_config, name):
     text = tiny_config_text(name=name, cv="CrossValidation(outer_folds=2, inner_folds=2)", epochs=3)
-    return write_config(text + "experiment.model.head.dropout = hp.float(0.0, 0.5)\n"
-                               "experiment.search.n_trials = 3\nexperiment.search.pruner = 'none'\n")
+    return write_config(
+        text + "experiment.model.head.dropout = hp.float(0.0, 0.5)\n"
+        "experiment.search.n_trials = 3\nexperiment.search.pruner = 'none'\n"
+    )
 
 
 def _runs(tmp_path, name):

@@ -27,10 +27,18 @@ data, info = common.load_pets(args)
 # One random split, 60% train / 20% dev / 20% test, drawn afresh every time the script runs.
 order = np.random.permutation(len(data))
 n_test, n_dev = len(data) // 5, len(data) // 5
-test, dev, train = order[:n_test], order[n_test:n_test + n_dev], order[n_test + n_dev:]
+test, dev, train = order[:n_test], order[n_test : n_test + n_dev], order[n_test + n_dev :]
 
-result = fit(common.model(args, HIDDEN, DROPOUT), common.two_phases(args, lr_warmup=LR_WARMUP, lr_finetune=LR_FINETUNE),
-             data, info, train=train, dev=dev, test=test, seed=int(np.random.randint(1 << 30)))
+result = fit(
+    common.model(args, HIDDEN, DROPOUT),
+    common.two_phases(args, lr_warmup=LR_WARMUP, lr_finetune=LR_FINETUNE),
+    data,
+    info,
+    train=train,
+    dev=dev,
+    test=test,
+    seed=int(np.random.randint(1 << 30)),
+)
 
 out = Path("results/step_1")
 out.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,12 @@ parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--experiment", default="workshop-step-2")
 args = parser.parse_args()
 mlflow.set_experiment(args.experiment)
-runs = mlflow.search_runs(experiment_names=[args.experiment], filter_string="attributes.run_name = 'fit'",
-                          order_by=["attributes.start_time DESC"], max_results=1)
+runs = mlflow.search_runs(
+    experiment_names=[args.experiment],
+    filter_string="attributes.run_name = 'fit'",
+    order_by=["attributes.start_time DESC"],
+    max_results=1,
+)
 run_id = runs["run_id"].iloc[0]
 table = mlflow.load_table("predictions/test.json", run_ids=[run_id]).assign(repeat=0, outer_fold=0)
 classes = ["cat", "dog"]

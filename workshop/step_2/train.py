@@ -26,18 +26,37 @@ data, info = common.load_pets(args)
 rng = np.random.default_rng(args.seed)  # a seeded split: the same every time
 order = rng.permutation(len(data))
 n_test, n_dev = len(data) // 5, len(data) // 5
-split = {"test": order[:n_test], "dev": order[n_test:n_test + n_dev], "train": order[n_test + n_dev:]}
+split = {"test": order[:n_test], "dev": order[n_test : n_test + n_dev], "train": order[n_test + n_dev :]}
 
 mlflow.set_experiment(EXPERIMENT)  # each workshop step has its own MLflow experiment
 with mlflow.start_run(run_name="fit") as run:
-    mlflow.log_params({"lr_warmup": LR_WARMUP, "lr_finetune": LR_FINETUNE, "hidden": HIDDEN, "dropout": DROPOUT,
-                       "epochs_warmup": args.epochs[0], "epochs_finetune": args.epochs[1], "seed": args.seed,
-                       "limit": args.limit, "image_size": args.image_size, "pretrained": args.pretrained})
+    mlflow.log_params(
+        {
+            "lr_warmup": LR_WARMUP,
+            "lr_finetune": LR_FINETUNE,
+            "hidden": HIDDEN,
+            "dropout": DROPOUT,
+            "epochs_warmup": args.epochs[0],
+            "epochs_finetune": args.epochs[1],
+            "seed": args.seed,
+            "limit": args.limit,
+            "image_size": args.image_size,
+            "pretrained": args.pretrained,
+        }
+    )
     mlflow.log_dict({k: [data.ids[i] for i in v] for k, v in split.items()}, "split.json")
     # reproai's fit logs each phase (warm-up, fine-tuning) as a nested run with per-epoch metrics.
     tracker = MlflowTracker(EXPERIMENT)
-    result = fit(common.model(args, HIDDEN, DROPOUT), common.two_phases(args, lr_warmup=LR_WARMUP, lr_finetune=LR_FINETUNE),
-                 data, info, **split, seed=args.seed, tracker=tracker, parent=tracker.run(run.info.run_id))
+    result = fit(
+        common.model(args, HIDDEN, DROPOUT),
+        common.two_phases(args, lr_warmup=LR_WARMUP, lr_finetune=LR_FINETUNE),
+        data,
+        info,
+        **split,
+        seed=args.seed,
+        tracker=tracker,
+        parent=tracker.run(run.info.run_id),
+    )
     mlflow.log_metrics({f"test_{k}": v for k, v in result.test_metrics.items()})
     mlflow.log_metrics({f"dev_{k}": v for k, v in result.dev_metrics.items()})
     mlflow.log_metric("threshold", result.threshold)

@@ -38,22 +38,42 @@ with mlflow.start_run(run_name="nested-cv") as study:
     mlflow.log_params({"folds": args.folds, "seed": args.seed, "lr_warmup": LR_WARMUP, "lr_finetune": LR_FINETUNE})
     mlflow.log_dict(splits.to_dict(), "splits.json")
     tables, scores = [], []
-    for outer in splits.outer:                                    # outer loop: test data held out
+    for outer in splits.outer:  # outer loop: test data held out
         with mlflow.start_run(run_name=f"outer-{outer.fold}", nested=True) as outer_run:
             best_epochs, dev_labels, dev_proba = [], [], []
-            for j, inner in enumerate(outer.inner):               # inner loop: train / dev only
+            for j, inner in enumerate(outer.inner):  # inner loop: train / dev only
                 with mlflow.start_run(run_name=f"inner-{j}", nested=True) as inner_run:
-                    r = fit(spec, training, data, info, train=inner.train, dev=inner.dev, seed=args.seed + j,
-                            tracker=tracker, parent=tracker.run(inner_run.info.run_id))
+                    r = fit(
+                        spec,
+                        training,
+                        data,
+                        info,
+                        train=inner.train,
+                        dev=inner.dev,
+                        seed=args.seed + j,
+                        tracker=tracker,
+                        parent=tracker.run(inner_run.info.run_id),
+                    )
                     mlflow.log_metrics({f"dev_{k}": v for k, v in r.dev_metrics.items()})
                 best_epochs.append([r.best_epochs.get(p.name, p.epochs) for p in training.phases])
                 dev_labels.append(data.labels[inner.dev])
                 dev_proba.append(r.dev.proba)
             # What the inner folds chose: epochs per phase (median of the best) and the threshold.
-            epochs = [int(round(statistics.median(col))) for col in zip(*best_epochs)]
+            epochs = [int(round(statistics.median(col))) for col in zip(*best_epochs, strict=True)]
             threshold = youden_threshold(np.concatenate(dev_labels), np.concatenate(dev_proba))
-            refit = fit(spec, training, data, info, train=outer.train, test=outer.test, epochs=epochs,
-                        threshold=threshold, seed=args.seed, tracker=tracker, parent=tracker.run(outer_run.info.run_id))
+            refit = fit(
+                spec,
+                training,
+                data,
+                info,
+                train=outer.train,
+                test=outer.test,
+                epochs=epochs,
+                threshold=threshold,
+                seed=args.seed,
+                tracker=tracker,
+                parent=tracker.run(outer_run.info.run_id),
+            )
             table = refit.test.table(data, threshold)
             mlflow.log_table(table, "predictions/test.json")
             mlflow.log_metrics({f"test_{k}": v for k, v in refit.test_metrics.items()})

@@ -33,8 +33,10 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def configure(params):
     """The model and training of one set of hyperparameters."""
-    return (common.model(args, params["hidden"], params["dropout"]),
-            common.two_phases(args, lr_warmup=params["lr_warmup"], lr_finetune=params["lr_finetune"]))
+    return (
+        common.model(args, params["hidden"], params["dropout"]),
+        common.two_phases(args, lr_warmup=params["lr_warmup"], lr_finetune=params["lr_finetune"]),
+    )
 
 
 mlflow.set_experiment(EXPERIMENT)
@@ -46,37 +48,62 @@ with mlflow.start_run(run_name="search") as study_run:
     for outer in splits.outer:
         with mlflow.start_run(run_name=f"outer-{outer.fold}", nested=True) as outer_run:
 
-            def objective(trial):                                   # searched on inner folds only
-                params = {"lr_warmup": trial.suggest_float("lr_warmup", 1e-4, 1e-2, log=True),
-                          "lr_finetune": trial.suggest_float("lr_finetune", 1e-6, 1e-3, log=True),
-                          "hidden": trial.suggest_categorical("hidden", [128, 256, 512]),
-                          "dropout": trial.suggest_float("dropout", 0.0, 0.5)}
+            def objective(trial, outer=outer):  # searched on inner folds only
+                params = {
+                    "lr_warmup": trial.suggest_float("lr_warmup", 1e-4, 1e-2, log=True),
+                    "lr_finetune": trial.suggest_float("lr_finetune", 1e-6, 1e-3, log=True),
+                    "hidden": trial.suggest_categorical("hidden", [128, 256, 512]),
+                    "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+                }
                 spec, training = configure(params)
                 with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True) as trial_run:
                     mlflow.log_params(params)
                     dev, epochs, labels, proba = [], [], [], []
                     for j, inner in enumerate(outer.inner):
-                        r = fit(spec, training, data, info, train=inner.train, dev=inner.dev, seed=args.seed + j,
-                                tracker=tracker, parent=tracker.run(trial_run.info.run_id))
+                        r = fit(
+                            spec,
+                            training,
+                            data,
+                            info,
+                            train=inner.train,
+                            dev=inner.dev,
+                            seed=args.seed + j,
+                            tracker=tracker,
+                            parent=tracker.run(trial_run.info.run_id),
+                        )
                         dev.append(r.dev_metrics["roc_auc"])
                         epochs.append([r.best_epochs.get(p.name, p.epochs) for p in training.phases])
                         labels.append(data.labels[inner.dev])
                         proba.append(r.dev.proba)
                     mlflow.log_metric("dev_roc_auc", float(np.mean(dev)))
-                trial.set_user_attr("epochs", [int(round(statistics.median(c))) for c in zip(*epochs)])
+                trial.set_user_attr("epochs", [int(round(statistics.median(c))) for c in zip(*epochs, strict=True)])
                 trial.set_user_attr("threshold", youden_threshold(np.concatenate(labels), np.concatenate(proba)))
                 return float(np.mean(dev))
 
-            search = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=args.seed + outer.fold))
+            search = optuna.create_study(
+                direction="maximize", sampler=optuna.samplers.TPESampler(seed=args.seed + outer.fold)
+            )
             search.optimize(objective, n_trials=args.trials)
             best = search.best_trial
             spec, training = configure(best.params)
-            refit = fit(spec, training, data, info, train=outer.train, test=outer.test, epochs=best.user_attrs["epochs"],
-                        threshold=best.user_attrs["threshold"], seed=args.seed, tracker=tracker,
-                        parent=tracker.run(outer_run.info.run_id))
+            refit = fit(
+                spec,
+                training,
+                data,
+                info,
+                train=outer.train,
+                test=outer.test,
+                epochs=best.user_attrs["epochs"],
+                threshold=best.user_attrs["threshold"],
+                seed=args.seed,
+                tracker=tracker,
+                parent=tracker.run(outer_run.info.run_id),
+            )
             table = refit.test.table(data, best.user_attrs["threshold"])
             mlflow.log_params({f"best_{k}": v for k, v in best.params.items()})
-            mlflow.log_metrics({"best_dev_roc_auc": best.value, **{f"test_{k}": v for k, v in refit.test_metrics.items()}})
+            mlflow.log_metrics(
+                {"best_dev_roc_auc": best.value, **{f"test_{k}": v for k, v in refit.test_metrics.items()}}
+            )
             mlflow.log_table(table, "predictions/test.json")
         tables.append(table.assign(repeat=0, outer_fold=outer.fold))
         scores.append(refit.test_metrics["roc_auc"])

@@ -27,16 +27,23 @@ if args.rerun:
     print("\n".join(report.details))
     sys.exit(0 if report.identical else 1)
 
-overrides = [f"data.root={args.data_root}", f"seed={args.seed}", f"model.image_size={args.image_size}",
-             f"training.batch_size={args.batch_size}",
-             f"training.phases.warmup.epochs={args.epochs[0]}", f"training.phases.finetune.epochs={args.epochs[1]}",
-             f"cv.outer_folds={args.folds}", f"cv.inner_folds={args.folds}", f"search.n_trials={args.trials}"]
+overrides = [
+    f"data.root={args.data_root}",
+    f"seed={args.seed}",
+    f"model.image_size={args.image_size}",
+    f"training.batch_size={args.batch_size}",
+    f"training.phases.warmup.epochs={args.epochs[0]}",
+    f"training.phases.finetune.epochs={args.epochs[1]}",
+    f"cv.outer_folds={args.folds}",
+    f"cv.inner_folds={args.folds}",
+    f"search.n_trials={args.trials}",
+]
 if args.pretrained != "imagenet":
     overrides.append(f"model.pretrained={args.pretrained}")
 if args.limit:
     overrides.append(f"data.limit={args.limit}")
-loaded = load_config(args.config, overrides)       # validated before any work starts
-result = run_experiment(loaded)                    # logs the config file, the overrides and the resolved config
+loaded = load_config(args.config, overrides)  # validated before any work starts
+result = run_experiment(loaded)  # logs the config file, the overrides and the resolved config
 s = result.summary["roc_auc"]
 print(f"study run {result.run_id}: test ROC AUC {s['mean']:.4f}, 95% CI [{s['ci_low']:.4f}, {s['ci_high']:.4f}]")
 print(f"re-run it from what was logged: python workshop/step_5/train.py --rerun {result.run_id}")

@@ -10,6 +10,23 @@ from reproai.analysis.load import StudyData, find_study, load_study
 from reproai.analysis.search import rebuild_searches
 from reproai.analysis.stats import corrected_paired_ttest, corrected_t_interval, t_interval
 
-__all__ = ["analyze", "Analysis", "compare", "Comparison", "check_same_splits", "corrected_paired_ttest", "load_study", "find_study", "StudyData", "fold_metrics", "table_metrics",
-           "summarize_folds", "bootstrap_pooled", "confusion", "splits_summary", "rebuild_searches",
-           "t_interval", "corrected_t_interval"]
+__all__ = [
+    "analyze",
+    "Analysis",
+    "compare",
+    "Comparison",
+    "check_same_splits",
+    "corrected_paired_ttest",
+    "load_study",
+    "find_study",
+    "StudyData",
+    "fold_metrics",
+    "table_metrics",
+    "summarize_folds",
+    "bootstrap_pooled",
+    "confusion",
+    "splits_summary",
+    "rebuild_searches",
+    "t_interval",
+    "corrected_t_interval",
+]

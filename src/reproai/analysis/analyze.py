@@ -42,11 +42,17 @@ def splits_summary(data: StudyData) -> pd.DataFrame:
     labels = data.predictions.set_index("id")["label"] if "id" in data.predictions else None
     rows = []
     for f in data.splits.get("outer", []):
-        row = {"repeat": f["repeat"], "outer_fold": f["fold"], "n_train": len(f["train"]), "n_test": len(f["test"]),
-               "inner_folds": len(f["inner"])}
+        row = {
+            "repeat": f["repeat"],
+            "outer_fold": f["fold"],
+            "n_train": len(f["train"]),
+            "n_test": len(f["test"]),
+            "inner_folds": len(f["inner"]),
+        }
         if labels is not None:
-            fold = data.predictions[(data.predictions["repeat"] == f["repeat"])
-                                    & (data.predictions["outer_fold"] == f["fold"])]
+            fold = data.predictions[
+                (data.predictions["repeat"] == f["repeat"]) & (data.predictions["outer_fold"] == f["fold"])
+            ]
             counts = fold["label"].value_counts()
             row["test_classes"] = ", ".join(f"{c}: {int(counts.get(k, 0))}" for k, c in enumerate(data.classes))
         rows.append(row)
@@ -61,8 +67,13 @@ def _png(figure: Figure) -> bytes:
 
 def _figures(data: StudyData, matrix: pd.DataFrame, best: pd.DataFrame) -> dict[str, Figure]:
     p, c = data.predictions, data.classes
-    out = {"roc": F.roc_figure(p, c), "precision_recall": F.pr_figure(p, c), "probability_density": F.density_figure(p, c),
-           "calibration": F.calibration_figure(p, c), "confusion_matrix": F.confusion_figure(matrix)}
+    out = {
+        "roc": F.roc_figure(p, c),
+        "precision_recall": F.pr_figure(p, c),
+        "probability_density": F.density_figure(p, c),
+        "calibration": F.calibration_figure(p, c),
+        "confusion_matrix": F.confusion_figure(matrix),
+    }
     chosen = F.params_figure(best) if not best.empty else None
     if chosen is not None:
         out["chosen_params"] = chosen
@@ -80,14 +91,19 @@ def _facts(data: StudyData) -> dict[str, str]:
     states = pd.Series([t.tags.get(f"{T}state", "failed") for t in trials]).value_counts().to_dict()
     return {
         "study run": data.study.id,
-        "tracking": f"{getattr(data.tracker, 'tracking_uri', '')} (experiment {getattr(data.tracker, 'experiment_name', '')})",
+        "tracking": f"{getattr(data.tracker, 'tracking_uri', '')} "
+        f"(experiment {getattr(data.tracker, 'experiment_name', '')})",
         "config": f"{data.config_name} (hash {tags.get(f'{T}config_hash', '?')})",
         "data": f"{tags.get(f'{T}n_examples', '?')} examples, classes {data.classes}, fingerprint "
-                f"{tags.get(f'{T}data_fingerprint', '?')}",
+        f"{tags.get(f'{T}data_fingerprint', '?')}",
         "cross-validation": f"{len(outer)} outer folds x {len(outer[0]['inner']) if outer else 0} inner folds, "
-                            f"seed {tags.get(f'{T}seed', '?')}",
-        "search": (f"{len(trials)} trials ({', '.join(f'{v} {k}' for k, v in sorted(states.items()))}), metric "
-                   f"{data.metric} ({tags.get(f'{T}direction', '?')})") if trials else "none (fixed config)",
+        f"seed {tags.get(f'{T}seed', '?')}",
+        "search": (
+            f"{len(trials)} trials ({', '.join(f'{v} {k}' for k, v in sorted(states.items()))}), metric "
+            f"{data.metric} ({tags.get(f'{T}direction', '?')})"
+        )
+        if trials
+        else "none (fixed config)",
         "runs": f"{len(data.runs) + 1} MLflow runs in the study tree",
         "code": f"reproai {env.get('packages', {}).get('reproai', '?')}, git {tags.get(f'{T}git_commit', '') or 'n/a'}",
     }
@@ -100,10 +116,14 @@ def _log(data: StudyData, analysis: Analysis, report_html: str, report_md: str) 
     for name, row in analysis.summary.iterrows():
         metrics.update({f"analysis_{name}_{k}": row[k] for k in ("mean", "std", "ci_low", "ci_high")})
     for name, row in analysis.bootstrap.iterrows():
-        metrics.update({f"analysis_{name}_pooled": row["pooled"], f"analysis_{name}_boot_low": row["boot_low"],
-                        f"analysis_{name}_boot_high": row["boot_high"]})
-    metrics = {k: float(v) for k, v in metrics.items()
-               if math.isfinite(v) and data.study.metrics.get(k) != float(v)}
+        metrics.update(
+            {
+                f"analysis_{name}_pooled": row["pooled"],
+                f"analysis_{name}_boot_low": row["boot_low"],
+                f"analysis_{name}_boot_high": row["boot_high"],
+            }
+        )
+    metrics = {k: float(v) for k, v in metrics.items() if math.isfinite(v) and data.study.metrics.get(k) != float(v)}
     run.log_metrics(metrics)
     run.log_table(analysis.folds, "analysis/fold_metrics.json")
     run.log_table(analysis.summary.reset_index(), "analysis/summary.json")
@@ -115,8 +135,16 @@ def _log(data: StudyData, analysis: Analysis, report_html: str, report_md: str) 
     run.log_text(report_md, "analysis/report.md")
 
 
-def analyze(reference: str, *, tracking_uri: str | None = None, out: str | Path | None = None,
-            n_resamples: int = 1000, thumbnails: int = 12, log: bool = True, write: bool = True) -> Analysis:
+def analyze(
+    reference: str,
+    *,
+    tracking_uri: str | None = None,
+    out: str | Path | None = None,
+    n_resamples: int = 1000,
+    thumbnails: int = 12,
+    log: bool = True,
+    write: bool = True,
+) -> Analysis:
     """Analyse the study ``reference`` (an experiment name, or a run id in the study).
 
     Computes every metric per outer fold and across folds (mean, std, corrected and plain 95% intervals),
@@ -139,12 +167,26 @@ def analyze(reference: str, *, tracking_uri: str | None = None, out: str | Path 
         try:
             thumbs = load_thumbnails(data.resolved, worst["id"].tolist())
         except Exception as e:  # the data may live elsewhere; the report says so instead of failing
-            analysis.notes.append(f"Thumbnails of the worst-classified examples are missing: the study's data could "
-                                  f"not be read here ({type(e).__name__}: {e}).")
-    content = ReportContent(title=f"reproai report: {name}", facts=_facts(data), headline=summary, folds=folds,
-                            bootstrap=boot, best_params=best, splits=splits_summary(data), figures=pngs,
-                            config_name=data.config_name, config_text=data.config_text,
-                            environment=data.environment, worst=worst, thumbnails=thumbs, notes=analysis.notes)
+            analysis.notes.append(
+                f"Thumbnails of the worst-classified examples are missing: the study's data could "
+                f"not be read here ({type(e).__name__}: {e})."
+            )
+    content = ReportContent(
+        title=f"reproai report: {name}",
+        facts=_facts(data),
+        headline=summary,
+        folds=folds,
+        bootstrap=boot,
+        best_params=best,
+        splits=splits_summary(data),
+        figures=pngs,
+        config_name=data.config_name,
+        config_text=data.config_text,
+        environment=data.environment,
+        worst=worst,
+        thumbnails=thumbs,
+        notes=analysis.notes,
+    )
     report_html, report_md = render_html(content), render_markdown(content)
     if write:
         out_dir = Path(out) if out is not None else Path("reports") / f"{name}-{data.study.id[:8]}"

@@ -52,7 +52,9 @@ def _ap(scores: np.ndarray, positive: np.ndarray, w: np.ndarray) -> np.ndarray:
         return (wp / total * precision).sum(axis=1)
 
 
-def weighted_metrics(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, w: np.ndarray, k: int) -> dict[str, np.ndarray]:
+def weighted_metrics(
+    y: np.ndarray, proba: np.ndarray, pred: np.ndarray, w: np.ndarray, k: int
+) -> dict[str, np.ndarray]:
     """The analysis metrics for each row of example weights ``w`` (shape ``(batch, n)``)."""
     binary = proba.ndim == 1
     total = w.sum(axis=1)
@@ -62,8 +64,10 @@ def weighted_metrics(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, w: np.n
     recall, precision = _ratio(tp, support), _ratio(tp, predicted)
     f1 = _ratio(2 * tp, support + predicted)
     present = support > 0
-    out = {"accuracy": tp.sum(axis=1) / total,
-           "balanced_accuracy": (recall * present).sum(axis=1) / present.sum(axis=1)}
+    out = {
+        "accuracy": tp.sum(axis=1) / total,
+        "balanced_accuracy": (recall * present).sum(axis=1) / present.sum(axis=1),
+    }
     p = np.column_stack([1 - proba, proba]) if binary else proba
     p = p / p.sum(axis=1, keepdims=True)
     out["log_loss"] = w @ -np.log(np.clip(p[np.arange(len(y)), y], _EPS, 1 - _EPS)) / total
@@ -81,9 +85,17 @@ def weighted_metrics(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, w: np.n
     return out
 
 
-def bootstrap_metrics(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, names: list[str], *, k: int,
-                      n_resamples: int = 1000, confidence: float = 0.95,
-                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap_metrics(
+    y: np.ndarray,
+    proba: np.ndarray,
+    pred: np.ndarray,
+    names: list[str],
+    *,
+    k: int,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap intervals ``(low, high)`` of the metrics ``names``, resampling examples."""
     n = len(y)
 
@@ -96,7 +108,14 @@ def bootstrap_metrics(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, names:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a degenerate resample gives NaN for that resample only
-        result = stats.bootstrap((np.arange(n, dtype=np.float64),), statistic, n_resamples=n_resamples,
-                                 vectorized=True, batch=100, method="percentile", confidence_level=confidence,
-                                 rng=np.random.default_rng(seed))
+        result = stats.bootstrap(
+            (np.arange(n, dtype=np.float64),),
+            statistic,
+            n_resamples=n_resamples,
+            vectorized=True,
+            batch=100,
+            method="percentile",
+            confidence_level=confidence,
+            rng=np.random.default_rng(seed),
+        )
     return np.atleast_1d(result.confidence_interval.low), np.atleast_1d(result.confidence_interval.high)

@@ -19,11 +19,28 @@ from reproai.analysis.stats import corrected_t_interval, t_interval
 from reproai.errors import ReproaiError
 from reproai.metrics import compute_metrics
 
-__all__ = ["BINARY_METRICS", "MULTICLASS_METRICS", "prediction_arrays", "table_metrics", "fold_metrics",
-           "summarize_folds", "bootstrap_pooled", "confusion"]
+__all__ = [
+    "BINARY_METRICS",
+    "MULTICLASS_METRICS",
+    "prediction_arrays",
+    "table_metrics",
+    "fold_metrics",
+    "summarize_folds",
+    "bootstrap_pooled",
+    "confusion",
+]
 
-BINARY_METRICS = ["roc_auc", "average_precision", "accuracy", "balanced_accuracy", "f1", "precision", "recall",
-                  "log_loss", "brier"]
+BINARY_METRICS = [
+    "roc_auc",
+    "average_precision",
+    "accuracy",
+    "balanced_accuracy",
+    "f1",
+    "precision",
+    "recall",
+    "log_loss",
+    "brier",
+]
 MULTICLASS_METRICS = ["roc_auc", "roc_auc_micro", *BINARY_METRICS[1:]]
 _FOLD_KEYS = ["repeat", "outer_fold"]
 
@@ -38,8 +55,10 @@ def prediction_arrays(table: pd.DataFrame, classes: Sequence[str]) -> tuple[np.n
         missing += [c for c in columns if c not in table.columns]
         proba = None if missing else table[columns].to_numpy(np.float64)
     if missing:
-        raise ReproaiError(f"The prediction table lacks the column(s) {missing}; it has {list(table.columns)}. "
-                           "Was it written by reproai?")
+        raise ReproaiError(
+            f"The prediction table lacks the column(s) {missing}; it has {list(table.columns)}. "
+            "Was it written by reproai?"
+        )
     return table["label"].to_numpy(np.int64), proba, table["predicted"].to_numpy(np.int64)
 
 
@@ -72,8 +91,7 @@ def fold_metrics(predictions: pd.DataFrame, classes: Sequence[str]) -> pd.DataFr
     """One row per outer fold (``repeat``, ``outer_fold``, ``n``) with every metric."""
     rows = []
     for (repeat, fold), table in predictions.groupby(_FOLD_KEYS, sort=True):
-        rows.append({"repeat": int(repeat), "outer_fold": int(fold), "n": len(table),
-                     **table_metrics(table, classes)})
+        rows.append({"repeat": int(repeat), "outer_fold": int(fold), "n": len(table), **table_metrics(table, classes)})
     return pd.DataFrame(rows)
 
 
@@ -89,8 +107,14 @@ def summarize_folds(folds: pd.DataFrame, *, test_train_ratio: float, confidence:
     return pd.DataFrame(rows).set_index("metric")
 
 
-def bootstrap_pooled(predictions: pd.DataFrame, classes: Sequence[str], *, n_resamples: int = 1000,
-                     confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def bootstrap_pooled(
+    predictions: pd.DataFrame,
+    classes: Sequence[str],
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Each metric on the pooled out-of-fold predictions, with a percentile bootstrap interval.
 
     Examples are resampled with replacement; the interval reflects the finite test set, not the
@@ -99,16 +123,18 @@ def bootstrap_pooled(predictions: pd.DataFrame, classes: Sequence[str], *, n_res
     y, proba, pred = prediction_arrays(predictions, classes)
     names = BINARY_METRICS if proba.ndim == 1 else MULTICLASS_METRICS
     point = _metrics(y, proba, pred, len(classes))
-    low, high = bootstrap_metrics(y, proba, pred, names, k=len(classes), n_resamples=n_resamples,
-                                  confidence=confidence, seed=seed)
-    return pd.DataFrame({"metric": names, "pooled": [point[n] for n in names], "boot_low": low, "boot_high": high,
-                         "n": len(y)}).set_index("metric")
+    low, high = bootstrap_metrics(
+        y, proba, pred, names, k=len(classes), n_resamples=n_resamples, confidence=confidence, seed=seed
+    )
+    return pd.DataFrame(
+        {"metric": names, "pooled": [point[n] for n in names], "boot_low": low, "boot_high": high, "n": len(y)}
+    ).set_index("metric")
 
 
 def confusion(predictions: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
     """The confusion matrix of the pooled predictions (rows: true class, columns: predicted class)."""
     y, _, pred = prediction_arrays(predictions, classes)
     matrix = skm.confusion_matrix(y, pred, labels=list(range(len(classes))))
-    return pd.DataFrame(matrix, index=pd.Index(list(classes), name="true"),
-                        columns=pd.Index(list(classes), name="predicted"))
-
+    return pd.DataFrame(
+        matrix, index=pd.Index(list(classes), name="true"), columns=pd.Index(list(classes), name="predicted")
+    )

@@ -18,8 +18,15 @@ from sklearn.calibration import calibration_curve
 
 from reproai.analysis.evaluate import prediction_arrays
 
-__all__ = ["roc_figure", "pr_figure", "density_figure", "calibration_figure", "confusion_figure",
-           "params_figure", "optuna_figures"]
+__all__ = [
+    "roc_figure",
+    "pr_figure",
+    "density_figure",
+    "calibration_figure",
+    "confusion_figure",
+    "params_figure",
+    "optuna_figures",
+]
 
 _GRID = np.linspace(0.0, 1.0, 101)
 
@@ -44,8 +51,9 @@ def _band(ax, x: np.ndarray, curves: list[np.ndarray], label: str) -> None:
     mean, std = np.mean(curves, axis=0), np.std(curves, axis=0)
     ax.plot(x, mean, color="black", lw=2, label=label)
     if len(curves) > 1:
-        ax.fill_between(x, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), color="grey", alpha=0.3,
-                        label="± 1 std over folds")
+        ax.fill_between(
+            x, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), color="grey", alpha=0.3, label="± 1 std over folds"
+        )
 
 
 def roc_figure(predictions: pd.DataFrame, classes: Sequence[str]) -> Figure:
@@ -140,9 +148,11 @@ def params_figure(best_params: pd.DataFrame) -> Figure | None:
         return None
     fig = Figure(figsize=(4 * min(len(names), 3), 3 * ((len(names) + 2) // 3)), layout="constrained")
     axes = np.atleast_1d(fig.subplots((len(names) + 2) // 3, min(len(names), 3), squeeze=False)).ravel()
-    x = [f"{r}/{f}" if best_params["repeat"].nunique() > 1 else str(f)
-         for r, f in zip(best_params["repeat"], best_params["outer_fold"])]
-    for ax, name in zip(axes, names):
+    x = [
+        f"{r}/{f}" if best_params["repeat"].nunique() > 1 else str(f)
+        for r, f in zip(best_params["repeat"], best_params["outer_fold"], strict=True)
+    ]
+    for ax, name in zip(axes, names, strict=False):  # more axes than names in a last row
         values = best_params[name]
         if pd.api.types.is_numeric_dtype(values) and values.nunique() > 1 and not pd.api.types.is_bool_dtype(values):
             ax.plot(x, values, marker="o", ls="")
@@ -152,7 +162,7 @@ def params_figure(best_params: pd.DataFrame) -> Figure | None:
             ax.plot(x, values.astype(str), marker="o", ls="")
         ax.set(title=name, xlabel="outer fold")
         ax.title.set_fontsize("small")
-    for ax in axes[len(names):]:
+    for ax in axes[len(names) :]:
         ax.set_visible(False)
     fig.suptitle("Chosen hyperparameters per outer fold")
     return fig

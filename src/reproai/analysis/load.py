@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +47,9 @@ class StudyData:
     @property
     def outer_folds(self) -> list[tuple[int, int]]:
         """``(repeat, fold)`` of every outer fold, in order."""
-        return sorted({(int(r), int(f)) for r, f in zip(self.predictions["repeat"], self.predictions["outer_fold"])})
+        return sorted(
+            {(int(r), int(f)) for r, f in zip(self.predictions["repeat"], self.predictions["outer_fold"], strict=True)}
+        )
 
     @property
     def test_train_ratio(self) -> float:
@@ -60,11 +63,21 @@ class StudyData:
         for r in self.level("outer_fold"):
             params = json.loads(r.tags.get(f"{T}best_params", "{}"))
             rows.append({"repeat": int(r.tags[f"{T}repeat"]), "outer_fold": int(r.tags[f"{T}outer_fold"]), **params})
-        return pd.DataFrame(rows).sort_values(["repeat", "outer_fold"]).reset_index(drop=True) if rows else pd.DataFrame()
+        return (
+            pd.DataFrame(rows).sort_values(["repeat", "outer_fold"]).reset_index(drop=True) if rows else pd.DataFrame()
+        )
 
 
-def find_study(reference: str, tracking_uri: str | None = None, *,
-               finished: bool = True) -> tuple[MlflowTracker, RunRecord]:
+def _study_of(tracker: MlflowTracker, run: RunRecord, reference: str) -> RunRecord:
+    study_id = run.tags.get(f"{T}study_id")
+    if not study_id:
+        raise ReproaiError(f"Run {reference} was not made by reproai (it has no {T}study_id tag).")
+    return run if study_id == run.id else tracker.get_run(study_id)
+
+
+def find_study(
+    reference: str, tracking_uri: str | None = None, *, finished: bool = True
+) -> tuple[MlflowTracker, RunRecord]:
     """The study named by ``reference``: an MLflow experiment name (its latest finished study, or with
     ``finished=False`` its latest study), or the id of a study run or of any run inside a study."""
     try:
@@ -72,13 +85,9 @@ def find_study(reference: str, tracking_uri: str | None = None, *,
     except TrackingError as by_name:
         try:
             tracker, run = MlflowTracker.for_run(reference, tracking_uri)
-        except TrackingError:
-            raise TrackingError(f"{reference!r} is neither an experiment name nor a run id. {by_name}") from None
-        study_id = run.tags.get(f"{T}study_id")
-        if not study_id:
-            raise ReproaiError(f"Run {reference} was not made by reproai (it has no {T}study_id tag).")
-        study = run if study_id == run.id else tracker.get_run(study_id)
-        return tracker, study
+        except TrackingError as by_id:
+            raise TrackingError(f"{reference!r} is neither an experiment name nor a run id. {by_name}") from by_id
+        return tracker, _study_of(tracker, run, reference)
     studies = [r for r in tracker.find_runs({f"{T}level": "study"}) if f"{T}rerun_of" not in r.tags]
     if not finished and studies:
         return tracker, studies[0]
@@ -86,9 +95,11 @@ def find_study(reference: str, tracking_uri: str | None = None, *,
     if not done:
         if not finished:
             raise ReproaiError(f"Experiment {reference!r} has no study yet.")
-        raise ReproaiError(f"Experiment {reference!r} at {tracker.tracking_uri!r} has no finished study "
-                           f"({len(studies)} unfinished). Finish it with `reproai run` (it resumes), or watch it "
-                           "with `reproai status`.")
+        raise ReproaiError(
+            f"Experiment {reference!r} at {tracker.tracking_uri!r} has no finished study "
+            f"({len(studies)} unfinished). Finish it with `reproai run` (it resumes), or watch it "
+            "with `reproai status`."
+        )
     return tracker, done[0]
 
 
@@ -104,8 +115,10 @@ def load_study(reference: str, tracking_uri: str | None = None) -> StudyData:
     many runs the study has."""
     tracker, study = find_study(reference, tracking_uri)
     if study.tags.get(f"{T}state") != "complete":
-        raise ReproaiError(f"Study run {study.id} has not finished (no headline yet); run the same `reproai run` "
-                           "command again to resume it.")
+        raise ReproaiError(
+            f"Study run {study.id} has not finished (no headline yet); run the same `reproai run` "
+            "command again to resume it."
+        )
     runs = tracker.find_runs({f"{T}study_id": study.id})
     try:
         predictions = tracker.read_table(study.id, "predictions/out_of_fold.json")
@@ -116,12 +129,17 @@ def load_study(reference: str, tracking_uri: str | None = None) -> StudyData:
         raise ReproaiError(f"Study run {study.id} has no {T}classes tag; it was not made by this version of reproai.")
     config_name = study.tags.get(f"{T}config_file", "config.py")
     config_text = ""
-    try:
+    with contextlib.suppress(Exception):
         config_text = tracker.read_text(study.id, f"config/{config_name}")
-    except Exception:
-        pass
-    return StudyData(tracker=tracker, study=study, runs=[r for r in runs if r.id != study.id],
-                     predictions=predictions, classes=classes,
-                     splits=_read_json(tracker, study.id, "splits.json", {}), config_name=config_name,
-                     config_text=config_text, resolved=_read_json(tracker, study.id, "config/resolved.json", {}),
-                     environment=_read_json(tracker, study.id, "environment.json", {}))
+    return StudyData(
+        tracker=tracker,
+        study=study,
+        runs=[r for r in runs if r.id != study.id],
+        predictions=predictions,
+        classes=classes,
+        splits=_read_json(tracker, study.id, "splits.json", {}),
+        config_name=config_name,
+        config_text=config_text,
+        resolved=_read_json(tracker, study.id, "config/resolved.json", {}),
+        environment=_read_json(tracker, study.id, "environment.json", {}),
+    )

@@ -44,9 +44,9 @@ def worst_examples(predictions: pd.DataFrame, classes: list[str], k: int = 12) -
         proba = predictions[[f"probability_{c}" for c in classes]].to_numpy()
         p_true = proba[np.arange(len(proba)), predictions["label"].to_numpy()]
     out = predictions.assign(p_true=p_true).nsmallest(k, "p_true")
-    return out.assign(true_class=[classes[i] for i in out["label"]],
-                      predicted_class=[classes[i] for i in out["predicted"]])[
-        ["id", "repeat", "outer_fold", "true_class", "predicted_class", "p_true"]].reset_index(drop=True)
+    return out.assign(
+        true_class=[classes[i] for i in out["label"]], predicted_class=[classes[i] for i in out["predicted"]]
+    )[["id", "repeat", "outer_fold", "true_class", "predicted_class", "p_true"]].reset_index(drop=True)
 
 
 def load_thumbnails(resolved: dict[str, Any], ids: list[str], *, size: int = 112) -> dict[str, bytes]:
@@ -84,7 +84,9 @@ def _fmt(v: Any) -> str:
 
 
 def _html_table(df: pd.DataFrame, index: bool = True) -> str:
-    return "<div class='wide'>" + df.to_html(index=index, float_format=_fmt, border=0, classes="t", na_rep="") + "</div>"
+    return (
+        "<div class='wide'>" + df.to_html(index=index, float_format=_fmt, border=0, classes="t", na_rep="") + "</div>"
+    )
 
 
 def _md_table(df: pd.DataFrame, index: bool = True) -> str:
@@ -112,16 +114,23 @@ document.body.setAttribute('data-images-loaded',ok)});"""
 def render_html(report: ReportContent) -> str:
     """The report as one HTML page that needs no network and no other file."""
     e = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(report.title)}</title>",
-             f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>", f"<h1>{e(report.title)}</h1>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(report.title)}</title>",
+        f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>",
+        f"<h1>{e(report.title)}</h1>",
+    ]
     parts.append("<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in report.facts.items()) + "</dl>")
     parts += [f"<p class='note'>{e(n)}</p>" for n in report.notes]
-    parts += ["<h2>Headline: test metrics across outer folds</h2>",
-              "<p>mean, sample std, and 95% intervals: <code>ci_*</code> Nadeau-Bengio corrected resampled t "
-              "(accounts for overlapping training sets), <code>t_ci_*</code> plain Student t (optimistic).</p>",
-              _html_table(report.headline),
-              "<h2>Pooled out-of-fold predictions, with a bootstrap interval</h2>", _html_table(report.bootstrap),
-              "<h2>Per outer fold</h2>", _html_table(report.folds, index=False)]
+    parts += [
+        "<h2>Headline: test metrics across outer folds</h2>",
+        "<p>mean, sample std, and 95% intervals: <code>ci_*</code> Nadeau-Bengio corrected resampled t "
+        "(accounts for overlapping training sets), <code>t_ci_*</code> plain Student t (optimistic).</p>",
+        _html_table(report.headline),
+        "<h2>Pooled out-of-fold predictions, with a bootstrap interval</h2>",
+        _html_table(report.bootstrap),
+        "<h2>Per outer fold</h2>",
+        _html_table(report.folds, index=False),
+    ]
     if not report.best_params.empty:
         parts += ["<h2>Chosen hyperparameters</h2>", _html_table(report.best_params, index=False)]
     parts += ["<h2>Splits</h2>", _html_table(report.splits, index=False), "<h2>Figures</h2>"]
@@ -132,11 +141,17 @@ def render_html(report: ReportContent) -> str:
         for row in report.worst.itertuples(index=False):
             thumb = report.thumbnails.get(row.id)
             img = f"<img src='{_uri(thumb)}' alt='{e(row.id)}'>" if thumb else ""
-            parts.append(f"<figure>{img}<figcaption>{e(row.id)}<br>true {e(row.true_class)}, predicted "
-                         f"{e(row.predicted_class)}<br>P(true) {row.p_true:.3f}</figcaption></figure>")
+            parts.append(
+                f"<figure>{img}<figcaption>{e(row.id)}<br>true {e(row.true_class)}, predicted "
+                f"{e(row.predicted_class)}<br>P(true) {row.p_true:.3f}</figcaption></figure>"
+            )
         parts.append("</div>")
-    parts += [f"<h2>Config: {e(report.config_name)}</h2><pre>{e(report.config_text)}</pre>",
-              "<h2>Environment</h2>", f"<pre>{e(_environment_text(report.environment))}</pre>", "</body></html>"]
+    parts += [
+        f"<h2>Config: {e(report.config_name)}</h2><pre>{e(report.config_text)}</pre>",
+        "<h2>Environment</h2>",
+        f"<pre>{e(_environment_text(report.environment))}</pre>",
+        "</body></html>",
+    ]
     return "\n".join(parts)
 
 
@@ -151,10 +166,22 @@ def render_markdown(report: ReportContent, figure_dir: str = "figures") -> str:
     lines = [f"# {report.title}", ""]
     lines += [f"- **{k}**: {v}" for k, v in report.facts.items()] + [""]
     lines += [f"> {n}" for n in report.notes]
-    lines += ["## Headline: test metrics across outer folds", "",
-              "`ci_*`: Nadeau-Bengio corrected resampled t interval; `t_ci_*`: plain Student t (optimistic).", "",
-              _md_table(report.headline), "", "## Pooled out-of-fold predictions, with a bootstrap interval", "",
-              _md_table(report.bootstrap), "", "## Per outer fold", "", _md_table(report.folds, index=False), ""]
+    lines += [
+        "## Headline: test metrics across outer folds",
+        "",
+        "`ci_*`: Nadeau-Bengio corrected resampled t interval; `t_ci_*`: plain Student t (optimistic).",
+        "",
+        _md_table(report.headline),
+        "",
+        "## Pooled out-of-fold predictions, with a bootstrap interval",
+        "",
+        _md_table(report.bootstrap),
+        "",
+        "## Per outer fold",
+        "",
+        _md_table(report.folds, index=False),
+        "",
+    ]
     if not report.best_params.empty:
         lines += ["## Chosen hyperparameters", "", _md_table(report.best_params, index=False), ""]
     lines += ["## Splits", "", _md_table(report.splits, index=False), "", "## Figures", ""]

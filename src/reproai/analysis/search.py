@@ -47,9 +47,13 @@ def rebuild_searches(data: StudyData) -> dict[tuple[int, int], optuna.Study]:
             continue
         params = {k: _value(run.params[k], d) for k, d in distributions.items() if k in run.params}
         key = (int(run.tags[f"{T}repeat"]), int(run.tags[f"{T}outer_fold"]))
-        trial = optuna.trial.create_trial(params=params, distributions=distributions, state=state,
-                                          value=value if state == TrialState.COMPLETE else None,
-                                          user_attrs={"trial": int(run.tags.get(f"{T}trial", -1))})
+        trial = optuna.trial.create_trial(
+            params=params,
+            distributions=distributions,
+            state=state,
+            value=value if state == TrialState.COMPLETE else None,
+            user_attrs={"trial": int(run.tags.get(f"{T}trial", -1))},
+        )
         by_fold.setdefault(key, []).append(trial)
     studies = {}
     with quiet_optuna():
@@ -58,4 +62,3 @@ def rebuild_searches(data: StudyData) -> dict[tuple[int, int], optuna.Study]:
             study.add_trials(sorted(trials, key=lambda t: t.user_attrs["trial"]))
             studies[key] = study
     return studies
-

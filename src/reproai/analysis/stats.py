@@ -24,8 +24,9 @@ def t_interval(values: Sequence[float], *, confidence: float = 0.95) -> dict[str
     return corrected_t_interval(values, test_train_ratio=0.0, confidence=confidence)
 
 
-def corrected_t_interval(values: Sequence[float], *, test_train_ratio: float,
-                         confidence: float = 0.95) -> dict[str, float]:
+def corrected_t_interval(
+    values: Sequence[float], *, test_train_ratio: float, confidence: float = 0.95
+) -> dict[str, float]:
     """The Nadeau-Bengio corrected resampled t-interval of per-fold scores.
 
     The variance of the mean is ``s^2 (1/k + n_test/n_train)`` instead of ``s^2 / k``, which accounts
@@ -43,8 +44,9 @@ def corrected_t_interval(values: Sequence[float], *, test_train_ratio: float,
     return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "n": n}
 
 
-def corrected_paired_ttest(differences: Sequence[float], *, test_train_ratio: float,
-                           confidence: float = 0.95) -> dict[str, float]:
+def corrected_paired_ttest(
+    differences: Sequence[float], *, test_train_ratio: float, confidence: float = 0.95
+) -> dict[str, float]:
     """The Nadeau-Bengio corrected resampled t-test of paired per-fold differences (A - B).
 
     ``t = mean(d) / (s_d * sqrt(1/k + n_test/n_train))`` with ``k - 1`` degrees of freedom, and the
@@ -56,8 +58,5 @@ def corrected_paired_ttest(differences: Sequence[float], *, test_train_ratio: fl
     if k < 2:
         return {**out, "t": float("nan"), "df": k - 1, "p_value": float("nan")}
     se = out["std"] * math.sqrt(1.0 / k + test_train_ratio)
-    if se == 0:
-        t = 0.0 if out["mean"] == 0 else math.copysign(math.inf, out["mean"])
-    else:
-        t = out["mean"] / se
+    t = (0.0 if out["mean"] == 0 else math.copysign(math.inf, out["mean"])) if se == 0 else out["mean"] / se
     return {**out, "t": t, "df": k - 1, "p_value": float(2 * stats.t.sf(abs(t), df=k - 1))}

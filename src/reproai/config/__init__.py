@@ -4,13 +4,45 @@ from reproai.config import hp
 from reproai.config.loader import LoadedConfig, apply_overrides, config_hash, load_config, load_experiment
 from reproai.config.schema import CrossValidation, Data, Experiment, Head, Model, Phase, Search, Training
 from reproai.config.space import Categorical, Choice, Float, Int, Space
-from reproai.config.tree import Parameter, get_path, has_search_space, iter_parameters, resolve, set_path, to_jsonable, from_jsonable
+from reproai.config.tree import (
+    Parameter,
+    from_jsonable,
+    get_path,
+    has_search_space,
+    iter_parameters,
+    resolve,
+    set_path,
+    to_jsonable,
+)
 from reproai.config.validate import validate
 
 __all__ = [
-    "hp", "Space", "Float", "Int", "Categorical", "Choice",
-    "Experiment", "Data", "Model", "Head", "Phase", "Training", "CrossValidation", "Search",
-    "LoadedConfig", "load_config", "load_experiment", "apply_overrides", "config_hash", "validate",
-    "Parameter", "iter_parameters", "has_search_space", "resolve", "get_path", "set_path",
-    "to_jsonable", "from_jsonable",
+    "hp",
+    "Space",
+    "Float",
+    "Int",
+    "Categorical",
+    "Choice",
+    "Experiment",
+    "Data",
+    "Model",
+    "Head",
+    "Phase",
+    "Training",
+    "CrossValidation",
+    "Search",
+    "LoadedConfig",
+    "load_config",
+    "load_experiment",
+    "apply_overrides",
+    "config_hash",
+    "validate",
+    "Parameter",
+    "iter_parameters",
+    "has_search_space",
+    "resolve",
+    "get_path",
+    "set_path",
+    "to_jsonable",
+    "from_jsonable",
 ]

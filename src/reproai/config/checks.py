@@ -28,11 +28,13 @@ def int_at_least(low: int, *, optional: bool = False) -> Check:
         if not _is_int(x) or x < low:
             return f"must be an integer >= {low}{' or None' if optional else ''}, but got {x!r}"
         return None
+
     return check
 
 
-def real_in(low: float, high: float | None = None, *, low_open: bool = False, high_open: bool = False,
-            optional: bool = False) -> Check:
+def real_in(
+    low: float, high: float | None = None, *, low_open: bool = False, high_open: bool = False, optional: bool = False
+) -> Check:
     lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
     rng = f"{lo}{low}, {'inf' if high is None else high}{hi}"
 
@@ -44,6 +46,7 @@ def real_in(low: float, high: float | None = None, *, low_open: bool = False, hi
         if (x < low or (low_open and x == low)) or (high is not None and (x > high or (high_open and x == high))):
             return f"must lie in {rng}, but got {x!r}"
         return None
+
     return check
 
 
@@ -56,6 +59,7 @@ def one_of(*allowed: Any) -> Check:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             return f"must be one of {list(allowed)!r}, but got {x!r}{hint}"
         return None
+
     return check
 
 

@@ -11,14 +11,26 @@ from reproai.config.space import Categorical, Choice, Float, Int
 __all__ = ["float", "int", "categorical", "choice"]
 
 
-def float(low: builtins.float, high: builtins.float, *, log: bool = False,
-          step: builtins.float | None = None, name: str | None = None) -> Float:  # noqa: A001
+def float(
+    low: builtins.float,
+    high: builtins.float,
+    *,
+    log: bool = False,
+    step: builtins.float | None = None,
+    name: str | None = None,
+) -> Float:  # noqa: A001
     """A real number in ``[low, high]``; ``log=True`` samples on a log scale."""
     return Float(low, high, log=log, step=step, name=name)
 
 
-def int(low: builtins.int, high: builtins.int, *, log: bool = False,
-        step: builtins.int | None = None, name: str | None = None) -> Int:  # noqa: A001
+def int(
+    low: builtins.int,
+    high: builtins.int,
+    *,
+    log: bool = False,
+    step: builtins.int | None = None,
+    name: str | None = None,
+) -> Int:  # noqa: A001
     """An integer in ``[low, high]``; ``log=True`` samples on a log scale."""
     return Int(low, high, log=log, step=step, name=name)
 

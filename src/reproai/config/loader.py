@@ -81,7 +81,9 @@ def _exec_config(path: Path, source: str) -> dict[str, Any]:
     except Exception as e:
         line = _config_line(e, filename)
         where = f"{filename}:{line}" if line else filename
-        raise ConfigError(f"{where}: the config file raised {type(e).__name__}: {e}.{_hint_unknown_keyword(str(e))}") from e
+        raise ConfigError(
+            f"{where}: the config file raised {type(e).__name__}: {e}.{_hint_unknown_keyword(str(e))}"
+        ) from e
     return module.__dict__
 
 
@@ -131,8 +133,10 @@ def load_config(path: str | Path, overrides: Sequence[str] = (), *, source: str 
     if source is None:
         if not path.is_file():
             hint = " (it is a folder)" if path.is_dir() else ""
-            raise ConfigError(f"Config file {str(path)!r} not found{hint}; give the path to a Python file that "
-                              "defines an Experiment, e.g. configs/quickstart.py.")
+            raise ConfigError(
+                f"Config file {str(path)!r} not found{hint}; give the path to a Python file that "
+                "defines an Experiment, e.g. configs/quickstart.py."
+            )
         source = path.read_text(encoding="utf-8")
     namespace = _exec_config(path, source)
     found: dict[int, tuple[str, Experiment]] = {}
@@ -140,13 +144,17 @@ def load_config(path: str | Path, overrides: Sequence[str] = (), *, source: str 
         if isinstance(value, Experiment) and id(value) not in found:
             found[id(value)] = (name, value)
     if not found:
-        raise ConfigError(f"{path}: the config file defines no Experiment; assign one at module level, "
-                          "e.g. `experiment = Experiment(name=..., data=..., ...)`.")
+        raise ConfigError(
+            f"{path}: the config file defines no Experiment; assign one at module level, "
+            "e.g. `experiment = Experiment(name=..., data=..., ...)`."
+        )
     if len(found) > 1:
         names = ", ".join(n for n, _ in found.values())
-        raise ConfigError(f"{path}: the config file defines {len(found)} Experiments ({names}); it must define "
-                          "exactly one. Move the others to their own files.")
-    (_, experiment), = found.values()
+        raise ConfigError(
+            f"{path}: the config file defines {len(found)} Experiments ({names}); it must define "
+            "exactly one. Move the others to their own files."
+        )
+    ((_, experiment),) = found.values()
     try:
         experiment = apply_overrides(experiment, overrides)
     except ConfigError as e:

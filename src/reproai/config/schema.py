@@ -18,8 +18,7 @@ __all__ = ["Experiment", "Data", "Model", "Head", "Phase", "Training", "CrossVal
 _REQUIRED = object()
 
 
-def _f(default: Any = None, *, check: c.Check | None = None, hash: bool = True,
-       factory: Any = None) -> Any:
+def _f(default: Any = None, *, check: c.Check | None = None, hash: bool = True, factory: Any = None) -> Any:
     meta = {"check": check, "hash": hash}
     if default is _REQUIRED:
         return field(metadata=meta)
@@ -45,8 +44,7 @@ class Data:
     duplicates: str = _f("drop", check=c.one_of("drop", "error", "keep"))
 
     @classmethod
-    def oxford_pets(cls, root: str = "data", *, target: str = "species", download: bool = True,
-                    **kwargs: Any) -> Data:
+    def oxford_pets(cls, root: str = "data", *, target: str = "species", download: bool = True, **kwargs: Any) -> Data:
         """The Oxford-IIIT Pet dataset: ``target="species"`` (cat vs dog) or ``"breed"`` (37 classes).
 
         Images with no annotation line are labelled from their file names (``unannotated="infer"``,
@@ -111,8 +109,9 @@ class Training:
 
     ``precision="auto"`` trains in bf16 mixed precision on a GPU that supports it (fp16 with loss
     scaling on one that does not) and in fp32 on a CPU; ``channels_last="auto"`` (or True) uses that
-    memory layout, faster for convolutions on GPUs and CPUs alike. ``feature_cache`` trains a frozen-backbone phase without augmentation on cached
-    backbone features. ``log_every_n_steps`` adds an asynchronously logged per-step training loss.
+    memory layout, faster for convolutions on GPUs and CPUs alike. ``feature_cache`` trains a
+    frozen-backbone phase without augmentation on cached backbone features. ``log_every_n_steps`` adds
+    an asynchronously logged per-step training loss.
     ``deterministic=True`` makes PyTorch use deterministic algorithms (needed for identical results on
     a GPU; on a CPU they are identical anyway), and says so in the runs' tags.
     """

@@ -10,9 +10,7 @@ import contextvars
 import math
 import traceback
 from collections.abc import Iterator, Mapping
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reproai.errors import SearchSpaceError
 
@@ -117,8 +115,7 @@ class Space:
 class _Numeric(Space):
     _type: type = float
 
-    def __init__(self, low: Any, high: Any, *, log: bool = False, step: Any = None,
-                 name: str | None = None) -> None:
+    def __init__(self, low: Any, high: Any, *, log: bool = False, step: Any = None, name: str | None = None) -> None:
         self.low, self.high, self.log, self.step, self.name = low, high, log, step, name
         self._init_checked(list(self._problems()))
 
@@ -127,7 +124,10 @@ class _Numeric(Space):
         if self._type is int:
             bad = [n for n, v in (("low", low), ("high", high)) if not isinstance(v, int) or isinstance(v, bool)]
             if bad:
-                yield f"`{'` and `'.join(bad)}` of hp.int must be integers, but got ({low=}, {high=}); use hp.float for real numbers."
+                yield (
+                    f"`{'` and `'.join(bad)}` of hp.int must be integers, but got ({low=}, {high=}); "
+                    "use hp.float for real numbers."
+                )
                 return
         elif not (_is_number(low) and _is_number(high)):
             yield f"`low` and `high` must be finite numbers, but got ({low=}, {high=})."
@@ -137,7 +137,10 @@ class _Numeric(Space):
         if not isinstance(log, bool):
             yield f"`log` must be True or False, but got {log=}."
         elif log and low <= 0:
-            yield f"`low > 0` must hold when log=True (a log scale has no zero), but got ({low=}, {high=}); raise `low` (e.g. 1e-8) or set log=False."
+            yield (
+                f"`low > 0` must hold when log=True (a log scale has no zero), but got ({low=}, {high=}); "
+                "raise `low` (e.g. 1e-8) or set log=False."
+            )
         if step is not None:
             if not _is_number(step) or step <= 0 or (self._type is int and not isinstance(step, int)):
                 yield f"`step` must be a positive {'integer' if self._type is int else 'number'}, but got {step=}."
@@ -206,8 +209,10 @@ class Categorical(Space):
         else:
             bad = [x for x in c if not isinstance(x, _PRIMITIVES)]
             if bad:
-                yield (f"`choices` must be None, bool, int, float or str (what Optuna can store), but got {bad!r}; "
-                       "use hp.choice({...}) to choose between structured values.")
+                yield (
+                    f"`choices` must be None, bool, int, float or str (what Optuna can store), but got {bad!r}; "
+                    "use hp.choice({...}) to choose between structured values."
+                )
             elif len(set(map(repr, c))) != len(c):
                 yield f"`choices` must not repeat a value, but got {list(c)!r}."
 
@@ -224,7 +229,8 @@ class Categorical(Space):
 
     def contains(self, value: Any) -> bool:
         return any(type(value) is type(c) and value == c for c in self.choices) or (
-            _is_number(value) and any(_is_number(c) and not isinstance(c, bool) and value == c for c in self.choices))
+            _is_number(value) and any(_is_number(c) and not isinstance(c, bool) and value == c for c in self.choices)
+        )
 
 
 class Choice(Space):

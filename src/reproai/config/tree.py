@@ -19,8 +19,16 @@ if TYPE_CHECKING:
     import optuna
 
 __all__ = [
-    "Parameter", "iter_parameters", "has_search_space", "resolve", "get_path", "set_path",
-    "to_jsonable", "from_jsonable", "register_config_class", "child_items",
+    "Parameter",
+    "iter_parameters",
+    "has_search_space",
+    "resolve",
+    "get_path",
+    "set_path",
+    "to_jsonable",
+    "from_jsonable",
+    "register_config_class",
+    "child_items",
 ]
 
 _CONFIG_CLASSES: dict[str, type] = {}
@@ -56,7 +64,7 @@ def child_items(node: Any) -> list[tuple[str, Any]]:
     if isinstance(node, Mapping):
         return [(str(k), v) for k, v in node.items()]
     if isinstance(node, (list, tuple)):
-        return list(zip(_list_keys(node), node))
+        return list(zip(_list_keys(node), node, strict=True))
     return []
 
 
@@ -95,11 +103,13 @@ def resolve(tree: Any, source: optuna.trial.BaseTrial | Mapping[str, Any]) -> An
     returned unchanged (the same object); otherwise the result shares the unchanged subtrees.
     """
     if isinstance(source, Mapping):
+
         def pick(space: Space, name: str) -> Any:
             if name not in source:
                 raise SearchSpaceError(
                     f"No value for parameter `{name}` ({space!r}); the given parameters are "
-                    f"{sorted(source)}. Pass a value for it, e.g. --set {name}=...")
+                    f"{sorted(source)}. Pass a value for it, e.g. --set {name}=..."
+                )
             value = source[name]
             if not space.contains(value):
                 raise SearchSpaceError(f"Parameter `{name}` = {value!r} lies outside its space {space!r}.")
@@ -126,12 +136,12 @@ def _resolve(node: Any, path: str, pick: Any) -> Any:
     if not items:
         return node
     new = [(k, _resolve(v, _join(path, k), pick)) for k, v in items]
-    if all(a[1] is b[1] for a, b in zip(items, new)):
+    if all(a[1] is b[1] for a, b in zip(items, new, strict=True)):
         return node
     if _is_dataclass_instance(node):
         return dataclasses.replace(node, **dict(new))
     if isinstance(node, Mapping):
-        return type(node)(zip(node.keys(), (v for _, v in new)))
+        return type(node)(zip(node.keys(), (v for _, v in new), strict=True))
     return type(node)(v for _, v in new)
 
 
@@ -153,8 +163,10 @@ def _step(node: Any, key: str, done: str) -> tuple[Any, Any]:
         raise ConfigError(f"`{_join(done, key)}`: {where} is a plain value ({node!r}), it has no field `{key}`.")
     close = difflib.get_close_matches(key, keys, n=3)
     hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
-    raise ConfigError(f"`{_join(done, key)}`: {where} ({_describe(node)}) has no field `{key}`.{hint} "
-                      f"Its fields are: {', '.join(keys)}.")
+    raise ConfigError(
+        f"`{_join(done, key)}`: {where} ({_describe(node)}) has no field `{key}`.{hint} "
+        f"Its fields are: {', '.join(keys)}."
+    )
 
 
 def get_path(tree: Any, dotted: str) -> Any:

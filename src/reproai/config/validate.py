@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from reproai.config.schema import Data, Experiment, Head, Model, Phase, Search, Training, CrossValidation
+from reproai.config.schema import CrossValidation, Data, Experiment, Head, Model, Phase, Search, Training
 from reproai.config.space import Categorical, Choice, Space, _Numeric
 from reproai.config.tree import _join, child_items, iter_parameters
 from reproai.errors import ConfigError
@@ -15,7 +15,11 @@ from reproai.errors import ConfigError
 __all__ = ["validate", "problems"]
 
 _EXPECTED_TYPES = {
-    "data": Data, "model": Model, "training": Training, "cv": CrossValidation, "search": Search,
+    "data": Data,
+    "model": Model,
+    "training": Training,
+    "cv": CrossValidation,
+    "search": Search,
     "model.head": Head,
 }
 
@@ -92,8 +96,15 @@ def problems(experiment: Any) -> list[tuple[str, str, str | None]]:
         if not isinstance(pre, (bool, str)):
             out.append(("model.pretrained", f"must be True, False or a path to a .pth file, but got {pre!r}", None))
         elif isinstance(pre, str) and not Path(pre).expanduser().is_file():
-            out.append(("model.pretrained", f"the weights file {pre!r} does not exist (looked in "
-                        f"{Path(pre).expanduser().resolve()}); give a path to a state dict, or True for the library's weights", None))
+            out.append(
+                (
+                    "model.pretrained",
+                    f"the weights file {pre!r} does not exist (looked in "
+                    f"{Path(pre).expanduser().resolve()}); give a path to a state dict, "
+                    "or True for the library's weights",
+                    None,
+                )
+            )
     if isinstance(experiment.search, Search) and isinstance(experiment.search.metric, str):
         from reproai.metrics import METRICS
 
@@ -102,7 +113,9 @@ def problems(experiment: Any) -> list[tuple[str, str, str | None]]:
 
             close = difflib.get_close_matches(experiment.search.metric, list(METRICS), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            out.append(("search.metric", f"unknown metric {experiment.search.metric!r}{hint} Known: {sorted(METRICS)}", None))
+            out.append(
+                ("search.metric", f"unknown metric {experiment.search.metric!r}{hint} Known: {sorted(METRICS)}", None)
+            )
     if isinstance(experiment.data, Data) and isinstance(experiment.data.kind, str):
         from reproai.data.datasets import DATASETS
 
@@ -111,7 +124,9 @@ def problems(experiment: Any) -> list[tuple[str, str, str | None]]:
 
             close = difflib.get_close_matches(experiment.data.kind, list(DATASETS), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            out.append(("data.kind", f"unknown dataset kind {experiment.data.kind!r}{hint} Known: {sorted(DATASETS)}", None))
+            out.append(
+                ("data.kind", f"unknown dataset kind {experiment.data.kind!r}{hint} Known: {sorted(DATASETS)}", None)
+            )
     return out
 
 
@@ -125,5 +140,8 @@ def validate(experiment: Any, *, source: str | None = None) -> None:
     for path, msg, location in found:
         at = f" (at {location})" if location else ""
         lines.append(f"  - `{path or '<experiment>'}`{at}: {msg}")
-    raise ConfigError(f"{where}: {len(found)} problem{'s' if len(found) > 1 else ''}:\n" + "\n".join(lines)
-                      + "\nFix the config file, or override a field with --set path=value.")
+    raise ConfigError(
+        f"{where}: {len(found)} problem{'s' if len(found) > 1 else ''}:\n"
+        + "\n".join(lines)
+        + "\nFix the config file, or override a field with --set path=value."
+    )

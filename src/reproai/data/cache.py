@@ -63,18 +63,28 @@ def _write_atomically(target: Path, write, nbytes: int) -> None:
     except OSError as e:
         tmp.unlink(missing_ok=True)
         if not is_disk_full(e):
-            raise DataError(f"Cannot write the image cache {target}: {e}. Check the folder's permissions, or set "
-                            "data.cache_dir (or $REPROAI_CACHE_DIR) to another folder.") from e
+            raise DataError(
+                f"Cannot write the image cache {target}: {e}. Check the folder's permissions, or set "
+                "data.cache_dir (or $REPROAI_CACHE_DIR) to another folder."
+            ) from e
         free = shutil.disk_usage(target.parent).free
-        raise DiskFullError(f"Cannot write the image cache {target}: {e}. It needs {nbytes / 1e6:.1f} MB and "
-                            f"{free / 1e6:.1f} MB are free there. Free some disk space, or set data.cache_dir (or "
-                            "$REPROAI_CACHE_DIR) to a folder with room; nothing half-written was kept.") from e
+        raise DiskFullError(
+            f"Cannot write the image cache {target}: {e}. It needs {nbytes / 1e6:.1f} MB and "
+            f"{free / 1e6:.1f} MB are free there. Free some disk space, or set data.cache_dir (or "
+            "$REPROAI_CACHE_DIR) to a folder with room; nothing half-written was kept."
+        ) from e
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def cached_decode(paths: Sequence[Path], size: int, *, cache_dir: str | Path | None = None, on_error: str = "raise",
-                  progress: bool = True) -> tuple[np.ndarray, list[str], np.ndarray, bool]:
+def cached_decode(
+    paths: Sequence[Path],
+    size: int,
+    *,
+    cache_dir: str | Path | None = None,
+    on_error: str = "raise",
+    progress: bool = True,
+) -> tuple[np.ndarray, list[str], np.ndarray, bool]:
     """Like :func:`reproai.data.images.decode_files`, through the cache.
 
     Returns the images (a read-only memory map), the files' digests, the mask of files kept, and
@@ -98,7 +108,7 @@ def cached_decode(paths: Sequence[Path], size: int, *, cache_dir: str | Path | N
                     fmt.write_array_header_1_0(f, fmt.header_data_from_array_1_0(images))
                     data = memoryview(np.ascontiguousarray(images)).cast("B")
                     for start in range(0, len(data), 1 << 24):
-                        f.write(data[start:start + (1 << 24)])
+                        f.write(data[start : start + (1 << 24)])
                     f.flush()
                     os.fsync(f.fileno())  # on disk before the rename makes it the cache
 

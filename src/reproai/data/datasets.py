@@ -61,16 +61,19 @@ DATASETS: dict[str, Callable[[Data], Source]] = {}
 
 def register_dataset(kind: str) -> Callable[[Callable[[Data], Source]], Callable[[Data], Source]]:
     """Register a function ``Data -> Source`` under ``kind``."""
+
     def decorator(fn: Callable[[Data], Source]) -> Callable[[Data], Source]:
         DATASETS[kind] = fn
         return fn
+
     return decorator
 
 
 def _root(data: Data) -> Path:
     if not data.root:
-        raise DataError(f"data.root is not set for a {data.kind!r} dataset; set it in the config or with "
-                        "--set data.root=PATH.")
+        raise DataError(
+            f"data.root is not set for a {data.kind!r} dataset; set it in the config or with --set data.root=PATH."
+        )
     return Path(data.root).expanduser()
 
 
@@ -89,11 +92,13 @@ def _oxford_pets(data: Data) -> Source:
         try:
             ds = OxfordIIITPet(root, split=split, target_types=kind, download=data.download)
         except RuntimeError as e:
-            raise DataError(f"Oxford-IIIT Pet not found under data.root={str(root)!r} ({e}). Point data.root at the "
-                            "folder holding oxford-iiit-pet/, or set data.download=True on a machine with internet.") from e
+            raise DataError(
+                f"Oxford-IIIT Pet not found under data.root={str(root)!r} ({e}). Point data.root at the "
+                "folder holding oxford-iiit-pet/, or set data.download=True on a machine with internet."
+            ) from e
         raw = ds._bin_labels if target == "species" else ds._labels
         classes = ["cat", "dog"] if target == "species" else list(ds.classes)
-        for path, label in zip(ds._images, raw):
+        for path, label in zip(ds._images, raw, strict=True):
             paths.append(Path(path))
             ids.append(Path(path).name)
             labels.append(int(label))
@@ -101,16 +106,20 @@ def _oxford_pets(data: Data) -> Source:
     return Source(ids=ids, labels=np.asarray(labels, dtype=np.int64), classes=classes, paths=paths)
 
 
-def _add_unannotated_pets(data: Data, folder: Path, target: str, classes: list[str], ids: list[str],
-                          labels: list[int], paths: list[Path]) -> None:
+def _add_unannotated_pets(
+    data: Data, folder: Path, target: str, classes: list[str], ids: list[str], labels: list[int], paths: list[Path]
+) -> None:
     """Label images that have no annotation line from their file names, or report that they are left out."""
     listed = set(ids)
     extra = sorted(p for p in folder.glob("*.jpg") if p.name not in listed)
     if not extra:
         return
     if data.unannotated == "skip":
-        warnings.warn(f"{len(extra)} image(s) in {folder} have no annotation line and are left out "
-                      f"(data.unannotated='skip'): {[p.name for p in extra][:5]}", stacklevel=3)
+        warnings.warn(
+            f"{len(extra)} image(s) in {folder} have no annotation line and are left out "
+            f"(data.unannotated='skip'): {[p.name for p in extra][:5]}",
+            stacklevel=3,
+        )
         return
     added, unknown = [], []
     for path in extra:
@@ -127,9 +136,12 @@ def _add_unannotated_pets(data: Data, folder: Path, target: str, classes: list[s
         labels.append(label)
         paths.append(path)
         added.append(path.name)
-    warnings.warn(f"{len(added)} image(s) in {folder} have no annotation line and were labelled from their file "
-                  f"names (set data.unannotated='skip' to leave them out): {added[:5]}"
-                  + (f"; {len(unknown)} of an unknown breed left out: {unknown[:5]}" if unknown else ""), stacklevel=3)
+    warnings.warn(
+        f"{len(added)} image(s) in {folder} have no annotation line and were labelled from their file "
+        f"names (set data.unannotated='skip' to leave them out): {added[:5]}"
+        + (f"; {len(unknown)} of an unknown breed left out: {unknown[:5]}" if unknown else ""),
+        stacklevel=3,
+    )
 
 
 @register_dataset("image_folder")
@@ -138,16 +150,21 @@ def _image_folder(data: Data) -> Source:
 
     root = _root(data)
     if not root.is_dir():
-        raise DataError(f"data.root={str(root)!r} is not a folder; an image-folder dataset needs one "
-                        "sub-folder per class under it.")
+        raise DataError(
+            f"data.root={str(root)!r} is not a folder; an image-folder dataset needs one sub-folder per class under it."
+        )
     try:
         classes, class_to_idx = find_classes(str(root))
         samples = make_dataset(str(root), class_to_idx, extensions=IMG_EXTENSIONS + (".gif",))
     except FileNotFoundError as e:
         raise DataError(f"{e} (data.root={str(root)!r}); put each class's images in its own sub-folder.") from e
     paths = [Path(p) for p, _ in samples]
-    return Source(ids=[str(p.relative_to(root)) for p in paths],
-                  labels=np.asarray([y for _, y in samples], dtype=np.int64), classes=classes, paths=paths)
+    return Source(
+        ids=[str(p.relative_to(root)) for p in paths],
+        labels=np.asarray([y for _, y in samples], dtype=np.int64),
+        classes=classes,
+        paths=paths,
+    )
 
 
 @register_dataset("digits")
@@ -156,16 +173,22 @@ def _digits(data: Data) -> Source:
 
     digits = load_digits()
     gray = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
-    return Source(ids=[f"digit-{i:04d}" for i in range(len(gray))],
-                  labels=digits.target.astype(np.int64),
-                  classes=[str(c) for c in digits.target_names],
-                  arrays=np.repeat(gray[..., None], 3, axis=-1))
+    return Source(
+        ids=[f"digit-{i:04d}" for i in range(len(gray))],
+        labels=digits.target.astype(np.int64),
+        classes=[str(c) for c in digits.target_names],
+        arrays=np.repeat(gray[..., None], 3, axis=-1),
+    )
 
 
 def _subset(source: Source, keep: np.ndarray) -> Source:
-    return Source(ids=[source.ids[i] for i in keep], labels=source.labels[keep], classes=source.classes,
-                  paths=None if source.paths is None else [source.paths[i] for i in keep],
-                  arrays=None if source.arrays is None else source.arrays[keep])
+    return Source(
+        ids=[source.ids[i] for i in keep],
+        labels=source.labels[keep],
+        classes=source.classes,
+        paths=None if source.paths is None else [source.paths[i] for i in keep],
+        arrays=None if source.arrays is None else source.arrays[keep],
+    )
 
 
 def duplicate_files(paths: Sequence[Path]) -> list[list[int]]:
@@ -195,16 +218,23 @@ def _handle_duplicates(source: Source, data: Data) -> Source:
     groups = duplicate_files(source.paths)
     if not groups:
         return source
-    shown = "; ".join(" = ".join(f"{source.ids[i]} ({source.classes[source.labels[i]]})" for i in g) for g in groups[:5])
+    shown = "; ".join(
+        " = ".join(f"{source.ids[i]} ({source.classes[source.labels[i]]})" for i in g) for g in groups[:5]
+    )
     if data.duplicates == "error":
-        raise DataError(f"{len(groups)} group(s) of identical files under data.root={data.root!r}: {shown}"
-                        f"{' ...' if len(groups) > 5 else ''}. Copies in both training and test data inflate the "
-                        "score. Remove them, or set data.duplicates='drop' (keep one of each) or 'keep'.")
+        raise DataError(
+            f"{len(groups)} group(s) of identical files under data.root={data.root!r}: {shown}"
+            f"{' ...' if len(groups) > 5 else ''}. Copies in both training and test data inflate the "
+            "score. Remove them, or set data.duplicates='drop' (keep one of each) or 'keep'."
+        )
     drop: set[int] = set()
     for g in groups:
         drop |= set(g) if len({int(source.labels[i]) for i in g}) > 1 else set(g[1:])
-    warnings.warn(f"data.duplicates='drop': left out {len(drop)} file(s) of {len(groups)} group(s) of identical "
-                  f"files (one of each kept; none where their labels disagree): {shown}", stacklevel=3)
+    warnings.warn(
+        f"data.duplicates='drop': left out {len(drop)} file(s) of {len(groups)} group(s) of identical "
+        f"files (one of each kept; none where their labels disagree): {shown}",
+        stacklevel=3,
+    )
     return _subset(source, np.asarray([i for i in range(len(source.ids)) if i not in drop], dtype=np.int64))
 
 
@@ -226,8 +256,15 @@ def list_source(data: Data, *, seed: int = 0) -> Source:
     return source
 
 
-def load_images(source: Source, size: int, *, on_error: str = "raise", progress: bool = True,
-                cache: bool = True, cache_dir: str | None = None) -> ImageSet:
+def load_images(
+    source: Source,
+    size: int,
+    *,
+    on_error: str = "raise",
+    progress: bool = True,
+    cache: bool = True,
+    cache_dir: str | None = None,
+) -> ImageSet:
     """Decode ``source`` to ``size x size`` RGB and fingerprint the data (ids, labels and bytes).
 
     Files are decoded once into the image cache (see :mod:`reproai.data.cache`) and read from it
@@ -248,21 +285,27 @@ def load_images(source: Source, size: int, *, on_error: str = "raise", progress:
     else:
         assert source.paths is not None
         if cache:
-            images, digests, keep, _ = cached_decode(source.paths, size, cache_dir=cache_dir, on_error=on_error,
-                                                     progress=progress)
+            images, digests, keep, _ = cached_decode(
+                source.paths, size, cache_dir=cache_dir, on_error=on_error, progress=progress
+            )
         else:
             images, digests, keep = decode_files(source.paths, size, on_error=on_error, progress=progress)
-        ids = [i for i, k in zip(source.ids, keep) if k]
+        ids = [i for i, k in zip(source.ids, keep, strict=True) if k]
         labels = source.labels[keep]
         for digest in digests:
             h.update(digest.encode())
     h.update("\n".join(ids).encode())
     h.update(labels.tobytes())
     present = np.bincount(labels, minlength=len(source.classes))
-    empty = [c for c, n in zip(source.classes, present) if n == 0]
+    empty = [c for c, n in zip(source.classes, present, strict=True) if n == 0]
     if empty:
-        raise DataError(f"Class(es) {empty} have no examples after loading; remove them from the data or check "
-                        "the files.")
-    return ImageSet(ids=list(ids), labels=np.asarray(labels, dtype=np.int64), classes=source.classes,
-                    images=images, fingerprint=h.hexdigest()[:16])
-
+        raise DataError(
+            f"Class(es) {empty} have no examples after loading; remove them from the data or check the files."
+        )
+    return ImageSet(
+        ids=list(ids),
+        labels=np.asarray(labels, dtype=np.int64),
+        classes=source.classes,
+        images=images,
+        fingerprint=h.hexdigest()[:16],
+    )

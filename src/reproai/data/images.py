@@ -48,8 +48,10 @@ def decode_image(data: bytes, size: int, *, name: str = "<bytes>") -> np.ndarray
             image = ImageOps.exif_transpose(image) if hasattr(image, "getexif") else image
             rgb = to_rgb(image)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise DataError(f"Cannot decode image {name}: {e}. Remove or replace the file, or set "
-                        "data.on_error='skip' to leave undecodable files out with a warning.") from e
+        raise DataError(
+            f"Cannot decode image {name}: {e}. Remove or replace the file, or set "
+            "data.on_error='skip' to leave undecodable files out with a warning."
+        ) from e
     if rgb.size != (size, size):
         rgb = ImageOps.fit(rgb, (size, size), method=Image.Resampling.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8)
@@ -67,8 +69,9 @@ def _read_and_decode(path: Path, size: int) -> tuple[np.ndarray | None, str, str
         return None, digest, str(e)
 
 
-def decode_files(paths: Sequence[Path], size: int, *, on_error: str = "raise",
-                 progress: bool = True) -> tuple[np.ndarray, list[str], np.ndarray]:
+def decode_files(
+    paths: Sequence[Path], size: int, *, on_error: str = "raise", progress: bool = True
+) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Decode files in parallel threads (Pillow releases the GIL while decoding).
 
     Returns the images ``(n_ok, size, size, 3)``, the sha256 of each file's bytes, and a boolean
@@ -83,8 +86,9 @@ def decode_files(paths: Sequence[Path], size: int, *, on_error: str = "raise",
     workers = max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
         results = pool.map(lambda p: _read_and_decode(p, size), paths)
-        for i, (array, digest, error) in enumerate(tqdm(results, total=len(paths), desc="decode images",
-                                                        unit="img", disable=not progress, leave=False)):
+        for i, (array, digest, error) in enumerate(
+            tqdm(results, total=len(paths), desc="decode images", unit="img", disable=not progress, leave=False)
+        ):
             stopping.check()
             digests[i] = digest
             if error is not None:
@@ -94,4 +98,4 @@ def decode_files(paths: Sequence[Path], size: int, *, on_error: str = "raise",
                 keep[i] = False
                 continue
             out[i] = array
-    return out[keep], [d for d, k in zip(digests, keep) if k], keep
+    return out[keep], [d for d, k in zip(digests, keep, strict=True) if k], keep
