@@ -4,6 +4,8 @@ A config file defines one :class:`Experiment` whose fields may hold search space
 :func:`run_experiment` runs it with tracked, seeded, leak-checked splits.
 """
 
+from typing import Any
+
 from reproai.config import (
     CrossValidation,
     Data,
@@ -50,7 +52,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # The study pulls in torch and MLflow; import it on first use so that `import reproai` and
     # config files stay fast.
     if name == "run_experiment":

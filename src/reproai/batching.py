@@ -19,7 +19,7 @@ from torch import nn
 from reproai.data.datasets import ImageSet
 from reproai.models import BackboneInfo
 
-__all__ = ["ImageBatches", "FeatureBatches", "make_augment"]
+__all__ = ["Batch", "ImageBatches", "FeatureBatches", "make_augment"]
 
 Batch = tuple[torch.Tensor, torch.Tensor, np.ndarray]
 
@@ -45,7 +45,7 @@ def _prefetch(produce: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
     done = object()
     stop = threading.Event()
 
-    def put(item) -> bool:
+    def put(item: object) -> bool:
         """Hand ``item`` to the consumer; False once the consumer has stopped."""
         while not stop.is_set():
             try:

@@ -8,10 +8,15 @@ import io
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from reproai import stopping
 from reproai.errors import ReproaiError
 from reproai.stopping import Terminated
+
+if TYPE_CHECKING:  # the study pulls in torch and MLflow: imported where a command needs it
+    from reproai.config.loader import LoadedConfig
+    from reproai.study import StudyResult
 
 __all__ = ["main", "build_parser"]
 
@@ -130,7 +135,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_workers(args: argparse.Namespace, loaded) -> int:
+def _run_workers(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     import contextlib
 
     from reproai.parallel import (
@@ -174,7 +179,7 @@ def _run_workers(args: argparse.Namespace, loaded) -> int:
     return 0
 
 
-def _print_result(result, loaded, tracking_uri: str | None) -> None:
+def _print_result(result: StudyResult, loaded: LoadedConfig, tracking_uri: str | None) -> None:
     from reproai.tracking import default_tracking_uri
 
     metric = loaded.experiment.search.metric

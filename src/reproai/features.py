@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 
 from reproai import stopping
+from reproai.batching import Batch
 from reproai.config.schema import Model
 from reproai.data.datasets import ImageSet
 from reproai.models import BackboneInfo, Classifier, pretrained_identity
@@ -33,7 +35,7 @@ def backbone_features(
     spec: Model,
     data: ImageSet,
     info: BackboneInfo,
-    batches,
+    batches: Callable[[np.ndarray, int], Iterator[Batch]],
     *,
     batch_size: int,
     progress: bool = False,

@@ -8,11 +8,23 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from sklearn import metrics as skm
 
-__all__ = ["Metric", "METRICS", "compute_metrics", "youden_threshold", "predict_labels", "metric_direction"]
+__all__ = [
+    "Metric",
+    "METRICS",
+    "Direction",
+    "compute_metrics",
+    "youden_threshold",
+    "predict_labels",
+    "metric_direction",
+    "as_direction",
+]
+
+Direction = Literal["maximize", "minimize"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +40,7 @@ def _binary(proba: np.ndarray) -> bool:
     return proba.ndim == 1
 
 
-def _roc_auc(y, proba, pred, k):
+def _roc_auc(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, k: int) -> float:
     if len(np.unique(y)) < 2:
         return float("nan")
     if _binary(proba):
@@ -38,26 +50,26 @@ def _roc_auc(y, proba, pred, k):
     return skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=list(range(k)))
 
 
-def _average_precision(y, proba, pred, k):
+def _average_precision(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, k: int) -> float:
     if _binary(proba):
         return skm.average_precision_score(y, proba) if y.any() else float("nan")
     onehot = np.eye(k)[y]
     return skm.average_precision_score(onehot, proba, average="macro")
 
 
-def _log_loss(y, proba, pred, k):
+def _log_loss(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, k: int) -> float:
     p = np.column_stack([1 - proba, proba]) if _binary(proba) else proba
     return skm.log_loss(y, p, labels=list(range(p.shape[1])))
 
 
-def _brier(y, proba, pred, k):
+def _brier(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, k: int) -> float:
     if _binary(proba):
         return skm.brier_score_loss(y, proba)
     return float(np.mean(np.sum((proba - np.eye(k)[y]) ** 2, axis=1)))
 
 
-def _averaged(fn):
-    def metric(y, proba, pred, k):
+def _averaged(fn: Callable[..., float]) -> Callable[[np.ndarray, np.ndarray, np.ndarray, int], float]:
+    def metric(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, k: int) -> float:
         average = "binary" if _binary(proba) else "macro"
         return fn(y, pred, average=average, zero_division=0, labels=None if _binary(proba) else list(range(k)))
 
@@ -80,9 +92,18 @@ METRICS: dict[str, Metric] = {
 }
 
 
-def metric_direction(name: str) -> str:
+def metric_direction(name: str) -> Direction:
     """``"maximize"`` or ``"minimize"``, as Optuna spells it."""
     return "maximize" if METRICS[name].greater_is_better else "minimize"
+
+
+def as_direction(value: str) -> Direction:
+    """``value`` as an Optuna study direction; the ``ValueError`` Optuna raises for anything else."""
+    if value == "maximize":
+        return "maximize"
+    if value == "minimize":
+        return "minimize"
+    raise ValueError(f"A study direction is 'maximize' or 'minimize', not {value!r}.")
 
 
 def youden_threshold(y: np.ndarray, proba: np.ndarray) -> float:

@@ -100,8 +100,8 @@ def backbone_info(spec: Model) -> BackboneInfo:
         import timm
 
         _check_timm_name(spec.backbone)
-        cfg = timm.get_pretrained_cfg(spec.backbone)
-        cfg = cfg.to_dict() if cfg is not None else {}
+        pretrained_cfg = timm.get_pretrained_cfg(spec.backbone)
+        cfg = pretrained_cfg.to_dict() if pretrained_cfg is not None else {}
         info = BackboneInfo(
             image_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
             mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
@@ -123,7 +123,12 @@ class Classifier(nn.Module):
         self.backbone = backbone
         self.num_classes = num_classes
         out = 1 if num_classes == 2 else num_classes
-        f = int(backbone.num_features)
+        # A plain attribute of timm's and registered backbones; nn.Module's stubs type any attribute they
+        # do not know as what Module.__getattr__ finds (a parameter, buffer or submodule).
+        num_features = backbone.num_features
+        if isinstance(num_features, nn.Module):
+            raise TypeError(f"The backbone's num_features is a module ({type(num_features).__name__}), not a number.")
+        f = int(num_features)
         if head.hidden:
             layers = [
                 nn.Dropout(head.dropout),
@@ -216,9 +221,9 @@ _TEMPLATES: OrderedDict[str, nn.Module] = OrderedDict()
 _SPARES: dict[str, list[nn.Module]] = {}  # backbones of finished models, per template, to be reset and reused
 
 
-def _pretrained_timm_backbone(spec: Model) -> nn.Module:
-    """A copy of the pretrained backbone, built once per process (a study builds hundreds)."""
-    key = pretrained_identity(spec)
+def _pretrained_timm_backbone(spec: Model, key: str) -> nn.Module:
+    """A copy of the pretrained backbone, built once per process (a study builds hundreds); ``key``:
+    its :func:`pretrained_identity`."""
     if key not in _TEMPLATES:
         # Building it draws random initial weights (then overwritten): keep the caller's seeded
         # generator where it was, so that a fit's results never depend on what was built before.
@@ -240,8 +245,8 @@ def _reset(backbone: nn.Module, template: nn.Module) -> nn.Module:
             p.data = t.detach().clone()
             p.grad = None
             p.requires_grad_(t.requires_grad)
-        for b, t in zip(backbone.buffers(), template.buffers(), strict=True):
-            b.data = t.clone()
+        for b, tb in zip(backbone.buffers(), template.buffers(), strict=True):
+            b.data = tb.clone()
     return backbone.train(template.training)
 
 
@@ -258,7 +263,7 @@ def recycle_model(model: Classifier, spec: Model) -> None:
     spares = _SPARES.setdefault(key, [])
     if len(spares) < 2:
         spares.append(model.backbone)
-    model.backbone = None
+    model.register_module("backbone", None)  # what ``model.backbone = None`` does, in the typed spelling
 
 
 def create_model(spec: Model, num_classes: int) -> Classifier:
@@ -270,8 +275,8 @@ def create_model(spec: Model, num_classes: int) -> Classifier:
                 f"model.backbone={spec.backbone!r} has no pretrained weights; set model.pretrained=False."
             )
         backbone = factory()
-    elif pretrained_identity(spec) is not None:
-        backbone = _pretrained_timm_backbone(spec)
+    elif (key := pretrained_identity(spec)) is not None:
+        backbone = _pretrained_timm_backbone(spec, key)
     else:
         backbone = _timm_backbone(spec)
     return Classifier(backbone, spec.head, num_classes)

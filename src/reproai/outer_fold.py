@@ -24,7 +24,7 @@ from reproai.coordination import claim, claimed, heartbeat, once, release
 from reproai.cv import OuterFold, Splits
 from reproai.data.datasets import ImageSet
 from reproai.errors import DiskFullError, ReproaiError, SearchFailedError, TrackingError
-from reproai.metrics import metric_direction, youden_threshold
+from reproai.metrics import Direction, as_direction, metric_direction, youden_threshold
 from reproai.models import BackboneInfo, recycle_model
 from reproai.search import (
     fail_dead_trials,
@@ -52,7 +52,7 @@ class StudyContext:
     info: BackboneInfo
     splits: Splits
     tracker: Tracker
-    storage: optuna.storages.BaseStorage | None
+    storage: optuna.storages.BaseStorage
     study_run: Run
     optuna_prefix: str
     claims: str
@@ -63,8 +63,8 @@ class StudyContext:
         return self.experiment.search.metric
 
     @property
-    def direction(self) -> str:
-        return self.experiment.search.direction or metric_direction(self.metric)
+    def direction(self) -> Direction:
+        return as_direction(self.experiment.search.direction or metric_direction(self.metric))
 
 
 @dataclass
@@ -223,6 +223,7 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
                     )
                     scores.append(result.dev_metrics[ctx.metric])
                     epochs.append([result.best_epochs.get(p.name, p.epochs) for p in config.training.phases])
+                    assert result.dev is not None  # fit() predicts every non-empty dev set
                     dev_labels.append(ctx.data.labels[inner.dev])
                     dev_proba.append(result.dev.proba)
                     running = float(np.mean(scores))
@@ -440,6 +441,7 @@ def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
             threshold=best.user_attrs.get("threshold"),
         )
         fold_run.log_params({f"best.{k}": v for k, v in params.items()})
+        assert best.value is not None  # the best trial is a complete one, which has a value
         fold_run.log_metrics({f"best_dev_{ctx.metric}": best.value})
         fold_run.set_tags({f"{T}best_trial": best.number})
     else:
@@ -464,6 +466,7 @@ def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
             dev=inner.dev,
             test=fold.test,
         )
+    assert result.test is not None  # fit() predicts every non-empty test set, and check_splits refuses empty ones
     # The state tag comes with the fold's results, in one request: a fold marked complete has them all.
     fold_run.log(
         metrics={

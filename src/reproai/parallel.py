@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from reproai.errors import ConfigError, TrackingError
 
@@ -73,6 +74,8 @@ def local_tracking_server(
         str(workers),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    stderr = proc.stderr
+    assert stderr is not None  # stderr=PIPE
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
     try:
@@ -80,7 +83,7 @@ def local_tracking_server(
             if proc.poll() is not None:
                 raise TrackingError(
                     f"The local MLflow tracking server for {backend_uri!r} exited at start: "
-                    f"{proc.stderr.read().decode(errors='replace')[-2000:]}"
+                    f"{stderr.read().decode(errors='replace')[-2000:]}"
                 )
             try:
                 with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
@@ -101,7 +104,7 @@ def local_tracking_server(
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-        proc.stderr.close()
+        stderr.close()
 
 
 def run_workers(argv: Sequence[str], workers: int) -> int:
@@ -115,7 +118,7 @@ def run_workers(argv: Sequence[str], workers: int) -> int:
     procs = [subprocess.Popen([sys.executable, "-m", "reproai", *argv], env=env) for _ in range(workers)]
     print(f"reproai: started {workers} workers (pids {', '.join(str(p.pid) for p in procs)})", file=sys.stderr)
 
-    def forward(signum, frame):  # noqa: ARG001
+    def forward(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)

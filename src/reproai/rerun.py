@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 
 from reproai.config.loader import LoadedConfig, load_config
@@ -143,7 +144,19 @@ def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, pr
         raise DataError("The logged splits name other examples than the data hold now; the rerun would not be exact.")
     identical, details, new_ids = True, [], []
     with tracker.start_run(f"rerun-{run.name}", tags={f"{T}level": "rerun", f"{T}rerun_of": run.id}) as parent:
-        ctx = StudyContext(exp, data, info, splits, tracker, None, parent, "", progress)
+        # Only _log_fit reads this context; a rerun searches nothing, so an in-memory storage stands in.
+        ctx = StudyContext(
+            experiment=exp,
+            data=data,
+            info=info,
+            splits=splits,
+            tracker=tracker,
+            storage=optuna.storages.InMemoryStorage(),
+            study_run=parent,
+            optuna_prefix="",
+            claims="",
+            progress=progress,
+        )
         for fit_run in _fit_runs_of(tracker, run):
             record = json.loads(tracker.read_text(fit_run.id, "fit.json"))
             fold = next(f for f in splits.outer if f.repeat == record["repeat"] and f.fold == record["fold"])

@@ -130,7 +130,26 @@ def _storage_method(name: str) -> Callable[..., Any]:
 
 
 class _Delegating(optuna.storages.BaseStorage):
-    pass
+    # Optuna's abstract storage methods, bound here so that a type checker sees a concrete class; the
+    # loop below binds every public method (these included) the same way.
+    create_new_study = _storage_method("create_new_study")
+    delete_study = _storage_method("delete_study")
+    set_study_user_attr = _storage_method("set_study_user_attr")
+    set_study_system_attr = _storage_method("set_study_system_attr")
+    get_study_id_from_name = _storage_method("get_study_id_from_name")
+    get_study_name_from_id = _storage_method("get_study_name_from_id")
+    get_study_directions = _storage_method("get_study_directions")
+    get_study_user_attrs = _storage_method("get_study_user_attrs")
+    get_study_system_attrs = _storage_method("get_study_system_attrs")
+    get_all_studies = _storage_method("get_all_studies")
+    create_new_trial = _storage_method("create_new_trial")
+    set_trial_param = _storage_method("set_trial_param")
+    set_trial_state_values = _storage_method("set_trial_state_values")
+    set_trial_intermediate_value = _storage_method("set_trial_intermediate_value")
+    set_trial_user_attr = _storage_method("set_trial_user_attr")
+    set_trial_system_attr = _storage_method("set_trial_system_attr")
+    get_trial = _storage_method("get_trial")
+    get_all_trials = _storage_method("get_all_trials")
 
 
 # Every public method of an Optuna storage goes through the patience (the storage is an ABC, so

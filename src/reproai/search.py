@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import optuna
@@ -99,7 +99,13 @@ class _GridSampler(optuna.samplers.GridSampler):
     """Optuna's grid sampler, without its ``study.stop()`` once the grid is covered: that works only
     inside ``study.optimize``, and reproai's ask/tell loop counts its trials itself."""
 
-    def after_trial(self, study, trial, state, values) -> None:
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
         pass
 
 

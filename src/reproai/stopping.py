@@ -12,6 +12,7 @@ tracking is flushed, and the same command resumes.
 from __future__ import annotations
 
 import time
+from types import FrameType
 
 __all__ = ["Terminated", "on_sigterm", "on_sigint", "check", "sleep", "reset"]
 
@@ -29,11 +30,11 @@ def _request(kind: type[KeyboardInterrupt]) -> None:
     _requested = _requested or kind
 
 
-def on_sigterm(signum, frame) -> None:  # noqa: ARG001
+def on_sigterm(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
     _request(Terminated)
 
 
-def on_sigint(signum, frame) -> None:  # noqa: ARG001
+def on_sigint(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
     _request(KeyboardInterrupt)
 
 

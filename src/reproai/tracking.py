@@ -10,7 +10,7 @@ import json
 import os
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,7 +157,9 @@ class Tracker:
         run.flush()  # pending asynchronous logging lands before the run is marked finished
         self.set_status(run.id, "FINISHED")
 
-    def start_run(self, name: str, *, tags: Mapping[str, Any] | None = None, parent: Run | None = None):
+    def start_run(
+        self, name: str, *, tags: Mapping[str, Any] | None = None, parent: Run | None = None
+    ) -> AbstractContextManager[Run]:
         """Start a run (nested under ``parent``), ended when the ``with`` block ends."""
         return self._managed(self._create(name, dict(tags or {}), parent))
 
@@ -169,7 +171,7 @@ class Tracker:
         """A handle to log more to an existing run, leaving its status as it is."""
         return self._reopen(run_id)
 
-    def resume_run(self, run_id: str):
+    def resume_run(self, run_id: str) -> AbstractContextManager[Run]:
         """Mark an existing run RUNNING again and continue logging to it."""
         self.set_status(run_id, "RUNNING")
         return self._managed(self._reopen(run_id))
@@ -325,13 +327,14 @@ class MlflowTracker(Tracker):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
         self.tracking_uri = tracking_uri or default_tracking_uri()
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        self.client: MlflowClient | PatientClient = MlflowClient(tracking_uri=self.tracking_uri)
+        experiment_id: str | None
         try:
             experiment = self.client.get_experiment_by_name(experiment_name)
             if experiment is None and create:
-                self.experiment_id = self._create_experiment(experiment_name)
+                experiment_id = self._create_experiment(experiment_name)
             else:
-                self.experiment_id = None if experiment is None else experiment.experiment_id
+                experiment_id = None if experiment is None else experiment.experiment_id
         except Exception as e:
             raise TrackingError(
                 f"Cannot reach the MLflow tracking store at {self.tracking_uri!r}: {e}. Check "
@@ -340,12 +343,13 @@ class MlflowTracker(Tracker):
         if self.tracking_uri.startswith(("http://", "https://")):
             # Found at start, so from now on a server that goes away is waited for (reproai.retry).
             self.client = PatientClient(self.client, self.tracking_uri)
-        if self.experiment_id is None:
+        if experiment_id is None:
             names = [e.name for e in self.client.search_experiments()]
             raise TrackingError(
                 f"No MLflow experiment named {experiment_name!r} at {self.tracking_uri!r}; it has "
                 f"{names}. Check the name, or --tracking-uri / MLFLOW_TRACKING_URI."
             )
+        self.experiment_id: str = experiment_id
         self.experiment_name = experiment_name
 
     def _create_experiment(self, name: str) -> str:
@@ -501,36 +505,36 @@ class MemoryTracker(Tracker):
 class NullRun(Run):
     id = "null"
 
-    def log_params(self, params):
+    def log_params(self, params: Mapping[str, Any]) -> None:
         pass
 
-    def log_metrics(self, metrics, step=None, *, synchronous=True):
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None, *, synchronous: bool = True) -> None:
         pass
 
-    def set_tags(self, tags):
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
         pass
 
-    def log_text(self, text, artifact_file):
+    def log_text(self, text: str, artifact_file: str) -> None:
         pass
 
-    def log_table(self, table, artifact_file):
+    def log_table(self, table: pd.DataFrame, artifact_file: str) -> None:
         pass
 
-    def log_bytes(self, data, artifact_file):
+    def log_bytes(self, data: bytes, artifact_file: str) -> None:
         pass
 
 
 class NullTracker(Tracker):
     """Tracks nothing: for measuring the cost of tracking, and for untracked use."""
 
-    def _create(self, name, tags, parent):
+    def _create(self, name: str, tags: Mapping[str, Any], parent: Run | None) -> Run:
         return NullRun()
 
-    def _reopen(self, run_id):
+    def _reopen(self, run_id: str) -> Run:
         return NullRun()
 
-    def set_status(self, run_id, status):
+    def set_status(self, run_id: str, status: str) -> None:
         pass
 
-    def find_runs(self, tags, *, status=None):
+    def find_runs(self, tags: Mapping[str, Any], *, status: str | None = None) -> list[RunRecord]:
         return []

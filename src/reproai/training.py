@@ -11,7 +11,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,9 @@ from reproai.tracking import TAG_PREFIX, Run, Tracker
 __all__ = ["Predictions", "FitResult", "fit", "resolve_device", "resolve_precision", "make_augment"]
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+Forward = Callable[[torch.Tensor], torch.Tensor]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Batches = ImageBatches | FeatureBatches
 
 
 @dataclass
@@ -75,7 +78,7 @@ class FitResult:
     dev_metrics: dict[str, float] = field(default_factory=dict)
     test_metrics: dict[str, float] = field(default_factory=dict)
     best_epochs: dict[str, int] = field(default_factory=dict)
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, float | str]] = field(default_factory=list)  # per epoch: its phase's name, metrics
 
 
 def resolve_device(name: str) -> torch.device:
@@ -108,16 +111,16 @@ class _Runner:
         self.channels_last = training.channels_last is not False
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.full = torch.compile(model) if training.compile else model
+        self.full: Forward = torch.compile(model) if training.compile else model
         self.scaler = torch.amp.GradScaler(device.type) if self.dtype == torch.float16 else None
 
-    def autocast(self):
+    def autocast(self) -> AbstractContextManager[Any]:
         if self.dtype is None:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
 
-def _loss_fn(num_classes: int):
+def _loss_fn(num_classes: int) -> LossFn:
     if num_classes == 2:
         bce = nn.BCEWithLogitsLoss()
         return lambda logits, y: bce(logits.squeeze(1).float(), y.float())
@@ -134,7 +137,7 @@ def _make_optimizer(phase: Phase, params: list[nn.Parameter]) -> torch.optim.Opt
 
 @torch.no_grad()
 def _predict(
-    forward: nn.Module, runner: _Runner, num_classes: int, batches, index: np.ndarray, batch_size: int
+    forward: Forward, runner: _Runner, num_classes: int, batches: Batches, index: np.ndarray, batch_size: int
 ) -> Predictions:
     runner.model.eval()
     logits = []
@@ -170,7 +173,7 @@ class _PhaseContext:
     train: np.ndarray
     dev: np.ndarray | None
     metric: str
-    loss_fn: Callable
+    loss_fn: LossFn
     generator: torch.Generator
     result: FitResult
     progress: bool
@@ -180,7 +183,7 @@ class _PhaseContext:
     dev_preds: Predictions | None = None  # dev predictions of the current weights, if known
 
 
-def _phase_params(phase: Phase, n_epochs: int, training: Training, batches) -> dict[str, Any]:
+def _phase_params(phase: Phase, n_epochs: int, training: Training, batches: Batches) -> dict[str, Any]:
     return {
         "phase": phase.name,
         "epochs": n_epochs,
@@ -211,9 +214,9 @@ def _train_phase(
     ctx: _PhaseContext,
     phase: Phase,
     n_epochs: int,
-    batches,
-    forward: nn.Module,
-    augment,
+    batches: Batches,
+    forward: Forward,
+    augment: nn.Module | None,
     run: Run | None,
     params: dict[str, Any],
 ) -> None:
@@ -379,6 +382,8 @@ def fit(
         on_epoch,
     )
     augment = make_augment(training.augment)
+    batches: Batches
+    forward: Forward
     for p, phase in enumerate(training.phases):
         n_epochs = phase.epochs if epochs is None else int(epochs[p])
         if n_epochs <= 0:

@@ -24,7 +24,9 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
 
 
-def _group_sums(scores: np.ndarray, positive: np.ndarray, w: np.ndarray, *, descending: bool):
+def _group_sums(
+    scores: np.ndarray, positive: np.ndarray, w: np.ndarray, *, descending: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Positive and negative weight per distinct score (sorted), for a batch of weight rows."""
     order = np.argsort(-scores if descending else scores, kind="mergesort")
     s = scores[order]

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
 from reproai.analysis.evaluate import prediction_arrays
+
+if TYPE_CHECKING:
+    import optuna
+    from pandas.api.typing import DataFrameGroupBy  # pandas >= 2.1
 
 __all__ = [
     "roc_figure",
@@ -31,7 +37,7 @@ __all__ = [
 _GRID = np.linspace(0.0, 1.0, 101)
 
 
-def _folds(predictions: pd.DataFrame):
+def _folds(predictions: pd.DataFrame) -> DataFrameGroupBy:
     return predictions.groupby(["repeat", "outer_fold"], sort=True)
 
 
@@ -47,7 +53,7 @@ def _label(key: tuple[int, int], repeats: int) -> str:
     return f"fold {key[1]}" if repeats == 1 else f"repeat {key[0]} fold {key[1]}"
 
 
-def _band(ax, x: np.ndarray, curves: list[np.ndarray], label: str) -> None:
+def _band(ax: Axes, x: np.ndarray, curves: list[np.ndarray], label: str) -> None:
     mean, std = np.mean(curves, axis=0), np.std(curves, axis=0)
     ax.plot(x, mean, color="black", lw=2, label=label)
     if len(curves) > 1:
@@ -101,7 +107,7 @@ def density_figure(predictions: pd.DataFrame, classes: Sequence[str]) -> Figure:
     binary = proba.ndim == 1
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
-    bins = np.linspace(0, 1, 41)
+    bins = np.linspace(0, 1, 41).tolist()  # matplotlib's stubs take a sequence, not an array
     for c, name in enumerate(classes):
         values = proba[y == c] if binary else proba[y == c, c]
         if len(values):
@@ -168,20 +174,27 @@ def params_figure(best_params: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def optuna_figures(study, *, title: str = "") -> dict[str, Figure]:
+def _figure_of(ax: Axes) -> Figure:
+    """The figure an Optuna plot drew on (always a top-level pyplot figure, never a subfigure)."""
+    fig = ax.figure
+    assert isinstance(fig, Figure)
+    return fig
+
+
+def optuna_figures(study: optuna.Study, *, title: str = "") -> dict[str, Figure]:
     """Optuna's optimisation history and parameter importances of one outer fold's search."""
     import matplotlib.pyplot as plt
     import optuna
     import optuna.visualization.matplotlib as ov
 
-    out = {}
+    out: dict[str, Figure] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
-        out["history"] = ov.plot_optimization_history(study).figure
+        out["history"] = _figure_of(ov.plot_optimization_history(study))
         if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) >= 2:
             try:
                 evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-                out["importances"] = ov.plot_param_importances(study, evaluator=evaluator).figure
+                out["importances"] = _figure_of(ov.plot_param_importances(study, evaluator=evaluator))
             except (ValueError, RuntimeError):  # e.g. no parameter ever varied: no importances to show
                 pass
     for fig in out.values():

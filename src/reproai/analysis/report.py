@@ -64,8 +64,9 @@ def load_thumbnails(resolved: dict[str, Any], ids: list[str], *, size: int = 112
         if n is None:
             continue
         if source.arrays is not None:
-            image = Image.fromarray(source.arrays[n]).resize((size, size), Image.NEAREST)
+            image = Image.fromarray(source.arrays[n]).resize((size, size), Image.Resampling.NEAREST)
         else:
+            assert source.paths is not None  # a source holds either arrays or files
             image = Image.fromarray(decode_image(source.paths[n].read_bytes(), size, name=str(source.paths[n])))
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")

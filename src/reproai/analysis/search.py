@@ -11,6 +11,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, IntD
 from optuna.trial import TrialState
 
 from reproai.analysis.load import StudyData
+from reproai.metrics import as_direction
 from reproai.search import quiet_optuna
 from reproai.tracking import TAG_PREFIX as T
 
@@ -58,7 +59,7 @@ def rebuild_searches(data: StudyData) -> dict[tuple[int, int], optuna.Study]:
     studies = {}
     with quiet_optuna():
         for key, trials in sorted(by_fold.items()):
-            study = optuna.create_study(direction=direction, study_name=f"outer-{key[0]}-{key[1]}")
+            study = optuna.create_study(direction=as_direction(direction), study_name=f"outer-{key[0]}-{key[1]}")
             study.add_trials(sorted(trials, key=lambda t: t.user_attrs["trial"]))
             studies[key] = study
     return studies

@@ -11,7 +11,7 @@ from scipy import stats
 __all__ = ["t_interval", "corrected_t_interval", "corrected_paired_ttest"]
 
 
-def _finite(values: Sequence[float]) -> np.ndarray:
+def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
     return np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
 
 
@@ -25,7 +25,7 @@ def t_interval(values: Sequence[float], *, confidence: float = 0.95) -> dict[str
 
 
 def corrected_t_interval(
-    values: Sequence[float], *, test_train_ratio: float, confidence: float = 0.95
+    values: Sequence[float] | np.ndarray, *, test_train_ratio: float, confidence: float = 0.95
 ) -> dict[str, float]:
     """The Nadeau-Bengio corrected resampled t-interval of per-fold scores.
 

@@ -140,9 +140,10 @@ def _resolve(node: Any, path: str, pick: Any) -> Any:
         return node
     if _is_dataclass_instance(node):
         return dataclasses.replace(node, **dict(new))
+    container = type(node)  # taken before the isinstance below narrows ``node`` to the abstract Mapping
     if isinstance(node, Mapping):
-        return type(node)(zip(node.keys(), (v for _, v in new), strict=True))
-    return type(node)(v for _, v in new)
+        return container(zip(node.keys(), (v for _, v in new), strict=True))
+    return container(v for _, v in new)
 
 
 def _describe(node: Any) -> str:
@@ -187,13 +188,14 @@ def set_path(tree: Any, dotted: str, value: Any) -> Any:
         new_child = value if i == len(keys) - 1 else rebuild(child, i + 1, _join(done, keys[i]))
         if _is_dataclass_instance(node):
             return dataclasses.replace(node, **{where: new_child})
+        container = type(node)  # taken before the isinstance below narrows ``node`` to the abstract Mapping
         if isinstance(node, Mapping):
-            out = dict(node)
-            out[where] = new_child
-            return type(node)(out) if not isinstance(node, dict) else out
-        out = list(node)
-        out[where] = new_child
-        return type(node)(out)
+            mapping = dict(node)
+            mapping[where] = new_child
+            return container(mapping) if not isinstance(node, dict) else mapping
+        sequence = list(node)
+        sequence[where] = new_child
+        return container(sequence)
 
     return rebuild(tree, 0, "")
 

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +55,7 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _write_atomically(target: Path, write, nbytes: int) -> None:
+def _write_atomically(target: Path, write: Callable[[Path], object], nbytes: int) -> None:
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
         write(tmp)
@@ -106,7 +106,7 @@ def cached_decode(
                 with open(tmp, "wb") as f:
                     fmt = np.lib.format
                     fmt.write_array_header_1_0(f, fmt.header_data_from_array_1_0(images))
-                    data = memoryview(np.ascontiguousarray(images)).cast("B")
+                    data = np.ascontiguousarray(images).data.cast("B")  # the array's buffer, as a memoryview
                     for start in range(0, len(data), 1 << 24):
                         f.write(data[start : start + (1 << 24)])
                     f.flush()

@@ -278,8 +278,8 @@ def load_images(
             import torch.nn.functional as F
 
             t = torch.from_numpy(images).permute(0, 3, 1, 2).float()
-            images = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-            images = images.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            resized = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            images = resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         h.update(source.arrays.tobytes())
         ids, labels = source.ids, source.labels
     else:

@@ -43,9 +43,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def decode_image(data: bytes, size: int, *, name: str = "<bytes>") -> np.ndarray:
     """Decode image bytes to a ``(size, size, 3)`` uint8 array: resize the short side, centre-crop."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.seek(0)  # the first frame of an animated GIF
-            image = ImageOps.exif_transpose(image) if hasattr(image, "getexif") else image
+        with Image.open(io.BytesIO(data)) as file:
+            file.seek(0)  # the first frame of an animated GIF
+            image = ImageOps.exif_transpose(file) if hasattr(file, "getexif") else file
             rgb = to_rgb(image)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise DataError(
