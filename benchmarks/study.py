@@ -105,9 +105,10 @@ def reference_study(exp, source, splits, args, client, experiment_id):
     import optuna
     from sklearn.metrics import roc_auc_score
 
+    from reproai.backbones import backbone_info
     from reproai.config.tree import resolve
     from reproai.metrics import youden_threshold
-    from reproai.models import backbone_info, create_model, set_backbone_frozen
+    from reproai.models import create_model, set_backbone_frozen
     from reproai.outer_fold import fit_seed
     from reproai.search import make_sampler
 
@@ -367,7 +368,7 @@ def main() -> None:
         # the reference, on the same splits and seeds
         ref_auc, ref_seconds = None, float("nan")
         if not args.skip_reference:
-            from reproai.data.datasets import list_source
+            from reproai.data.loading import list_source
 
             source = list_source(exp.data, seed=exp.seed)
             client = MlflowClient(f"sqlite:///{tmp}/reference.db")

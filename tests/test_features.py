@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from reproai import Data, Head, Model, Phase, Training
+from reproai.backbones import BackboneInfo, SmallCNN, register_backbone
 from reproai.data import list_source, load_images
 from reproai.features import clear_feature_cache
-from reproai.models import BackboneInfo, SmallCNN, register_backbone
 from reproai.tracking import MemoryTracker
 from reproai.training import fit
 

@@ -9,9 +9,9 @@ import pytest
 from optuna.trial import TrialState
 
 from reproai import CrossValidation, Data, Experiment, Model, Phase, Search, Training, hp
+from reproai.backbones import backbone_info
 from reproai.cv import make_splits
 from reproai.errors import SearchFailedError
-from reproai.models import backbone_info
 from reproai.outer_fold import StudyContext, _load_search, _search
 from reproai.tracking import MemoryTracker
 from reproai.workers import worker_id

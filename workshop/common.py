@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))  # run from a checkout without installing, too
 
 from reproai import Data, Head, Model, Phase, Training  # noqa: E402
+from reproai.backbones import backbone_info  # noqa: E402
 from reproai.data import list_source, load_images  # noqa: E402
-from reproai.models import backbone_info  # noqa: E402
 
 
 def parser(description: str, *, folds: bool = False, trials: bool = False) -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ A config file defines one :class:`Experiment` whose fields may hold search space
 
 from typing import Any
 
+from reproai.components import Component, register, registry
 from reproai.config import (
     CrossValidation,
     Data,
@@ -27,6 +28,9 @@ from reproai.errors import ConfigError, DataError, ReproaiError, SearchSpaceErro
 __version__ = "0.1.0"
 
 __all__ = [
+    "Component",
+    "register",
+    "registry",
     "Experiment",
     "Data",
     "Model",

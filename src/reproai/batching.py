@@ -14,29 +14,14 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch import nn
 
-from reproai.data.datasets import ImageSet
-from reproai.models import BackboneInfo
+from reproai.augment import Transform
+from reproai.backbones import BackboneInfo
+from reproai.data.source import ImageSet
 
-__all__ = ["Batch", "ImageBatches", "FeatureBatches", "make_augment"]
+__all__ = ["Batch", "ImageBatches", "FeatureBatches"]
 
 Batch = tuple[torch.Tensor, torch.Tensor, np.ndarray]
-
-
-def make_augment(name: str | None) -> nn.Module | None:
-    """A per-image augmentation on uint8 CHW tensors (torchvision v2), or None."""
-    if name is None:
-        return None
-    from torchvision.transforms import v2
-
-    policy = {
-        "flip": [],
-        "autoaugment": [v2.AutoAugment()],
-        "randaugment": [v2.RandAugment()],
-        "trivialaugment": [v2.TrivialAugmentWide()],
-    }[name]
-    return v2.Compose([v2.RandomHorizontalFlip(), *policy])
 
 
 def _prefetch(produce: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
@@ -112,7 +97,7 @@ class ImageBatches:
         self.std = torch.tensor(info.std, device=device).view(1, 3, 1, 1) * 255.0
         self.pin = device.type == "cuda"
 
-    def _produce(self, order: np.ndarray, batch_size: int, augment: nn.Module | None) -> Iterator[Batch]:
+    def _produce(self, order: np.ndarray, batch_size: int, augment: Transform | None) -> Iterator[Batch]:
         h, w, c = self.images.shape[1:]
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
@@ -133,7 +118,7 @@ class ImageBatches:
         index: np.ndarray,
         batch_size: int,
         *,
-        augment: nn.Module | None = None,
+        augment: Transform | None = None,
         generator: torch.Generator | None = None,
     ) -> Iterator[Batch]:
         order = np.asarray(index)
@@ -162,7 +147,7 @@ class FeatureBatches:
         index: np.ndarray,
         batch_size: int,
         *,
-        augment: nn.Module | None = None,
+        augment: Transform | None = None,
         generator: torch.Generator | None = None,
     ) -> Iterator[Batch]:
         order = np.asarray(index)

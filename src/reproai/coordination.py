@@ -21,6 +21,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from reproai import stopping
+from reproai.trials import quiet_optuna, trial_id
 from reproai.workers import worker_alive, worker_id
 
 __all__ = ["CLAIMS_PREFIX", "heartbeat", "is_dead", "claim", "claimed", "once", "last_claim_number", "release"]
@@ -65,18 +66,16 @@ def heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[N
 
 
 def _claims(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
-    from reproai.search import quiet_optuna
-
     with quiet_optuna():
         return optuna.create_study(storage=storage, study_name=f"{CLAIMS_PREFIX}/{name}", load_if_exists=True)
 
 
-def _fail_dead(study: optuna.Study) -> None:
+def _fail_dead(study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if is_dead(t):
             try:
-                study._storage.set_trial_user_attr(t._trial_id, "failed_reason", "worker died")
-                study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+                storage.set_trial_user_attr(trial_id(t), "failed_reason", "worker died")
+                storage.set_trial_state_values(trial_id(t), state=TrialState.FAIL)
             except RuntimeError:  # it finished meanwhile
                 pass
 
@@ -99,10 +98,10 @@ def claim(storage: optuna.storages.BaseStorage, name: str, *, after: int = -1) -
     """Try to claim the work ``name``: the claim's trial if this worker won it, else None (another
     worker holds it or has done it)."""
     study = _claims(storage, name)
-    _fail_dead(study)
+    _fail_dead(study, storage)
     trial = study.ask()
-    storage.set_trial_user_attr(trial._trial_id, "worker", worker_id())
-    storage.set_trial_user_attr(trial._trial_id, "heartbeat", time.time())
+    trial.set_user_attr("worker", worker_id())
+    trial.set_user_attr("heartbeat", time.time())
     live = [
         t.number
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE))
@@ -110,20 +109,19 @@ def claim(storage: optuna.storages.BaseStorage, name: str, *, after: int = -1) -
     ]
     if min(live) == trial.number:
         return trial
-    storage.set_trial_user_attr(trial._trial_id, "lost", True)
+    trial.set_user_attr("lost", True)
     study.tell(trial, state=TrialState.FAIL)
     return None
 
 
 def release(trial: optuna.Trial, *, value: dict[str, Any] | None = None, reason: str = "") -> None:
     """End a claim: done with ``value`` (COMPLETE), or given up with ``reason`` (FAIL; others may claim)."""
-    storage = trial.study._storage
     if value is None:
-        storage.set_trial_user_attr(trial._trial_id, "failed_reason", reason[:2000])
+        trial.set_user_attr("failed_reason", reason[:2000])
         trial.study.tell(trial, state=TrialState.FAIL)
         return
     for k, v in value.items():
-        storage.set_trial_user_attr(trial._trial_id, k, v)
+        trial.set_user_attr(k, v)
     trial.study.tell(trial, 0.0)
 
 
@@ -144,7 +142,7 @@ def once(
             return value, False
         trial = claim(storage, name, after=after)
         if trial is not None:
-            with heartbeat(storage, trial._trial_id):
+            with heartbeat(storage, trial_id(trial)):
                 try:
                     value = create()
                 except BaseException as e:

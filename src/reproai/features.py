@@ -12,12 +12,14 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
+from torch import nn
 
 from reproai import stopping
+from reproai.backbones import BackboneInfo, pretrained_identity
 from reproai.batching import Batch
 from reproai.config.schema import Model
-from reproai.data.datasets import ImageSet
-from reproai.models import BackboneInfo, Classifier, pretrained_identity
+from reproai.data.source import ImageSet
+from reproai.models import model_parts
 
 __all__ = ["backbone_features", "clear_feature_cache"]
 
@@ -31,7 +33,7 @@ def clear_feature_cache() -> None:
 
 @torch.no_grad()
 def backbone_features(
-    model: Classifier,
+    model: nn.Module,
     spec: Model,
     data: ImageSet,
     info: BackboneInfo,
@@ -40,7 +42,8 @@ def backbone_features(
     batch_size: int,
     progress: bool = False,
 ) -> torch.Tensor:
-    """Features of every example through ``model.backbone`` in eval mode, cached in memory by
+    """Features of every example through the model's backbone (see :func:`reproai.models.model_parts`) in
+    eval mode, cached in memory by
     (backbone weights, data fingerprint, input size). ``batches`` yields normalised images."""
     from tqdm.auto import tqdm
 
@@ -51,8 +54,12 @@ def backbone_features(
         if key in _MEMORY:
             _MEMORY.move_to_end(key)
             return _MEMORY[key]
-    was_training = model.backbone.training
-    model.backbone.eval()
+    parts = model_parts(model)
+    if parts is None:
+        raise ValueError(f"{type(model).__name__} declares no backbone: there are no backbone features to cache.")
+    was_training = model.training
+    for module in parts.modules:
+        module.eval()
     out = []
     index = np.arange(len(data))
     for x, _, _ in tqdm(
@@ -64,8 +71,8 @@ def backbone_features(
         leave=False,
     ):
         stopping.check()
-        out.append(model.backbone(x).float().cpu())
-    model.backbone.train(was_training)
+        out.append(parts.features(x).float().cpu())
+    model.train(was_training)
     features = torch.cat(out)
     if key is not None:
         _MEMORY[key] = features

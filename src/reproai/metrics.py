@@ -1,17 +1,21 @@
 """Classification metrics by name, and the decision threshold fitted on dev data.
 
-Probabilities are a vector of P(class 1) for binary targets and an (n, k) matrix otherwise.
+Probabilities are a vector of P(class 1) for binary targets and an (n, k) matrix otherwise. Each
+metric is a function ``(y, proba, pred, k) -> float`` registered by name in the ``"metric"`` registry
+(:mod:`reproai.components`) with whether greater is better; register your own the same way.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from sklearn import metrics as skm
+
+from reproai.components import registry
 
 __all__ = [
     "Metric",
@@ -40,7 +44,7 @@ def _binary(proba: np.ndarray) -> bool:
     return proba.ndim == 1
 
 
-def _roc_auc(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, k: int) -> float:
+def roc_auc(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, k: int) -> float:
     if len(np.unique(y)) < 2:
         return float("nan")
     if _binary(proba):
@@ -50,19 +54,19 @@ def _roc_auc(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, k: int) -> floa
     return skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=list(range(k)))
 
 
-def _average_precision(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, k: int) -> float:
+def average_precision(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, k: int) -> float:
     if _binary(proba):
         return skm.average_precision_score(y, proba) if y.any() else float("nan")
     onehot = np.eye(k)[y]
     return skm.average_precision_score(onehot, proba, average="macro")
 
 
-def _log_loss(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, k: int) -> float:
+def log_loss(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, k: int) -> float:
     p = np.column_stack([1 - proba, proba]) if _binary(proba) else proba
     return skm.log_loss(y, p, labels=list(range(p.shape[1])))
 
 
-def _brier(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, k: int) -> float:
+def brier(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, k: int) -> float:
     if _binary(proba):
         return skm.brier_score_loss(y, proba)
     return float(np.mean(np.sum((proba - np.eye(k)[y]) ** 2, axis=1)))
@@ -76,20 +80,34 @@ def _averaged(fn: Callable[..., float]) -> Callable[[np.ndarray, np.ndarray, np.
     return metric
 
 
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in [
-        Metric("roc_auc", _roc_auc),
-        Metric("average_precision", _average_precision),
-        Metric("accuracy", lambda y, proba, pred, k: skm.accuracy_score(y, pred)),
-        Metric("balanced_accuracy", lambda y, proba, pred, k: skm.balanced_accuracy_score(y, pred)),
-        Metric("f1", _averaged(skm.f1_score)),
-        Metric("precision", _averaged(skm.precision_score)),
-        Metric("recall", _averaged(skm.recall_score)),
-        Metric("log_loss", _log_loss, greater_is_better=False),
-        Metric("brier", _brier, greater_is_better=False),
-    ]
-}
+def accuracy(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, k: int) -> float:
+    return float(skm.accuracy_score(y, pred))
+
+
+def balanced_accuracy(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, k: int) -> float:
+    return float(skm.balanced_accuracy_score(y, pred))
+
+
+f1 = _averaged(skm.f1_score)
+precision = _averaged(skm.precision_score)
+recall = _averaged(skm.recall_score)
+
+
+class _Metrics(Mapping[str, Metric]):
+    """The registered metrics by name (a live view: metrics registered later are in it too)."""
+
+    def __getitem__(self, name: str) -> Metric:
+        entry = registry("metric").get(name)
+        return Metric(name, entry.load(), bool(entry.meta.get("greater_is_better", True)))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry("metric").names())
+
+    def __len__(self) -> int:
+        return len(registry("metric").names())
+
+
+METRICS: Mapping[str, Metric] = _Metrics()
 
 
 def metric_direction(name: str) -> Direction:

@@ -1,115 +1,37 @@
-"""Build a classifier: a backbone by name (timm, or a small CNN for tiny images) and a new head."""
+"""The network of a fit: reproai's classifier (a backbone and a new head) or a model of one's own, its
+parts (which parameters are the backbone), freezing, and checks of its output.
+
+Logits are ``(n, k)`` for ``k > 2`` classes and ``(n, 1)`` for two (the log-odds of class 1); a model
+of one's own may give ``(n, 2)`` for two classes, which :func:`as_logits` turns into the one logit
+``z1 - z0`` (then ``sigmoid`` of it is exactly ``softmax(z)[:, 1]``).
+"""
 
 from __future__ import annotations
 
-import copy
-import difflib
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from reproai.config.schema import Head, Model
+from reproai.backbones import create_backbone, recycle_backbone
+from reproai.components import accepts, import_path, registry, target_and_kwargs
+from reproai.config.schema import Head, Model, Phase
 from reproai.errors import ConfigError
 
 __all__ = [
     "Classifier",
-    "BackboneInfo",
+    "ModelParts",
     "create_model",
-    "load_backbone_weights",
-    "backbone_info",
-    "register_backbone",
-    "BACKBONES",
+    "model_parts",
+    "model_name",
     "set_backbone_frozen",
+    "backbone_eval",
+    "check_logits",
+    "as_logits",
     "recycle_model",
+    "check_model",
 ]
-
-
-@dataclass(frozen=True)
-class BackboneInfo:
-    """What the data pipeline needs to know about a backbone: input size and normalisation."""
-
-    image_size: int | None
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-
-class SmallCNN(nn.Module):
-    """Three conv blocks and global pooling: enough for 8x8 digits, trains in seconds on a CPU."""
-
-    def __init__(self, width: int = 32) -> None:
-        super().__init__()
-        w = width
-        self.features = nn.Sequential(
-            nn.Conv2d(3, w, 3, padding=1),
-            nn.BatchNorm2d(w),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(w, 2 * w, 3, padding=1),
-            nn.BatchNorm2d(2 * w),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
-            nn.Conv2d(2 * w, 4 * w, 3, padding=1),
-            nn.BatchNorm2d(4 * w),
-            nn.ReLU(inplace=True),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
-        self.num_features = 4 * w
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-
-# Backbones that are not timm's, by name: a factory, the input the model expects, and whether the
-# factory's weights are pretrained (fixed) rather than random.
-BACKBONES: dict[str, tuple[Callable[[], nn.Module], BackboneInfo, bool]] = {}
-
-
-def register_backbone(
-    name: str, factory: Callable[[], nn.Module], info: BackboneInfo, *, pretrained: bool = False
-) -> None:
-    """Make ``factory`` (returning a module with ``num_features``) available as ``Model(backbone=name)``."""
-    BACKBONES[name] = (factory, info, pretrained)
-
-
-register_backbone("small_cnn", SmallCNN, BackboneInfo(image_size=None, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)))
-
-
-def _check_timm_name(name: str) -> None:
-    import timm
-
-    if not timm.is_model(name):
-        known = list(BACKBONES) + timm.list_models()
-        close = difflib.get_close_matches(name, known, n=3)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ConfigError(
-            f"model.backbone={name!r} is not a known backbone.{hint} Use a timm model name "
-            f"(timm.list_models()) or one of {sorted(BACKBONES)}."
-        )
-
-
-def backbone_info(spec: Model) -> BackboneInfo:
-    """Input size and normalisation of ``spec.backbone`` (``spec.image_size`` overrides the size)."""
-    if spec.backbone in BACKBONES:
-        info = BACKBONES[spec.backbone][1]
-    else:
-        import timm
-
-        _check_timm_name(spec.backbone)
-        pretrained_cfg = timm.get_pretrained_cfg(spec.backbone)
-        cfg = pretrained_cfg.to_dict() if pretrained_cfg is not None else {}
-        info = BackboneInfo(
-            image_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
-            mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
-            std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
-        )
-    if spec.image_size is not None:
-        info = BackboneInfo(image_size=spec.image_size, mean=info.mean, std=info.std)
-    return info
 
 
 class Classifier(nn.Module):
@@ -145,144 +67,158 @@ class Classifier(nn.Module):
         return self.head(self.backbone(x))
 
 
-def _timm_backbone(spec: Model) -> nn.Module:
-    import timm
-
-    _check_timm_name(spec.backbone)
-    if isinstance(spec.pretrained, str):
-        backbone = timm.create_model(spec.backbone, pretrained=False, num_classes=0)
-        load_backbone_weights(backbone, spec.pretrained, spec.backbone)
-        return backbone
+def model_name(spec: Model) -> str:
+    """How errors name the model: the factory's import path, or the classifier's backbone."""
+    if spec.factory is None:
+        return f"the classifier on backbone {spec.backbone!r}"
+    target, _ = target_and_kwargs(spec.factory)
+    if isinstance(target, str):
+        return repr(target)
     try:
-        return timm.create_model(spec.backbone, pretrained=bool(spec.pretrained), num_classes=0)
-    except Exception as e:  # network errors come in many types (OSError, HF hub errors, ...)
-        if not spec.pretrained:
-            raise
+        return repr(import_path(target))
+    except ConfigError:
+        return repr(target)
+
+
+def _own_model(spec: Model, num_classes: int) -> nn.Module:
+    target, kwargs = target_and_kwargs(spec.factory)
+    factory = registry("model").entry(target).load()
+    given = {"num_classes": num_classes} if accepts(factory, "num_classes", var_keyword=True) else {}
+    model = factory(**{**kwargs, **spec.kwargs, **given})
+    if not isinstance(model, nn.Module):
         raise ConfigError(
-            f"Cannot fetch the pretrained weights of {spec.backbone!r} ({type(e).__name__}: {e}). "
-            "Without internet access, download them elsewhere and set model.pretrained to the "
-            "path of the state dict."
-        ) from e
+            f"model.factory {model_name(spec)} returned a {type(model).__name__}, not a torch.nn.Module; return "
+            "the network."
+        )
+    return model
 
 
-@lru_cache(maxsize=2)
-def _read_state_dict(file: str, mtime_ns: int, shown: str) -> dict:
-    """A weights file, read once per process (a study builds hundreds of models from it)."""
-    try:
-        return torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle, zip and EOF errors alike
-        raise ConfigError(f"model.pretrained={shown!r}: cannot read the file as a PyTorch state dict: {e}") from e
+def create_model(spec: Model, num_classes: int) -> nn.Module:
+    """A fresh network for ``num_classes`` classes, as ``spec`` describes (reproai's :class:`Classifier`,
+    or ``spec.factory(num_classes=..., **spec.kwargs)``)."""
+    if spec.factory is not None:
+        return _own_model(spec, num_classes)
+    return Classifier(create_backbone(spec), spec.head, num_classes)
 
 
-def load_backbone_weights(backbone: nn.Module, path: str | Path, name: str) -> None:
-    """Load a local state dict into a timm backbone, strictly: every backbone weight must be in it.
+@dataclass(frozen=True)
+class ModelParts:
+    """A network as backbone and head: the backbone's parameters and modules, images -> features, and
+    the head (features -> logits)."""
 
-    timm's own loader ignores mismatched keys when the head changes, which would silently train a
-    wrong or partly random backbone; here only the pretrained classifier may be left out.
-    """
-    import timm
-
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise ConfigError(f"model.pretrained={str(path)!r}: no such weights file.")
-    state = _read_state_dict(str(file.resolve()), file.stat().st_mtime_ns, str(path))
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    cfg = timm.get_pretrained_cfg(name)
-    classifier = (cfg.to_dict().get("classifier") if cfg is not None else None) or "classifier"
-    classifiers = (classifier,) if isinstance(classifier, str) else tuple(classifier)
-    state = {k: v for k, v in state.items() if not k.startswith(tuple(f"{c}." for c in classifiers))}
-    try:
-        backbone.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        missing = [k for k in backbone.state_dict() if k not in state]
-        unexpected = [k for k in state if k not in backbone.state_dict()]
-        raise ConfigError(
-            f"model.pretrained={str(path)!r}: cannot load these weights into {name!r}: "
-            f"{len(missing)} missing key(s) {missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}"
-            f"{'' if missing or unexpected else f' ({e})'}. Is it a state dict of {name!r} with timm's "
-            "parameter names?"
-        ) from e
+    parameters: list[nn.Parameter]
+    modules: list[nn.Module]
+    features: Callable[[torch.Tensor], torch.Tensor]
+    head: nn.Module
 
 
-def pretrained_identity(spec: Model) -> str | None:
-    """What identifies the backbone's starting weights; None when they are random."""
-    if spec.pretrained is False or spec.pretrained is None:
-        return None
-    if isinstance(spec.pretrained, str):
-        path = Path(spec.pretrained).expanduser()
-        st = path.stat()
-        return f"{spec.backbone}|file|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    return f"{spec.backbone}|library"
+def model_parts(model: nn.Module) -> ModelParts | None:
+    """The backbone and head of ``model``, when it declares them: ``backbone`` and ``head`` sub-modules
+    with ``forward(x) == head(backbone(x))`` (reproai's classifier, and the documented way for a model of
+    one's own), or timm's ``forward_features`` / ``forward_head(pre_logits=True)`` / ``get_classifier()``
+    (everything but the classifier is the backbone). None otherwise."""
+    backbone, head = getattr(model, "backbone", None), getattr(model, "head", None)
+    if isinstance(backbone, nn.Module) and isinstance(head, nn.Module):
+        return ModelParts(list(backbone.parameters()), list(backbone.modules()), backbone, head)
+    if all(callable(getattr(model, a, None)) for a in ("forward_features", "forward_head", "get_classifier")):
+        classifier = getattr(model, "get_classifier")()  # noqa: B009
+        if isinstance(classifier, nn.Module):
+            own = {id(p) for p in classifier.parameters()} | {id(m) for m in classifier.modules()}
+            forward_features: Callable[..., torch.Tensor] = getattr(model, "forward_features")  # noqa: B009
+            forward_head: Callable[..., torch.Tensor] = getattr(model, "forward_head")  # noqa: B009
 
+            def features(x: torch.Tensor) -> torch.Tensor:
+                return forward_head(forward_features(x), pre_logits=True)
 
-_TEMPLATES: OrderedDict[str, nn.Module] = OrderedDict()
-_SPARES: dict[str, list[nn.Module]] = {}  # backbones of finished models, per template, to be reset and reused
-
-
-def _pretrained_timm_backbone(spec: Model, key: str) -> nn.Module:
-    """A copy of the pretrained backbone, built once per process (a study builds hundreds); ``key``:
-    its :func:`pretrained_identity`."""
-    if key not in _TEMPLATES:
-        # Building it draws random initial weights (then overwritten): keep the caller's seeded
-        # generator where it was, so that a fit's results never depend on what was built before.
-        with torch.random.fork_rng(devices=[]):
-            _TEMPLATES[key] = _timm_backbone(spec)
-        while len(_TEMPLATES) > 2:
-            _SPARES.pop(_TEMPLATES.popitem(last=False)[0], None)
-    template = _TEMPLATES[key]
-    if _SPARES.get(key):
-        return _reset(_SPARES[key].pop(), template)
-    return copy.deepcopy(template)
-
-
-def _reset(backbone: nn.Module, template: nn.Module) -> nn.Module:
-    """Make a used backbone what ``copy.deepcopy(template)`` would be: the template's weights and
-    buffers, in the template's memory layout, no gradients, training mode."""
-    with torch.no_grad():
-        for p, t in zip(backbone.parameters(), template.parameters(), strict=True):
-            p.data = t.detach().clone()
-            p.grad = None
-            p.requires_grad_(t.requires_grad)
-        for b, tb in zip(backbone.buffers(), template.buffers(), strict=True):
-            b.data = tb.clone()
-    return backbone.train(template.training)
-
-
-def recycle_model(model: Classifier, spec: Model) -> None:
-    """Give a finished model's backbone to the next :func:`create_model` of ``spec``.
-
-    The next model then starts from this backbone reset to the pretrained weights, which costs a
-    fifth of a fresh copy (about 12 against 65 ms for efficientnet_lite0 on 2 CPU cores; a study makes
-    one per fit). ``model`` is left without a backbone: it must not be used again.
-    """
-    key = pretrained_identity(spec)
-    if key is None or key not in _TEMPLATES or spec.backbone in BACKBONES:
-        return
-    spares = _SPARES.setdefault(key, [])
-    if len(spares) < 2:
-        spares.append(model.backbone)
-    model.register_module("backbone", None)  # what ``model.backbone = None`` does, in the typed spelling
-
-
-def create_model(spec: Model, num_classes: int) -> Classifier:
-    """A fresh classifier for ``num_classes`` classes, as ``spec`` describes."""
-    if spec.backbone in BACKBONES:
-        factory, _, has_weights = BACKBONES[spec.backbone]
-        if spec.pretrained not in (False, None) and not has_weights:
-            raise ConfigError(
-                f"model.backbone={spec.backbone!r} has no pretrained weights; set model.pretrained=False."
+            return ModelParts(
+                [p for p in model.parameters() if id(p) not in own],
+                [m for m in model.modules() if id(m) not in own],
+                features,
+                classifier,
             )
-        backbone = factory()
-    elif (key := pretrained_identity(spec)) is not None:
-        backbone = _pretrained_timm_backbone(spec, key)
-    else:
-        backbone = _timm_backbone(spec)
-    return Classifier(backbone, spec.head, num_classes)
+    return None
 
 
-def set_backbone_frozen(model: Classifier, frozen: bool) -> None:
-    """Freeze (or unfreeze) the backbone's weights; a frozen backbone also keeps its BatchNorm statistics."""
-    for p in model.backbone.parameters():
+def set_backbone_frozen(model: nn.Module, frozen: bool) -> None:
+    """Freeze (or unfreeze) the backbone's weights; a frozen backbone also keeps its BatchNorm
+    statistics (see :func:`backbone_eval`).
+
+    Raises:
+        ConfigError: ``frozen`` but the model declares no backbone (see :func:`model_parts`).
+    """
+    parts = model_parts(model)
+    if parts is None:
+        if not frozen:
+            return
+        raise ConfigError(
+            f"a phase freezes the backbone (freeze_backbone=True), but the model ({type(model).__name__}) declares no "
+            "backbone: give it `backbone` and `head` sub-modules with forward(x) == head(backbone(x)), or set "
+            "freeze_backbone=False."
+        )
+    for p in parts.parameters:
         p.requires_grad_(not frozen)
+
+
+def backbone_eval(model: nn.Module) -> None:
+    """Put the backbone in eval mode: a frozen backbone keeps its BatchNorm statistics and drops no units."""
+    parts = model_parts(model)
+    if parts is not None:
+        for module in parts.modules:
+            module.eval()
+
+
+def check_logits(out: torch.Tensor, num_classes: int, spec: Model) -> None:
+    """Raise :class:`ConfigError` unless ``out`` has the shape of logits for ``num_classes`` classes."""
+    allowed = [1, 2] if num_classes == 2 else [num_classes]
+    if out.ndim == 2 and out.shape[1] in allowed:
+        return
+    want = "(n, 1) or (n, 2)" if num_classes == 2 else f"(n, {num_classes})"
+    where = "model.factory" if spec.factory is not None else "model"
+    raise ConfigError(
+        f"`{where}`: the model {model_name(spec)} returned outputs of shape {tuple(out.shape)} for a batch of "
+        f"{len(out)} images, but {num_classes} classes need logits of shape {want}. Make its last layer output "
+        f"{1 if num_classes == 2 else num_classes} value(s) per image (it is called with num_classes={num_classes})."
+    )
+
+
+def as_logits(out: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Logits in reproai's convention: two-class outputs ``(n, 2)`` become the one logit ``z1 - z0``."""
+    if num_classes == 2 and out.ndim == 2 and out.shape[1] == 2:
+        return (out[:, 1] - out[:, 0]).unsqueeze(1)
+    return out
+
+
+def check_model(model_spec: Model, phases: Sequence[Phase], num_classes: int, image_size: int) -> None:
+    """Build the model once and check it before any work: a phase that freezes the backbone needs a
+    model that declares one, and a batch of two images must give logits of the right shape.
+
+    Raises:
+        ConfigError: naming the field (``training.phases.<name>.freeze_backbone``, ``model.factory``).
+    """
+    with torch.random.fork_rng(devices=[]):  # building draws initial weights: leave the caller's generator alone
+        model = create_model(model_spec, num_classes)
+    frozen = [p.name for p in phases if p.freeze_backbone]
+    if frozen and model_parts(model) is None:
+        raise ConfigError(
+            f"`training.phases.{frozen[0]}.freeze_backbone`: the phase freezes the backbone, but the model "
+            f"{model_name(model_spec)} ({type(model).__name__}) declares no backbone. Give it `backbone` and `head` "
+            "sub-modules with forward(x) == head(backbone(x)), or set freeze_backbone=False."
+        )
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros(2, 3, image_size, image_size))
+    if not isinstance(out, torch.Tensor):
+        raise ConfigError(
+            f"`model.factory`: the model {model_name(model_spec)} returned a {type(out).__name__}, not "
+            "a tensor of logits."
+        )
+    check_logits(out, num_classes, model_spec)
+    recycle_model(model, model_spec)
+
+
+def recycle_model(model: nn.Module, spec: Model) -> None:
+    """Give a finished classifier's backbone to the next :func:`create_model` of ``spec`` (see
+    :func:`reproai.backbones.recycle_backbone`); ``model`` must not be used again. Models of one's own
+    are left alone."""
+    if spec.factory is None and isinstance(model, Classifier) and recycle_backbone(model.backbone, spec):
+        model.register_module("backbone", None)  # what ``model.backbone = None`` does, in the typed spelling

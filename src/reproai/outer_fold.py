@@ -17,27 +17,28 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from reproai import stopping
+from reproai.backbones import BackboneInfo
 from reproai.config.schema import Experiment
 from reproai.config.tree import has_search_space, resolve
 from reproai.console import say
 from reproai.coordination import claim, claimed, heartbeat, once, release
 from reproai.cv import OuterFold, Splits
-from reproai.data.datasets import ImageSet
+from reproai.data.source import ImageSet
 from reproai.errors import DiskFullError, ReproaiError, SearchFailedError, TrackingError
 from reproai.metrics import Direction, as_direction, metric_direction, youden_threshold
-from reproai.models import BackboneInfo, recycle_model
+from reproai.models import recycle_model
 from reproai.search import (
     fail_dead_trials,
     finished_trials,
     is_done,
     make_pruner,
     make_sampler,
-    quiet_optuna,
 )
 from reproai.seeding import derive_seed
-from reproai.tracking import TAG_PREFIX as T
+from reproai.tags import Level, Tag
 from reproai.tracking import Run, RunRecord, Tracker, end_status
 from reproai.training import FitResult, fit
+from reproai.trials import quiet_optuna, trial_id
 from reproai.workers import worker_id
 
 __all__ = ["StudyContext", "FoldOutcome", "run_outer_fold", "fold_outcome", "fit_seed"]
@@ -82,14 +83,8 @@ def fit_seed(root: int, kind: str, repeat: int, fold: int, inner: int | None = N
     return derive_seed(root, kind, repeat, fold, *(() if inner is None else (inner,)))
 
 
-def _tags(ctx: StudyContext, fold: OuterFold, **extra: Any) -> dict[str, Any]:
-    return {
-        f"{T}study_id": ctx.study_run.id,
-        f"{T}outer_fold": fold.fold,
-        f"{T}repeat": fold.repeat,
-        f"{T}worker": worker_id(),
-        **{f"{T}{k}": v for k, v in extra.items()},
-    }
+def _tags(ctx: StudyContext, fold: OuterFold) -> dict[str, Any]:
+    return {Tag.STUDY_ID: ctx.study_run.id, Tag.OUTER_FOLD: fold.fold, Tag.REPEAT: fold.repeat, Tag.WORKER: worker_id()}
 
 
 def _log_fit(run: Run, ctx: StudyContext, result: FitResult, record: dict[str, Any]) -> None:
@@ -140,7 +135,7 @@ def _run_fit(
 ) -> FitResult:
     """One tracked fit. The study needs its predictions and metrics, not its model: the model's backbone
     goes to the next fit (``result.model`` is left without one)."""
-    with ctx.tracker.start_run(name, tags={**tags, f"{T}level": "fit"}, parent=parent) as run:
+    with ctx.tracker.start_run(name, tags={**tags, Tag.LEVEL: Level.FIT}, parent=parent) as run:
         run.log_params(
             {
                 "seed": record["seed"],
@@ -172,17 +167,17 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
 
     def objective(trial: optuna.Trial) -> float:
         config = resolve(exp, trial)
-        tags = _tags(ctx, fold, trial=trial.number)
+        tags = {**_tags(ctx, fold), Tag.TRIAL: trial.number}
         with ctx.tracker.start_run(
-            f"trial-{trial.number}", tags={**tags, f"{T}level": "trial"}, parent=fold_run
+            f"trial-{trial.number}", tags={**tags, Tag.LEVEL: Level.TRIAL}, parent=fold_run
         ) as run:
             # The distributions let analysis rebuild the search from MLflow alone (history, importances).
             dists = {k: optuna.distributions.distribution_to_json(d) for k, d in trial.distributions.items()}
             run.log(
                 params=trial.params,
                 tags={
-                    f"{T}optuna_study": trial.study.study_name,
-                    f"{T}distributions": json.dumps(dists, sort_keys=True)[:5000],
+                    Tag.OPTUNA_STUDY: trial.study.study_name,
+                    Tag.DISTRIBUTIONS: json.dumps(dists, sort_keys=True)[:5000],
                 },
             )
             scores, epochs, dev_labels, dev_proba = [], [], [], []
@@ -215,7 +210,7 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
                         config,
                         run,
                         f"inner-{j}",
-                        {**tags, f"{T}inner_fold": j},
+                        {**tags, Tag.INNER_FOLD: j},
                         record,
                         train=inner.train,
                         dev=inner.dev,
@@ -235,13 +230,11 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
                             "median of earlier trials"
                         )
             except optuna.TrialPruned:
-                run.set_tags({f"{T}state": "pruned", f"{T}inner_folds_run": started})
+                run.set_tags({Tag.STATE: "pruned", Tag.INNER_FOLDS_RUN: started})
                 raise
             except Exception as e:
                 if is_trial_fault(e):
-                    run.set_tags(
-                        {f"{T}state": "failed", f"{T}error": _reason(e)[:5000], f"{T}inner_folds_run": started}
-                    )
+                    run.set_tags({Tag.STATE: "failed", Tag.ERROR: _reason(e)[:5000], Tag.INNER_FOLDS_RUN: started})
                     run.log_text(traceback.format_exc(), "error.txt")
                 raise
             value = float(np.mean(scores))
@@ -252,9 +245,7 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
                 trial.set_user_attr(
                     "threshold", youden_threshold(np.concatenate(dev_labels), np.concatenate(dev_proba))
                 )
-            run.log(
-                metrics={f"dev_{ctx.metric}": value}, tags={f"{T}state": "complete", f"{T}inner_folds_run": started}
-            )
+            run.log(metrics={f"dev_{ctx.metric}": value}, tags={Tag.STATE: "complete", Tag.INNER_FOLDS_RUN: started})
             return value
 
     return objective
@@ -281,26 +272,25 @@ def _close_runs_of(ctx: StudyContext, fold: OuterFold, dead: dict[int, str]) -> 
     the storage: the trial is failed and run again, so its run must not read as complete.
     """
     for wid in set(dead.values()):
-        for r in ctx.tracker.find_runs({f"{T}study_id": ctx.study_run.id, f"{T}worker": wid}, status="RUNNING"):
-            if r.tags.get(f"{T}level") in ("trial", "fit", "phase"):
+        for r in ctx.tracker.find_runs({Tag.STUDY_ID: ctx.study_run.id, Tag.WORKER: wid}, status="RUNNING"):
+            if r.tags.get(Tag.LEVEL) in (Level.TRIAL, Level.FIT, Level.PHASE):
                 ctx.tracker.set_status(r.id, "FAILED")
     for number in dead:
         found = ctx.tracker.find_runs(
             {
-                f"{T}study_id": ctx.study_run.id,
-                f"{T}outer_fold": fold.fold,
-                f"{T}repeat": fold.repeat,
-                f"{T}trial": number,
-                f"{T}level": "trial",
+                Tag.STUDY_ID: ctx.study_run.id,
+                Tag.OUTER_FOLD: fold.fold,
+                Tag.REPEAT: fold.repeat,
+                Tag.TRIAL: number,
+                Tag.LEVEL: Level.TRIAL,
             },
             status="FINISHED",
         )
         for r in found:
             ctx.tracker.run(r.id).set_tags(
                 {
-                    f"{T}state": "failed",
-                    f"{T}error": "its worker died before the trial's "
-                    "result reached the storage; the trial is run again",
+                    Tag.STATE: "failed",
+                    Tag.ERROR: "its worker died before the trial's result reached the storage; the trial is run again",
                 }
             )
             ctx.tracker.set_status(r.id, "FAILED")
@@ -314,10 +304,10 @@ def _run_trial(ctx: StudyContext, study: optuna.Study, objective: Callable[[optu
     trial = study.ask()
     earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
     if sum(is_done(t) or t.state == TrialState.RUNNING for t in earlier) >= n_trials:
-        ctx.storage.set_trial_user_attr(trial._trial_id, "failed_reason", "surplus: n_trials were already live")
+        ctx.storage.set_trial_user_attr(trial_id(trial), "failed_reason", "surplus: n_trials were already live")
         study.tell(trial, state=TrialState.FAIL)
         return TrialState.FAIL
-    with heartbeat(ctx.storage, trial._trial_id):
+    with heartbeat(ctx.storage, trial_id(trial)):
         try:
             value = objective(trial)
         except optuna.TrialPruned:
@@ -326,9 +316,9 @@ def _run_trial(ctx: StudyContext, study: optuna.Study, objective: Callable[[optu
         except BaseException as e:
             fault = is_trial_fault(e)
             if fault:  # the sampled parameters cannot train (or crashed the fit): the search goes on
-                ctx.storage.set_trial_user_attr(trial._trial_id, "error", True)
+                ctx.storage.set_trial_user_attr(trial_id(trial), "error", True)
             reason = _reason(e) if fault else f"stopped: {_reason(e)}"
-            ctx.storage.set_trial_user_attr(trial._trial_id, "failed_reason", reason[:2000])
+            ctx.storage.set_trial_user_attr(trial_id(trial), "failed_reason", reason[:2000])
             study.tell(trial, state=TrialState.FAIL)
             if not fault:
                 raise
@@ -364,7 +354,7 @@ def _search(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> bool:
             dead = fail_dead_trials(study, ctx.storage)
             if dead:
                 _close_runs_of(ctx, fold, dead)
-                fold_run.set_tags({f"{T}retried_trials": ",".join(map(str, sorted(dead)))})
+                fold_run.set_tags({Tag.RETRIED_TRIALS: ",".join(map(str, sorted(dead)))})
             trials = study.get_trials(deepcopy=False)
             done = sum(is_done(t) for t in trials)
             bar.update(done - bar.n)
@@ -397,10 +387,10 @@ def _failure_summary(fold: OuterFold, trials: list[optuna.trial.FrozenTrial]) ->
 def _fold_record(ctx: StudyContext, fold: OuterFold) -> RunRecord | None:
     found = ctx.tracker.find_runs(
         {
-            f"{T}level": "outer_fold",
-            f"{T}study_id": ctx.study_run.id,
-            f"{T}outer_fold": fold.fold,
-            f"{T}repeat": fold.repeat,
+            Tag.LEVEL: Level.OUTER_FOLD,
+            Tag.STUDY_ID: ctx.study_run.id,
+            Tag.OUTER_FOLD: fold.fold,
+            Tag.REPEAT: fold.repeat,
         }
     )
     return found[0] if found else None
@@ -410,7 +400,7 @@ def fold_outcome(tracker: Tracker, record: RunRecord) -> FoldOutcome:
     """The outcome of a finished outer fold, read back from its run."""
     table = tracker.read_table(record.id, "predictions/test.json")
     metrics = {k[len("test_") :]: v for k, v in record.metrics.items() if k.startswith("test_")}
-    return FoldOutcome(metrics, table, json.loads(record.tags.get(f"{T}best_params", "{}")))
+    return FoldOutcome(metrics, table, json.loads(record.tags.get(Tag.BEST_PARAMS, "{}")))
 
 
 def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
@@ -433,7 +423,7 @@ def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
             resolve(exp, params),
             fold_run,
             "refit",
-            {**tags, f"{T}refit": "true"},
+            {**tags, Tag.REFIT: "true"},
             record,
             train=fold.train,
             test=fold.test,
@@ -443,7 +433,7 @@ def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
         fold_run.log_params({f"best.{k}": v for k, v in params.items()})
         assert best.value is not None  # the best trial is a complete one, which has a value
         fold_run.log_metrics({f"best_dev_{ctx.metric}": best.value})
-        fold_run.set_tags({f"{T}best_trial": best.number})
+        fold_run.set_tags({Tag.BEST_TRIAL: best.number})
     else:
         params = {}
         inner = fold.inner[0]
@@ -460,7 +450,7 @@ def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
             exp,
             fold_run,
             "fit",
-            {**tags, f"{T}inner_fold": 0},
+            {**tags, Tag.INNER_FOLD: 0},
             record,
             train=inner.train,
             dev=inner.dev,
@@ -473,7 +463,7 @@ def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
             **{f"test_{k}": v for k, v in result.test_metrics.items()},
             **({"threshold": result.threshold} if result.threshold is not None else {}),
         },
-        tags={f"{T}state": "complete", f"{T}best_params": json.dumps(params, sort_keys=True)[:5000]},
+        tags={Tag.STATE: "complete", Tag.BEST_PARAMS: json.dumps(params, sort_keys=True)[:5000]},
         tables={"predictions/test.json": result.test.table(ctx.data, result.threshold)},
     )
 
@@ -490,7 +480,7 @@ def run_outer_fold(ctx: StudyContext, fold: OuterFold) -> bool:
         if found is not None:
             return {"run_id": found.id}
         run = ctx.tracker.open_run(
-            f"outer-{fold.key}", tags={**_tags(ctx, fold), f"{T}level": "outer_fold"}, parent=ctx.study_run
+            f"outer-{fold.key}", tags={**_tags(ctx, fold), Tag.LEVEL: Level.OUTER_FOLD}, parent=ctx.study_run
         )
         return {"run_id": run.id}
 
@@ -508,7 +498,7 @@ def run_outer_fold(ctx: StudyContext, fold: OuterFold) -> bool:
     if trial is None:
         return claimed(ctx.storage, f"{name}/refit") is not None
     ctx.tracker.set_status(run_id, "RUNNING")
-    with heartbeat(ctx.storage, trial._trial_id):
+    with heartbeat(ctx.storage, trial_id(trial)):
         try:
             _refit(ctx, fold, fold_run)
         except BaseException as e:

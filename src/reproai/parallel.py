@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from reproai.console import say
 from reproai.errors import ConfigError, TrackingError
 
 __all__ = ["check_parallel_storage", "local_tracking_server", "run_workers"]
@@ -116,7 +117,7 @@ def run_workers(argv: Sequence[str], workers: int) -> int:
     # Share the cores out rather than let every worker's PyTorch use all of them (oversubscription).
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     procs = [subprocess.Popen([sys.executable, "-m", "reproai", *argv], env=env) for _ in range(workers)]
-    print(f"reproai: started {workers} workers (pids {', '.join(str(p.pid) for p in procs)})", file=sys.stderr)
+    say(f"started {workers} workers (pids {', '.join(str(p.pid) for p in procs)})")
 
     def forward(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
         for p in procs:

@@ -1,8 +1,10 @@
-"""What a run was made with: package versions, Python, platform, hardware, git state."""
+"""What a run was made with: package versions, Python, platform, hardware, git state, and the files of
+the user modules that the config's components come from."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import platform
 import subprocess
@@ -11,7 +13,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["environment", "git_state"]
+from reproai.components import CONFIG_MODULE, REGISTRIES, Component, import_object, registry
+from reproai.config.tree import Choice, child_items
+
+__all__ = ["environment", "git_state", "component_sources"]
 
 _PACKAGES = [
     "reproai",
@@ -54,8 +59,60 @@ def git_state(path: str | Path) -> dict[str, Any]:
     }
 
 
-def environment(config_path: str | Path | None = None) -> dict[str, Any]:
-    """A JSON-compatible description of the software and hardware this process runs on."""
+def _named(target: Any) -> list[Any]:
+    """The objects a component's target names: itself, what its import path imports, or what a
+    registry holds under that name (user registrations; built-ins are reproai's own)."""
+    if not isinstance(target, str):
+        return [target]
+    if ":" in target and not target.startswith("<"):
+        with contextlib.suppress(Exception):  # validation reported it already
+            return [import_object(target)]
+        return []
+    return [registry(kind).get(target).target for kind in REGISTRIES if target in registry(kind)]
+
+
+def _objects(tree: Any) -> list[Any]:
+    """The classes and functions a config tree names: given directly, or as a component's target."""
+    if isinstance(tree, Choice):
+        branches = tree.branches.values() if isinstance(tree.branches, dict) else []
+        return [obj for branch in branches for obj in _objects(branch)]
+    found: list[Any] = []
+    if isinstance(tree, Component):
+        found += _named(tree.target)
+    elif callable(tree) and not child_items(tree):
+        found.append(tree)
+    for _, child in child_items(tree):
+        found += _objects(child)
+    return found
+
+
+def component_sources(tree: Any) -> dict[str, dict[str, Any]]:
+    """For each class or function the config names that comes from a module of the user's own (not an
+    installed distribution, not the config file, which is logged as it is): its module's file and
+    sha256, by ``module:qualname``."""
+    distributions = metadata.packages_distributions()
+    out: dict[str, dict[str, Any]] = {}
+    for obj in _objects(tree):
+        module_name = getattr(obj, "__module__", None)
+        if not isinstance(module_name, str) or module_name == CONFIG_MODULE:
+            continue
+        top = module_name.split(".")[0]
+        module = sys.modules.get(module_name)
+        file = getattr(module, "__file__", None)
+        if top in distributions or top in sys.stdlib_module_names or not file:
+            continue
+        data = Path(file).read_bytes()
+        out[f"{module_name}:{getattr(obj, '__qualname__', '?')}"] = {
+            "module": module_name,
+            "file": str(Path(file).resolve()),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+    return out
+
+
+def environment(config_path: str | Path | None = None, experiment: Any = None) -> dict[str, Any]:
+    """A JSON-compatible description of the software and hardware this process runs on, and (given the
+    ``experiment``) of the user modules its components come from."""
     import torch
 
     versions = {}
@@ -77,4 +134,5 @@ def environment(config_path: str | Path | None = None) -> dict[str, Any]:
         "packages": versions,
         "argv": sys.argv,
         "git": git_state(config_path or os.getcwd()),
+        "component_sources": component_sources(experiment) if experiment is not None else {},
     }

@@ -16,10 +16,11 @@ import pandas as pd
 
 from reproai.config.loader import LoadedConfig, load_config
 from reproai.config.tree import resolve
+from reproai.console import say
 from reproai.cv import Splits
 from reproai.errors import DataError, ReproaiError, UntrustedConfigError
 from reproai.outer_fold import StudyContext, _log_fit
-from reproai.tracking import TAG_PREFIX as T
+from reproai.tags import Level, Tag
 from reproai.tracking import MlflowTracker, RunRecord
 from reproai.training import fit
 
@@ -46,11 +47,11 @@ def logged_config(
     ``trust=True``: a run on a tracking server may hold anybody's code.
     """
     study = tracker.get_run(study_id)
-    name = study.tags.get(f"{T}config_file", "config.py")
+    name = study.tags.get(Tag.CONFIG_FILE, "config.py")
     source = tracker.read_text(study_id, f"config/{name}")
     digest = hashlib.sha256(source.encode()).hexdigest()
-    origin = study.tags.get(f"{T}worker", "an unknown host").rsplit(":", 2)[0]
-    print(f"config {name} from study run {study_id} at {tracker.tracking_uri}, written on {origin} (sha256 {digest})")
+    origin = study.tags.get(Tag.WORKER, "an unknown host").rsplit(":", 2)[0]
+    say(f"config {name} from study run {study_id} at {tracker.tracking_uri}, written on {origin} (sha256 {digest})")
     if origin != socket.gethostname() and not trust:
         raise UntrustedConfigError(
             f"The config of study run {study_id} was written on {origin}, not on this machine "
@@ -64,19 +65,19 @@ def logged_config(
 
 
 def _fit_runs_of(tracker: MlflowTracker, run: RunRecord) -> list[RunRecord]:
-    level = run.tags.get(f"{T}level")
-    if level == "fit":
+    level = run.tags.get(Tag.LEVEL)
+    if level == Level.FIT:
         return [run]
-    if level == "phase":
+    if level == Level.PHASE:
         return [tracker.get_run(run.tags["mlflow.parentRunId"])]
-    if level == "trial":
+    if level == Level.TRIAL:
         fits = tracker.find_runs(
             {
-                f"{T}level": "fit",
-                f"{T}study_id": run.tags[f"{T}study_id"],
-                f"{T}trial": run.tags[f"{T}trial"],
-                f"{T}outer_fold": run.tags[f"{T}outer_fold"],
-                f"{T}repeat": run.tags[f"{T}repeat"],
+                Tag.LEVEL: Level.FIT,
+                Tag.STUDY_ID: run.tags[Tag.STUDY_ID],
+                Tag.TRIAL: run.tags[Tag.TRIAL],
+                Tag.OUTER_FOLD: run.tags[Tag.OUTER_FOLD],
+                Tag.REPEAT: run.tags[Tag.REPEAT],
             }
         )
         return sorted((f for f in fits if f.tags.get("mlflow.parentRunId") == run.id), key=lambda f: f.name)
@@ -98,16 +99,16 @@ def rerun(
     written on another machine runs only with ``trust=True`` (see :func:`logged_config`).
     """
     tracker, run = MlflowTracker.for_run(run_id, tracking_uri)
-    study_id = run.tags.get(f"{T}study_id")
+    study_id = run.tags.get(Tag.STUDY_ID)
     if not study_id:
-        raise ReproaiError(f"Run {run_id} was not made by reproai (it has no {T}study_id tag).")
+        raise ReproaiError(f"Run {run_id} was not made by reproai (it has no {Tag.STUDY_ID} tag).")
     loaded, _ = logged_config(tracker, study_id, overrides, trust=trust)
-    if run.tags.get(f"{T}level") == "study":
+    if run.tags.get(Tag.LEVEL) == Level.STUDY:
         return _rerun_study(tracker, run, loaded, progress)
-    if run.tags.get(f"{T}level") == "outer_fold":
+    if run.tags.get(Tag.LEVEL) == Level.OUTER_FOLD:
         refits = [
             r
-            for r in tracker.find_runs({f"{T}level": "fit", f"{T}study_id": study_id})
+            for r in tracker.find_runs({Tag.LEVEL: Level.FIT, Tag.STUDY_ID: study_id})
             if r.tags.get("mlflow.parentRunId") == run.id
         ]
         run = refits[0] if refits else run
@@ -117,13 +118,13 @@ def rerun(
 def _rerun_study(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, progress: bool) -> RerunReport:
     from reproai.study import run_experiment
 
-    result = run_experiment(loaded, tracker=tracker, progress=progress, extra_tags={f"{T}rerun_of": run.id})
-    metric = run.tags.get(f"{T}metric", loaded.experiment.search.metric)
+    result = run_experiment(loaded, tracker=tracker, progress=progress, extra_tags={Tag.RERUN_OF: run.id})
+    metric = run.tags.get(Tag.METRIC, loaded.experiment.search.metric)
     before = run.metrics.get(f"test_{metric}_mean")
     after = result.summary[metric]["mean"]
     same = before is not None and np.isclose(before, after, rtol=0, atol=1e-12)
     return RerunReport(
-        run.id, result.run_id, "study", bool(same), [f"test {metric} mean: original {before}, rerun {after}"]
+        run.id, result.run_id, Level.STUDY, bool(same), [f"test {metric} mean: original {before}, rerun {after}"]
     )
 
 
@@ -131,19 +132,19 @@ def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, pr
     from reproai.study import prepare_data
 
     exp = loaded.experiment
-    study = tracker.get_run(run.tags[f"{T}study_id"])
+    study = tracker.get_run(run.tags[Tag.STUDY_ID])
     data, info = prepare_data(exp, progress=progress)
-    if study.tags.get(f"{T}data_fingerprint") not in (None, data.fingerprint):
+    if study.tags.get(Tag.DATA_FINGERPRINT) not in (None, data.fingerprint):
         raise DataError(
             f"The data differ from the data of the original run (fingerprint "
-            f"{study.tags[f'{T}data_fingerprint']} -> {data.fingerprint}); a rerun would not be exact. "
+            f"{study.tags[Tag.DATA_FINGERPRINT]} -> {data.fingerprint}); a rerun would not be exact. "
             "Point data.root at the original data (--set data.root=...)."
         )
     splits = Splits.from_dict(json.loads(tracker.read_text(study.id, "splits.json")))
     if splits.ids != data.ids:
         raise DataError("The logged splits name other examples than the data hold now; the rerun would not be exact.")
     identical, details, new_ids = True, [], []
-    with tracker.start_run(f"rerun-{run.name}", tags={f"{T}level": "rerun", f"{T}rerun_of": run.id}) as parent:
+    with tracker.start_run(f"rerun-{run.name}", tags={Tag.LEVEL: Level.RERUN, Tag.RERUN_OF: run.id}) as parent:
         # Only _log_fit reads this context; a rerun searches nothing, so an in-memory storage stands in.
         ctx = StudyContext(
             experiment=exp,
@@ -167,7 +168,7 @@ def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, pr
                 inner = fold.inner[record.get("inner_fold", 0)]
                 kwargs = dict(train=inner.train, dev=inner.dev, test=fold.test if record["kind"] == "single" else None)
             with tracker.start_run(
-                f"rerun-{fit_run.name}", tags={f"{T}level": "fit", f"{T}rerun_of": fit_run.id}, parent=parent
+                f"rerun-{fit_run.name}", tags={Tag.LEVEL: Level.FIT, Tag.RERUN_OF: fit_run.id}, parent=parent
             ) as new:
                 result = fit(
                     config.model,
@@ -197,7 +198,7 @@ def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, pr
                     col = "probability" if "probability" in a else a.columns[2]
                     diff = float(np.max(np.abs(a[col].to_numpy() - b[col].to_numpy())))
                     details.append(f"{fit_run.name}: {table} predictions DIFFER (max |diff| of {col}: {diff:.3g})")
-        parent.set_tags({f"{T}identical": str(identical).lower()})
+        parent.set_tags({Tag.IDENTICAL: str(identical).lower()})
     return RerunReport(
-        run.id, new_ids[0] if len(new_ids) == 1 else parent.id, run.tags.get(f"{T}level", "fit"), identical, details
+        run.id, new_ids[0] if len(new_ids) == 1 else parent.id, run.tags.get(Tag.LEVEL, Level.FIT), identical, details
     )

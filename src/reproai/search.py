@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from reproai.components import create
 from reproai.config.schema import Experiment, Search
 from reproai.config.space import Categorical
 from reproai.config.tree import iter_parameters
 from reproai.errors import ConfigError
 from reproai.retry import PatientStorage
+from reproai.trials import cached_storage, trial_id
 
 __all__ = [
-    "quiet_optuna",
     "open_storage",
     "make_sampler",
     "make_pruner",
+    "grid_space",
+    "tpe_sampler",
+    "grid_sampler",
+    "hyperband_pruner",
     "fail_dead_trials",
     "finished_trials",
     "is_done",
@@ -29,17 +33,6 @@ __all__ = [
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-@contextlib.contextmanager
-def quiet_optuna() -> Iterator[None]:
-    """Optuna logs warnings only while the block runs (no "A new study created" line per study)."""
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(verbosity)
 
 
 def open_storage(url: str | None = None) -> optuna.storages.BaseStorage:
@@ -66,9 +59,8 @@ def open_storage(url: str | None = None) -> optuna.storages.BaseStorage:
             # Wrapped after the first connection succeeded: a wrong URL fails at once, a restart is waited out.
             server = make_url(url)
             name = "PostgreSQL" if url.startswith("postgresql") else "MySQL"
-            cached = getattr(optuna.storages, "_CachedStorage", None)  # what Optuna itself wraps RDB storages in
             return PatientStorage(
-                cached(storage) if cached else storage,
+                cached_storage(storage),
                 f"the Optuna storage ({name} at {server.host}:{server.port or ''}/{server.database})",
             )
         return storage
@@ -109,37 +101,59 @@ class _GridSampler(optuna.samplers.GridSampler):
         pass
 
 
+def grid_space(experiment: Experiment) -> dict[str, list[Any]]:
+    """The grid of a config whose search spaces are all unconditional ``hp.categorical``.
+
+    Raises:
+        ConfigError: a search space is not categorical, or is conditional.
+    """
+    grid = {}
+    for p in iter_parameters(experiment):
+        if not isinstance(p.space, Categorical) or p.condition:
+            raise ConfigError(
+                f"search.sampler='grid' needs every search space to be an unconditional "
+                f"hp.categorical, but `{p.name}` is {p.space!r}."
+            )
+        grid[p.name] = list(p.space.choices)
+    return grid
+
+
+def tpe_sampler(*, seed: int, n_trials: int, **kwargs: Any) -> optuna.samplers.TPESampler:
+    """Optuna's TPE sampler (Bergstra et al., 2011), with a third of the trials (2 to 10) sampled at
+    random before it models the search; ``kwargs`` go to ``TPESampler``."""
+    kwargs.setdefault("n_startup_trials", min(10, max(2, n_trials // 3)))
+    return optuna.samplers.TPESampler(seed=seed, **kwargs)
+
+
+def grid_sampler(*, seed: int, search_space: dict[str, list[Any]]) -> optuna.samplers.GridSampler:
+    """Every combination of the config's categorical spaces, in a seeded order."""
+    return _GridSampler(search_space, seed=seed)
+
+
+def hyperband_pruner(*, n_inner_folds: int, min_resource: int = 1, **kwargs: Any) -> optuna.pruners.HyperbandPruner:
+    """Optuna's Hyperband pruner (Li et al., 2018) over a trial's steps: its epochs, then its inner folds."""
+    return optuna.pruners.HyperbandPruner(min_resource=min_resource, max_resource=10_000 + n_inner_folds, **kwargs)
+
+
 def make_sampler(search: Search, experiment: Experiment, seed: int) -> optuna.samplers.BaseSampler:
-    """The sampler named by ``search.sampler``, seeded."""
-    if search.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if search.sampler == "grid":
-        grid = {}
-        for p in iter_parameters(experiment):
-            if not isinstance(p.space, Categorical) or p.condition:
-                raise ConfigError(
-                    f"search.sampler='grid' needs every search space to be an unconditional "
-                    f"hp.categorical, but `{p.name}` is {p.space!r}."
-                )
-            grid[p.name] = list(p.space.choices)
-        return _GridSampler(grid, seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, search.n_trials // 3)))
+    """The sampler ``search.sampler`` names, given ``seed`` (and the grid, the number of trials) when it
+    takes them."""
+    fill = {
+        "seed": lambda: seed,
+        "n_trials": lambda: search.n_trials,
+        "search_space": lambda: grid_space(experiment),
+    }
+    return create("sampler", search.sampler, fill=fill)
 
 
 def make_pruner(search: Search, inner_folds: int) -> optuna.pruners.BasePruner:
-    """The pruner named by ``search.pruner``.
+    """The pruner ``search.pruner`` names.
 
     A trial reports its dev metric after each epoch of its first inner fold, and its running mean
     over inner folds after each inner fold, so that a hopeless trial stops during its first fit.
     The median pruner starts once two trials have finished, and never on a first epoch (too noisy).
     """
-    if search.pruner == "none":
-        return optuna.pruners.NopPruner()
-    if search.pruner == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
-    if search.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=10_000 + inner_folds)
-    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    return create("pruner", search.pruner, fill={"n_inner_folds": lambda: inner_folds})
 
 
 def is_done(trial: optuna.trial.FrozenTrial) -> bool:
@@ -168,8 +182,8 @@ def fail_dead_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) 
             continue
         wid = trial.user_attrs.get("worker", "unknown")
         try:
-            storage.set_trial_user_attr(trial._trial_id, "failed_reason", f"worker {wid} died")
-            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            storage.set_trial_user_attr(trial_id(trial), "failed_reason", f"worker {wid} died")
+            storage.set_trial_state_values(trial_id(trial), state=TrialState.FAIL)
         except RuntimeError:  # it finished meanwhile
             continue
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})

@@ -9,6 +9,8 @@ import random
 import numpy as np
 import torch
 
+from reproai.tags import Tag
+
 __all__ = ["derive_seed", "seed_everything", "configure_determinism"]
 
 
@@ -32,7 +34,7 @@ def configure_determinism(enabled: bool, device: torch.device) -> dict[str, str]
     not started yet, and an error says to set it in the environment otherwise.
     """
     if not enabled:  # leave the process's setting as it is, and report it
-        return {"reproai.deterministic": str(torch.are_deterministic_algorithms_enabled()).lower()}
+        return {Tag.DETERMINISTIC: str(torch.are_deterministic_algorithms_enabled()).lower()}
     if device.type == "cuda" and not os.environ.get("CUBLAS_WORKSPACE_CONFIG"):
         if torch.cuda.is_initialized():
             from reproai.errors import ConfigError
@@ -46,9 +48,9 @@ def configure_determinism(enabled: bool, device: torch.device) -> dict[str, str]
     torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark = False
     return {
-        "reproai.deterministic": "true",
-        "reproai.use_deterministic_algorithms": "true",
-        "reproai.cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG", "")
+        Tag.DETERMINISTIC: "true",
+        Tag.USE_DETERMINISTIC_ALGORITHMS: "true",
+        Tag.CUBLAS_WORKSPACE_CONFIG: os.environ.get("CUBLAS_WORKSPACE_CONFIG", "")
         if device.type == "cuda"
         else "n/a (cpu)",
     }

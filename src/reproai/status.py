@@ -12,7 +12,7 @@ from reproai.analysis.load import find_study
 from reproai.coordination import CLAIMS_PREFIX, is_dead
 from reproai.errors import ReproaiError
 from reproai.search import open_storage
-from reproai.tracking import TAG_PREFIX as T
+from reproai.tags import Tag
 
 __all__ = ["StudyStatus", "study_status"]
 
@@ -53,10 +53,10 @@ def _claim_state(storage: optuna.storages.BaseStorage, names: set[str], name: st
 def study_status(reference: str, *, tracking_uri: str | None = None, storage: str | None = None) -> StudyStatus:
     """The progress of the study ``reference`` (experiment name or run id) from its Optuna storage."""
     _, run = find_study(reference, tracking_uri, finished=False)
-    prefix = run.tags.get(f"{T}optuna_prefix")
+    prefix = run.tags.get(Tag.OPTUNA_PREFIX)
     if not prefix:
         raise ReproaiError(
-            f"Study run {run.id} has no {T}optuna_prefix tag; it was not made by this version of reproai."
+            f"Study run {run.id} has no {Tag.OPTUNA_PREFIX} tag; it was not made by this version of reproai."
         )
     store = open_storage(storage)
     names = {s.study_name for s in optuna.get_all_study_summaries(store, include_best_trial=False)}

@@ -15,20 +15,22 @@ import numpy as np
 import pandas as pd
 
 from reproai import stopping
-from reproai.analysis.stats import corrected_t_interval, t_interval
+from reproai.backbones import BackboneInfo, backbone_info
 from reproai.config.loader import LoadedConfig
 from reproai.config.schema import Experiment
 from reproai.config.space import Space
-from reproai.config.tree import child_items, has_search_space, to_jsonable
+from reproai.config.tree import child_items, first_values, has_search_space, to_jsonable
 from reproai.coordination import claimed, last_claim_number, once
 from reproai.cv import Splits, make_splits
-from reproai.data.datasets import ImageSet, list_source, load_images
-from reproai.errors import DataError, InvalidParamsError
-from reproai.models import BackboneInfo, backbone_info
+from reproai.data.loading import list_source, load_images
+from reproai.data.source import ImageSet
+from reproai.errors import ConfigError, DataError, InvalidParamsError
+from reproai.models import check_model
 from reproai.outer_fold import StudyContext, fold_outcome, run_outer_fold
 from reproai.provenance import environment
 from reproai.search import make_sampler, open_storage
-from reproai.tracking import TAG_PREFIX as T
+from reproai.stats import corrected_t_interval, t_interval
+from reproai.tags import Level, Tag
 from reproai.tracking import MlflowTracker, Run, RunRecord, Tracker, end_status
 from reproai.workers import worker_alive, worker_id
 
@@ -66,11 +68,20 @@ def flatten_config(tree: Any, path: str = "") -> dict[str, Any]:
     return out
 
 
-def prepare_data(experiment: Experiment, *, progress: bool = True) -> tuple[ImageSet, BackboneInfo]:
-    """List, limit and decode the experiment's data at the backbone's input size."""
+def prepare_data(
+    experiment: Experiment, *, progress: bool = True, source_name: str | None = None
+) -> tuple[ImageSet, BackboneInfo]:
+    """List, limit and decode the experiment's data at the model's input size, after building the model
+    once to check it (see :func:`reproai.models.check_model`; its errors name ``source_name``, the
+    config file)."""
     info = backbone_info(experiment.model)
     source = list_source(experiment.data, seed=experiment.seed)
     size = info.image_size or source.native_size or 32
+    concrete = first_values(experiment)
+    try:
+        check_model(concrete.model, concrete.training.phases, len(source.classes), size)
+    except ConfigError as e:
+        raise ConfigError(f"{source_name}: {e}" if source_name else str(e)) from e
     data = load_images(
         source, size, on_error=experiment.data.on_error, progress=progress, cache_dir=experiment.data.cache_dir
     )
@@ -119,7 +130,7 @@ def _log_provenance(run: Run, loaded: LoadedConfig, data: ImageSet, splits: Spli
     )
     run.log_dict(to_jsonable(exp), "config/resolved.json")
     run.log_dict(splits.to_dict(), "splits.json")
-    env = environment(loaded.path)
+    env = environment(loaded.path, exp)
     diff = env["git"].pop("diff", "")
     run.log_dict(env, "environment.json")
     if diff:
@@ -128,13 +139,13 @@ def _log_provenance(run: Run, loaded: LoadedConfig, data: ImageSet, splits: Spli
     commit = env["git"].get("commit") or ""
     run.set_tags(
         {
-            f"{T}config_file": name,
-            f"{T}seed": exp.seed,
-            f"{T}n_examples": len(data),
-            f"{T}classes": json.dumps(data.classes),
-            f"{T}git_commit": commit,
+            Tag.CONFIG_FILE: name,
+            Tag.SEED: exp.seed,
+            Tag.N_EXAMPLES: len(data),
+            Tag.CLASSES: json.dumps(data.classes),
+            Tag.GIT_COMMIT: commit,
             "mlflow.source.git.commit": commit,
-            f"{T}search": str(has_search_space(exp)).lower(),
+            Tag.SEARCH: str(has_search_space(exp)).lower(),
         }
     )
 
@@ -142,10 +153,10 @@ def _log_provenance(run: Run, loaded: LoadedConfig, data: ImageSet, splits: Spli
 def _close_dead_runs(tracker: Tracker, study_id: str) -> int:
     """End as FAILED the runs of this study that a dead process left RUNNING (MLflow never does)."""
     closed = 0
-    for r in tracker.find_runs({f"{T}study_id": study_id}, status="RUNNING"):
-        if r.tags.get(f"{T}level") not in ("trial", "fit", "phase"):
+    for r in tracker.find_runs({Tag.STUDY_ID: study_id}, status="RUNNING"):
+        if r.tags.get(Tag.LEVEL) not in (Level.TRIAL, Level.FIT, Level.PHASE):
             continue  # study and outer-fold runs are shared by workers and continued on resume
-        wid = r.tags.get(f"{T}worker")
+        wid = r.tags.get(Tag.WORKER)
         if wid and worker_alive(wid) is False:
             tracker.set_status(r.id, "FAILED")
             closed += 1
@@ -176,9 +187,9 @@ def _collect(tracker: Tracker, study_id: str, splits: Splits) -> tuple[pd.DataFr
     """Per-fold test metrics (as the fold runs logged them), the pooled test predictions, and the
     chosen parameters, from the study's finished outer-fold runs."""
     records: dict[tuple[int, int], RunRecord] = {}
-    for r in tracker.find_runs({f"{T}level": "outer_fold", f"{T}study_id": study_id}):
-        if r.tags.get(f"{T}state") == "complete":
-            records[(int(r.tags[f"{T}repeat"]), int(r.tags[f"{T}outer_fold"]))] = r
+    for r in tracker.find_runs({Tag.LEVEL: Level.OUTER_FOLD, Tag.STUDY_ID: study_id}):
+        if r.tags.get(Tag.STATE) == "complete":
+            records[(int(r.tags[Tag.REPEAT]), int(r.tags[Tag.OUTER_FOLD]))] = r
     rows, tables, params = [], [], []
     for fold in splits.outer:
         outcome = fold_outcome(tracker, records[(fold.repeat, fold.fold)])
@@ -201,11 +212,11 @@ def _headline(ctx: StudyContext, splits: Splits) -> dict[str, Any]:
             if k != "n" and math.isfinite(v)
         },
         tags={
-            f"{T}ci_method": "Nadeau-Bengio corrected resampled t over outer folds (ci_*); plain "
+            Tag.CI_METHOD: "Nadeau-Bengio corrected resampled t over outer folds (ci_*); plain "
             "Student t (t_ci_*), optimistic since folds share training data",
-            f"{T}metric": ctx.metric,
-            f"{T}direction": ctx.direction,
-            f"{T}state": "complete",
+            Tag.METRIC: ctx.metric,
+            Tag.DIRECTION: ctx.direction,
+            Tag.STATE: "complete",
         },
         tables={
             "predictions/out_of_fold.json": predictions,
@@ -258,7 +269,7 @@ def run_experiment(
     if has_search_space(exp):
         make_sampler(exp.search, exp, 0)  # configuration errors of the search surface before any work
     optuna_storage = open_storage(storage)
-    data, info = prepare_data(exp, progress=progress)
+    data, info = prepare_data(exp, progress=progress, source_name=str(loaded.path) if loaded.path else None)
     splits = prepare_splits(exp, data)
     tracker = tracker or MlflowTracker(exp.name, tracking_uri)
     key = study_key(loaded)
@@ -272,20 +283,20 @@ def run_experiment(
         run = tracker.open_run(
             exp.name,
             tags={
-                f"{T}level": "study",
-                f"{T}config_hash": loaded.hash,
-                f"{T}data_fingerprint": data.fingerprint,
+                Tag.LEVEL: Level.STUDY,
+                Tag.CONFIG_HASH: loaded.hash,
+                Tag.DATA_FINGERPRINT: data.fingerprint,
                 **(extra_tags or {}),
             },
         )
-        run.set_tags({f"{T}study_id": run.id, f"{T}optuna_prefix": prefix, f"{T}worker": worker_id()})
+        run.set_tags({Tag.STUDY_ID: run.id, Tag.OPTUNA_PREFIX: prefix, Tag.WORKER: worker_id()})
         _log_provenance(run, loaded, data, splits)
         return {"run_id": run.id, "prefix": prefix}
 
     value, created = once(optuna_storage, key, create_study_run, after=after)
     study_id, prefix = value["run_id"], value["prefix"]
     if not created:
-        before = tracker.get_run(study_id).tags.get(f"{T}data_fingerprint")
+        before = tracker.get_run(study_id).tags.get(Tag.DATA_FINGERPRINT)
         if before and before != data.fingerprint:
             raise DataError(
                 f"The data changed since study {study_id} started (fingerprint {before} -> "

@@ -21,27 +21,26 @@ import torch
 from torch import nn
 
 from reproai import stopping
-from reproai.batching import FeatureBatches, ImageBatches, make_augment
+from reproai.augment import Transform, make_augment
+from reproai.backbones import BackboneInfo, pretrained_identity
+from reproai.batching import FeatureBatches, ImageBatches
+from reproai.components import describe
 from reproai.config.schema import Model, Phase, Training
-from reproai.data.datasets import ImageSet
+from reproai.data.source import ImageSet
 from reproai.errors import ConfigError, InvalidParamsError
 from reproai.features import backbone_features
+from reproai.losses import LossFn, make_loss
 from reproai.metrics import METRICS, compute_metrics, predict_labels, youden_threshold
-from reproai.models import (
-    BackboneInfo,
-    Classifier,
-    create_model,
-    pretrained_identity,
-    set_backbone_frozen,
-)
+from reproai.models import as_logits, backbone_eval, check_logits, create_model, model_parts, set_backbone_frozen
+from reproai.optim import make_optimizer, make_schedule
 from reproai.seeding import configure_determinism, derive_seed
-from reproai.tracking import TAG_PREFIX, Run, Tracker
+from reproai.tags import Level, Tag
+from reproai.tracking import Run, Tracker
 
-__all__ = ["Predictions", "FitResult", "fit", "resolve_device", "resolve_precision", "make_augment"]
+__all__ = ["Predictions", "FitResult", "fit", "resolve_device", "resolve_precision", "steps_per_epoch"]
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 Forward = Callable[[torch.Tensor], torch.Tensor]
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batches = ImageBatches | FeatureBatches
 
 
@@ -71,7 +70,7 @@ class Predictions:
 class FitResult:
     """What one fit produced: the trained model, the threshold, predictions and the history."""
 
-    model: Classifier
+    model: nn.Module
     threshold: float | None
     dev: Predictions | None
     test: Predictions | None
@@ -100,10 +99,27 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
+class _Logits:
+    """A module's outputs as logits in reproai's convention (see :func:`reproai.models.as_logits`); the
+    first batch's shape is checked, with an error that names the model."""
+
+    def __init__(self, module: Forward, num_classes: int, spec: Model) -> None:
+        self.module, self.num_classes, self.spec, self.checked = module, num_classes, spec, False
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.module(x)
+        if not self.checked:
+            check_logits(out, self.num_classes, self.spec)
+            self.checked = True
+        return as_logits(out, self.num_classes)
+
+
 class _Runner:
     """The forward pass of one fit: device, autocast, channels-last and optional compilation."""
 
-    def __init__(self, model: Classifier, training: Training, device: torch.device) -> None:
+    def __init__(
+        self, model: nn.Module, training: Training, device: torch.device, num_classes: int, spec: Model
+    ) -> None:
         self.model, self.device = model, device
         self.dtype = resolve_precision(training.precision, device)
         # Channels-last is faster for convolutions on GPUs and, through oneDNN, on CPUs too (about
@@ -111,7 +127,7 @@ class _Runner:
         self.channels_last = training.channels_last is not False
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.full: Forward = torch.compile(model) if training.compile else model
+        self.full: Forward = _Logits(torch.compile(model) if training.compile else model, num_classes, spec)
         self.scaler = torch.amp.GradScaler(device.type) if self.dtype == torch.float16 else None
 
     def autocast(self) -> AbstractContextManager[Any]:
@@ -120,19 +136,11 @@ class _Runner:
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
 
-def _loss_fn(num_classes: int) -> LossFn:
-    if num_classes == 2:
-        bce = nn.BCEWithLogitsLoss()
-        return lambda logits, y: bce(logits.squeeze(1).float(), y.float())
-    ce = nn.CrossEntropyLoss()
-    return lambda logits, y: ce(logits.float(), y)
-
-
-def _make_optimizer(phase: Phase, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-    if phase.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=phase.lr, momentum=phase.momentum, weight_decay=phase.weight_decay)
-    cls = torch.optim.AdamW if phase.optimizer == "adamw" else torch.optim.Adam
-    return cls(params, lr=phase.lr, weight_decay=phase.weight_decay)
+def steps_per_epoch(n_train: int, batch_size: int, *, skips_single: bool) -> int:
+    """The optimizer steps of one epoch over ``n_train`` examples: one a batch, but none for a last batch
+    of one example when ``skips_single`` (BatchNorm cannot train on it)."""
+    full, last = divmod(n_train, batch_size)
+    return full + (1 if last > 1 or (last == 1 and not skips_single) else 0)
 
 
 @torch.no_grad()
@@ -166,7 +174,7 @@ def _is_better(metric: str, new: float, best: float | None) -> bool:
 class _PhaseContext:
     """What every phase of one fit shares."""
 
-    model: Classifier
+    model: nn.Module
     runner: _Runner
     training: Training
     data: ImageSet
@@ -190,10 +198,12 @@ def _phase_params(phase: Phase, n_epochs: int, training: Training, batches: Batc
         "lr": phase.lr,
         "weight_decay": phase.weight_decay,
         "freeze_backbone": phase.freeze_backbone,
-        "optimizer": phase.optimizer,
+        "optimizer": describe(phase.optimizer),
+        "scheduler": describe(phase.scheduler),
         "early_stopping_patience": phase.early_stopping_patience,
         "batch_size": training.batch_size,
-        "augment": training.augment,
+        "loss": describe(training.loss),
+        "augment": describe(training.augment),
         "on_cached_features": isinstance(batches, FeatureBatches),
     }
 
@@ -216,7 +226,7 @@ def _train_phase(
     n_epochs: int,
     batches: Batches,
     forward: Forward,
-    augment: nn.Module | None,
+    augment: Transform | None,
     run: Run | None,
     params: dict[str, Any],
 ) -> None:
@@ -229,11 +239,15 @@ def _train_phase(
 
     model, training, data, dev = ctx.model, ctx.training, ctx.data, ctx.dev
     set_backbone_frozen(model, phase.freeze_backbone)
-    optimizer = _make_optimizer(phase, [q for q in model.parameters() if q.requires_grad])
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs) if phase.scheduler == "cosine" else None
-    )
+    optimizer = make_optimizer(phase, [q for q in model.parameters() if q.requires_grad])
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    skips_single = has_bn and not isinstance(batches, FeatureBatches)
+    schedule = make_schedule(
+        phase,
+        optimizer,
+        epochs=n_epochs,
+        steps_per_epoch=steps_per_epoch(len(ctx.train), training.batch_size, skips_single=skips_single),
+    )
     eval_bs = training.eval_batch_size or training.batch_size
     best, best_state, best_preds, best_epoch, waited = None, None, None, n_epochs, 0
     ctx.dev_preds = None
@@ -242,7 +256,7 @@ def _train_phase(
         start = time.perf_counter()
         model.train()
         if phase.freeze_backbone:
-            model.backbone.eval()  # keep the pretrained BatchNorm statistics
+            backbone_eval(model)  # keep the pretrained BatchNorm statistics
         total = torch.zeros((), device=ctx.runner.device)
         seen = 0
         steps = tqdm(
@@ -255,7 +269,7 @@ def _train_phase(
         )
         for x, y, _ in steps:
             stopping.check()  # Ctrl-C and SIGTERM stop here, between steps
-            if len(y) < 2 and has_bn and not isinstance(batches, FeatureBatches):
+            if len(y) < 2 and skips_single:
                 continue  # BatchNorm cannot train on a batch of one
             optimizer.zero_grad(set_to_none=True)
             with ctx.runner.autocast():
@@ -267,13 +281,13 @@ def _train_phase(
             else:
                 loss.backward()
                 optimizer.step()
+            if schedule is not None:
+                schedule.after_batch()
             total += loss.detach() * len(y)  # summed on the device: no synchronisation per step
             seen += len(y)
             ctx.steps_done += 1
             if run is not None and training.log_every_n_steps and ctx.steps_done % training.log_every_n_steps == 0:
                 run.log_metrics({"train_loss_step": float(loss.detach())}, step=ctx.steps_done, synchronous=False)
-        if scheduler is not None:
-            scheduler.step()
         row = {"train_loss": float(total) / max(seen, 1)}
         if dev is not None and len(dev):
             preds = _predict(forward, ctx.runner, data.num_classes, batches, dev, eval_bs)
@@ -291,6 +305,8 @@ def _train_phase(
                 best_state = copy.deepcopy(model.state_dict()) if epoch < n_epochs - 1 else None
             else:
                 waited += 1
+        if schedule is not None:
+            schedule.after_epoch(row.get("dev_loss"))
         row["epoch_seconds"] = time.perf_counter() - start
         ctx.result.history.append({"phase": phase.name, "epoch": epoch + 1, **row})
         stop = bool(phase.early_stopping_patience and dev is not None and waited >= phase.early_stopping_patience)
@@ -364,7 +380,7 @@ def fit(
         )
     torch.manual_seed(derive_seed(seed, "init"))
     model = create_model(model_spec, data.num_classes).to(device)
-    runner = _Runner(model, training, device)
+    runner = _Runner(model, training, device, data.num_classes, model_spec)
     images = ImageBatches(data, info, device, channels_last=runner.channels_last)
     eval_bs = training.eval_batch_size or training.batch_size
     ctx = _PhaseContext(
@@ -375,7 +391,7 @@ def fit(
         np.asarray(train),
         None if dev is None else np.asarray(dev),
         metric,
-        _loss_fn(data.num_classes),
+        make_loss(training.loss, num_classes=data.num_classes, train_labels=data.labels[np.asarray(train)]),
         torch.Generator().manual_seed(derive_seed(seed, "order")),
         FitResult(model=model, threshold=threshold, dev=None, test=None),
         progress,
@@ -393,10 +409,15 @@ def fit(
                 features = backbone_features(
                     model, model_spec, data, info, images, batch_size=eval_bs, progress=progress
                 )
-            batches, forward = FeatureBatches(features, data.labels, device), model.head
+            parts = model_parts(model)
+            assert parts is not None  # cached features are used for reproai's classifier only
+            batches, forward = (
+                FeatureBatches(features, data.labels, device),
+                _Logits(parts.head, data.num_classes, model_spec),
+            )
         else:
             batches, forward = images, runner.full
-        phase_tags = {**(tags or {}), f"{TAG_PREFIX}level": "phase", f"{TAG_PREFIX}phase": phase.name}
+        phase_tags = {**(tags or {}), Tag.LEVEL: Level.PHASE, Tag.PHASE: phase.name}
         params = _phase_params(phase, n_epochs, training, batches)
         with (
             tracker.start_run(phase.name, tags=phase_tags, parent=parent) if tracker else nullcontext() as run,

@@ -46,9 +46,9 @@ def test_loads_the_one_experiment_by_isinstance(write_config):
         (
             'experiment = Experiment(name="x", search=Search(metric="roc_uac"))',
             r"`search\.metric`",
-            r"unknown metric 'roc_uac'; did you mean 'roc_auc'\?",
+            r"unknown metric 'roc_uac'\. Did you mean 'roc_auc'\?",
         ),
-        ('experiment = Experiment(name="x", data=Data(kind="digitz"))', r"`data\.kind`", r"did you mean 'digits'\?"),
+        ('experiment = Experiment(name="x", data=Data(kind="digitz"))', r"`data\.kind`", r"Did you mean 'digits'\?"),
         (
             'experiment = Experiment(name="x", model=Model(pretrained="nowhere/weights.pth"))',
             r"`model\.pretrained`",

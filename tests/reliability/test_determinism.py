@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from reproai import Head, Model, Phase, Training
+from reproai.backbones import backbone_info
 from reproai.data import list_source, load_images
-from reproai.models import backbone_info
 from reproai.seeding import configure_determinism
 from reproai.tracking import MemoryTracker
 from reproai.training import fit

@@ -8,7 +8,7 @@ from reproai.analysis.compare import Comparison, check_same_splits, compare
 from reproai.analysis.evaluate import bootstrap_pooled, confusion, fold_metrics, summarize_folds, table_metrics
 from reproai.analysis.load import StudyData, find_study, load_study
 from reproai.analysis.search import rebuild_searches
-from reproai.analysis.stats import corrected_paired_ttest, corrected_t_interval, t_interval
+from reproai.stats import corrected_paired_ttest, corrected_t_interval, t_interval
 
 __all__ = [
     "analyze",

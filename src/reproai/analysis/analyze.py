@@ -15,7 +15,7 @@ from reproai.analysis.evaluate import bootstrap_pooled, confusion, fold_metrics,
 from reproai.analysis.load import StudyData, load_study
 from reproai.analysis.report import ReportContent, load_thumbnails, render_html, render_markdown, worst_examples
 from reproai.analysis.search import rebuild_searches
-from reproai.tracking import TAG_PREFIX as T
+from reproai.tags import Level, Tag
 
 __all__ = ["Analysis", "analyze", "splits_summary"]
 
@@ -87,25 +87,25 @@ def _figures(data: StudyData, matrix: pd.DataFrame, best: pd.DataFrame) -> dict[
 def _facts(data: StudyData) -> dict[str, str]:
     tags, env = data.study.tags, data.environment
     outer = data.splits.get("outer", [])
-    trials = data.level("trial")
-    states = pd.Series([t.tags.get(f"{T}state", "failed") for t in trials]).value_counts().to_dict()
+    trials = data.level(Level.TRIAL)
+    states = pd.Series([t.tags.get(Tag.STATE, "failed") for t in trials]).value_counts().to_dict()
     return {
         "study run": data.study.id,
         "tracking": f"{getattr(data.tracker, 'tracking_uri', '')} "
         f"(experiment {getattr(data.tracker, 'experiment_name', '')})",
-        "config": f"{data.config_name} (hash {tags.get(f'{T}config_hash', '?')})",
-        "data": f"{tags.get(f'{T}n_examples', '?')} examples, classes {data.classes}, fingerprint "
-        f"{tags.get(f'{T}data_fingerprint', '?')}",
+        "config": f"{data.config_name} (hash {tags.get(Tag.CONFIG_HASH, '?')})",
+        "data": f"{tags.get(Tag.N_EXAMPLES, '?')} examples, classes {data.classes}, fingerprint "
+        f"{tags.get(Tag.DATA_FINGERPRINT, '?')}",
         "cross-validation": f"{len(outer)} outer folds x {len(outer[0]['inner']) if outer else 0} inner folds, "
-        f"seed {tags.get(f'{T}seed', '?')}",
+        f"seed {tags.get(Tag.SEED, '?')}",
         "search": (
             f"{len(trials)} trials ({', '.join(f'{v} {k}' for k, v in sorted(states.items()))}), metric "
-            f"{data.metric} ({tags.get(f'{T}direction', '?')})"
+            f"{data.metric} ({tags.get(Tag.DIRECTION, '?')})"
         )
         if trials
         else "none (fixed config)",
         "runs": f"{len(data.runs) + 1} MLflow runs in the study tree",
-        "code": f"reproai {env.get('packages', {}).get('reproai', '?')}, git {tags.get(f'{T}git_commit', '') or 'n/a'}",
+        "code": f"reproai {env.get('packages', {}).get('reproai', '?')}, git {tags.get(Tag.GIT_COMMIT, '') or 'n/a'}",
     }
 
 

@@ -8,9 +8,9 @@ import pandas as pd
 
 from reproai.analysis.evaluate import fold_metrics
 from reproai.analysis.load import StudyData, load_study
-from reproai.analysis.stats import corrected_paired_ttest
 from reproai.errors import ReproaiError
 from reproai.metrics import METRICS
+from reproai.stats import corrected_paired_ttest
 
 __all__ = ["Comparison", "compare", "check_same_splits"]
 

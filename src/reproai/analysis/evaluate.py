@@ -15,9 +15,9 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from reproai.analysis.bootstrap import bootstrap_metrics
-from reproai.analysis.stats import corrected_t_interval, t_interval
 from reproai.errors import ReproaiError
 from reproai.metrics import compute_metrics
+from reproai.stats import corrected_t_interval, t_interval
 
 __all__ = [
     "BINARY_METRICS",

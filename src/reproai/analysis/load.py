@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from reproai.errors import ReproaiError, TrackingError
-from reproai.tracking import TAG_PREFIX as T
+from reproai.tags import Level, Tag
 from reproai.tracking import MlflowTracker, RunRecord, Tracker
 
 __all__ = ["StudyData", "find_study", "load_study"]
@@ -38,11 +38,11 @@ class StudyData:
 
     @property
     def metric(self) -> str:
-        return self.study.tags.get(f"{T}metric", "roc_auc")
+        return self.study.tags.get(Tag.METRIC, "roc_auc")
 
     def level(self, level: str) -> list[RunRecord]:
         """The study's runs of one level (``outer_fold``, ``trial``, ``fit``, ``phase``)."""
-        return [r for r in self.runs if r.tags.get(f"{T}level") == level]
+        return [r for r in self.runs if r.tags.get(Tag.LEVEL) == level]
 
     @property
     def outer_folds(self) -> list[tuple[int, int]]:
@@ -61,17 +61,17 @@ class StudyData:
         """The chosen hyperparameters per outer fold (one row each), from the outer-fold runs."""
         rows = []
         for r in self.level("outer_fold"):
-            params = json.loads(r.tags.get(f"{T}best_params", "{}"))
-            rows.append({"repeat": int(r.tags[f"{T}repeat"]), "outer_fold": int(r.tags[f"{T}outer_fold"]), **params})
+            params = json.loads(r.tags.get(Tag.BEST_PARAMS, "{}"))
+            rows.append({"repeat": int(r.tags[Tag.REPEAT]), "outer_fold": int(r.tags[Tag.OUTER_FOLD]), **params})
         return (
             pd.DataFrame(rows).sort_values(["repeat", "outer_fold"]).reset_index(drop=True) if rows else pd.DataFrame()
         )
 
 
 def _study_of(tracker: MlflowTracker, run: RunRecord, reference: str) -> RunRecord:
-    study_id = run.tags.get(f"{T}study_id")
+    study_id = run.tags.get(Tag.STUDY_ID)
     if not study_id:
-        raise ReproaiError(f"Run {reference} was not made by reproai (it has no {T}study_id tag).")
+        raise ReproaiError(f"Run {reference} was not made by reproai (it has no {Tag.STUDY_ID} tag).")
     return run if study_id == run.id else tracker.get_run(study_id)
 
 
@@ -88,10 +88,10 @@ def find_study(
         except TrackingError as by_id:
             raise TrackingError(f"{reference!r} is neither an experiment name nor a run id. {by_name}") from by_id
         return tracker, _study_of(tracker, run, reference)
-    studies = [r for r in tracker.find_runs({f"{T}level": "study"}) if f"{T}rerun_of" not in r.tags]
+    studies = [r for r in tracker.find_runs({Tag.LEVEL: Level.STUDY}) if Tag.RERUN_OF not in r.tags]
     if not finished and studies:
         return tracker, studies[0]
-    done = [r for r in studies if r.tags.get(f"{T}state") == "complete"]
+    done = [r for r in studies if r.tags.get(Tag.STATE) == "complete"]
     if not done:
         if not finished:
             raise ReproaiError(f"Experiment {reference!r} has no study yet.")
@@ -114,20 +114,22 @@ def load_study(reference: str, tracking_uri: str | None = None) -> StudyData:
     """Find a finished study and read it back: one run search plus a few artifact downloads, however
     many runs the study has."""
     tracker, study = find_study(reference, tracking_uri)
-    if study.tags.get(f"{T}state") != "complete":
+    if study.tags.get(Tag.STATE) != "complete":
         raise ReproaiError(
             f"Study run {study.id} has not finished (no headline yet); run the same `reproai run` "
             "command again to resume it."
         )
-    runs = tracker.find_runs({f"{T}study_id": study.id})
+    runs = tracker.find_runs({Tag.STUDY_ID: study.id})
     try:
         predictions = tracker.read_table(study.id, "predictions/out_of_fold.json")
     except Exception as e:
         raise TrackingError(f"Cannot read predictions/out_of_fold.json of study run {study.id}: {e}") from e
-    classes = json.loads(study.tags.get(f"{T}classes", "[]"))
+    classes = json.loads(study.tags.get(Tag.CLASSES, "[]"))
     if not classes:
-        raise ReproaiError(f"Study run {study.id} has no {T}classes tag; it was not made by this version of reproai.")
-    config_name = study.tags.get(f"{T}config_file", "config.py")
+        raise ReproaiError(
+            f"Study run {study.id} has no {Tag.CLASSES} tag; it was not made by this version of reproai."
+        )
+    config_name = study.tags.get(Tag.CONFIG_FILE, "config.py")
     config_text = ""
     with contextlib.suppress(Exception):
         config_text = tracker.read_text(study.id, f"config/{config_name}")

@@ -52,8 +52,8 @@ def worst_examples(predictions: pd.DataFrame, classes: list[str], k: int = 12) -
 def load_thumbnails(resolved: dict[str, Any], ids: list[str], *, size: int = 112) -> dict[str, bytes]:
     """PNG thumbnails of the examples ``ids``, read from the study's data as its resolved config names it."""
     from reproai.config.tree import from_jsonable
-    from reproai.data.datasets import list_source
     from reproai.data.images import decode_image
+    from reproai.data.loading import list_source
 
     experiment = from_jsonable(resolved)
     source = list_source(experiment.data, seed=experiment.seed)

@@ -12,8 +12,8 @@ from optuna.trial import TrialState
 
 from reproai.analysis.load import StudyData
 from reproai.metrics import as_direction
-from reproai.search import quiet_optuna
-from reproai.tracking import TAG_PREFIX as T
+from reproai.tags import Level, Tag
+from reproai.trials import quiet_optuna
 
 __all__ = ["rebuild_searches"]
 
@@ -35,11 +35,11 @@ def rebuild_searches(data: StudyData) -> dict[tuple[int, int], optuna.Study]:
     Completed trials carry their objective (the mean dev metric over inner folds); pruned trials
     are kept as pruned; failed ones are left out. Studies without search spaces give no entry.
     """
-    direction = data.study.tags.get(f"{T}direction", "maximize")
+    direction = data.study.tags.get(Tag.DIRECTION, "maximize")
     by_fold: dict[tuple[int, int], list[Any]] = {}
-    for run in data.level("trial"):
-        state = _STATES.get(run.tags.get(f"{T}state", ""))
-        spec = run.tags.get(f"{T}distributions")
+    for run in data.level(Level.TRIAL):
+        state = _STATES.get(run.tags.get(Tag.STATE, ""))
+        spec = run.tags.get(Tag.DISTRIBUTIONS)
         if state is None or spec is None:
             continue
         distributions = {k: json_to_distribution(v) for k, v in json.loads(spec).items()}
@@ -47,13 +47,13 @@ def rebuild_searches(data: StudyData) -> dict[tuple[int, int], optuna.Study]:
         if state == TrialState.COMPLETE and value is None:
             continue
         params = {k: _value(run.params[k], d) for k, d in distributions.items() if k in run.params}
-        key = (int(run.tags[f"{T}repeat"]), int(run.tags[f"{T}outer_fold"]))
+        key = (int(run.tags[Tag.REPEAT]), int(run.tags[Tag.OUTER_FOLD]))
         trial = optuna.trial.create_trial(
             params=params,
             distributions=distributions,
             state=state,
             value=value if state == TrialState.COMPLETE else None,
-            user_attrs={"trial": int(run.tags.get(f"{T}trial", -1))},
+            user_attrs={"trial": int(run.tags.get(Tag.TRIAL, -1))},
         )
         by_fold.setdefault(key, []).append(trial)
     studies = {}

@@ -1,10 +1,12 @@
 """Config files: the experiment schema, search spaces, and loading with overrides."""
 
+from reproai.components import Component
 from reproai.config import hp
 from reproai.config.loader import LoadedConfig, apply_overrides, config_hash, load_config, load_experiment
 from reproai.config.schema import CrossValidation, Data, Experiment, Head, Model, Phase, Search, Training
-from reproai.config.space import Categorical, Choice, Float, Int, Space
+from reproai.config.space import Categorical, Float, Int, Space
 from reproai.config.tree import (
+    Choice,
     Parameter,
     from_jsonable,
     get_path,
@@ -17,6 +19,7 @@ from reproai.config.tree import (
 from reproai.config.validate import validate
 
 __all__ = [
+    "Component",
     "hp",
     "Space",
     "Float",

@@ -6,7 +6,8 @@ import builtins
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reproai.config.space import Categorical, Choice, Float, Int
+from reproai.config.space import Categorical, Float, Int
+from reproai.config.tree import Choice
 
 __all__ = ["float", "int", "categorical", "choice"]
 

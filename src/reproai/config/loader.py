@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import hashlib
 import json
 import re
+import sys
 import traceback
 import types
 from collections.abc import Sequence
@@ -14,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reproai.components import CONFIG_MODULE, registry
 from reproai.config.schema import Experiment
 from reproai.config.space import deferred_validation
-from reproai.config.tree import get_path, set_path, to_jsonable
+from reproai.config.tree import SOURCE_DIGEST, get_path, set_path, to_jsonable
 from reproai.config.validate import validate
 from reproai.errors import ConfigError
 
@@ -49,11 +52,10 @@ def _hint_unknown_keyword(message: str) -> str:
     m = re.search(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", message)
     if not m:
         return ""
-    from reproai.config.tree import _CONFIG_CLASSES
-
-    cls = _CONFIG_CLASSES.get(m.group(1))
-    if cls is None:
+    config_classes = registry("config")
+    if m.group(1) not in config_classes:
         return ""
+    cls = config_classes.get(m.group(1)).load()
     import dataclasses
 
     names = [f.name for f in dataclasses.fields(cls)]
@@ -70,8 +72,12 @@ def _exec_config(path: Path, source: str) -> dict[str, Any]:
         text = (e.text or "").rstrip("\n")
         pointer = f"\n    {text}" if text else ""
         raise ConfigError(f"{filename}:{e.lineno}: syntax error in the config file: {e.msg}.{pointer}") from e
-    module = types.ModuleType("reproai_config")
+    module = types.ModuleType(CONFIG_MODULE)
     module.__file__ = filename
+    # Like a script, a config imports modules that sit beside it (and a component's import path may name them).
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     try:
         with deferred_validation(filename):
             exec(code, module.__dict__)
@@ -84,7 +90,22 @@ def _exec_config(path: Path, source: str) -> dict[str, Any]:
         raise ConfigError(
             f"{where}: the config file raised {type(e).__name__}: {e}.{_hint_unknown_keyword(str(e))}"
         ) from e
+    _mark_sources(module.__dict__, source)
     return module.__dict__
+
+
+def _mark_sources(namespace: dict[str, Any], source: str) -> None:
+    """Give each class and function the config defines the digest of its source, which the config hash
+    covers: a changed model function in the config file is a changed experiment."""
+    for node in ast.parse(source).body:
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        obj = namespace.get(node.name)
+        if getattr(obj, "__module__", None) != CONFIG_MODULE:
+            continue
+        text = ast.get_source_segment(source, node) or ""
+        with contextlib.suppress(AttributeError, TypeError):  # a class with __slots__ on its metaclass, say
+            setattr(obj, SOURCE_DIGEST, hashlib.sha256(text.encode()).hexdigest())
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -1,7 +1,10 @@
 """The typed config tree: an :class:`Experiment` and the parts it is made of.
 
-Any field may hold a search-space object instead of a value. Rules on fields live in their
-``metadata`` and are applied by :func:`reproai.config.validate`, which knows each field's path.
+Any field may hold a search-space object instead of a value, and a conditional ``hp.choice`` wherever
+each of its branches is a valid value for the field. Rules on fields live in their ``metadata`` and are
+applied by :func:`reproai.config.validate`, which knows each field's path: ``check`` (a rule on plain
+values), ``node`` (the config class the field holds; ``many=True``: a non-empty list of them),
+``component`` (the registry that names the field's component; see :mod:`reproai.components`).
 """
 
 from __future__ import annotations
@@ -9,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from reproai.components import register
 from reproai.config import checks as c
-from reproai.config.tree import register_config_class
 
 __all__ = ["Experiment", "Data", "Model", "Head", "Phase", "Training", "CrossValidation", "Search"]
 
@@ -18,8 +21,18 @@ __all__ = ["Experiment", "Data", "Model", "Head", "Phase", "Training", "CrossVal
 _REQUIRED = object()
 
 
-def _f(default: Any = None, *, check: c.Check | None = None, hash: bool = True, factory: Any = None) -> Any:
-    meta = {"check": check, "hash": hash}
+def _f(
+    default: Any = None,
+    *,
+    check: c.Check | None = None,
+    hash: bool = True,
+    factory: Any = None,
+    node: type | None = None,
+    component: str | None = None,
+    many: bool = False,
+    optional: bool = False,
+) -> Any:
+    meta = {"check": check, "hash": hash, "node": node, "component": component, "many": many, "optional": optional}
     if default is _REQUIRED:
         return field(metadata=meta)
     if factory is not None:
@@ -27,12 +40,20 @@ def _f(default: Any = None, *, check: c.Check | None = None, hash: bool = True, 
     return field(default=default, metadata=meta)
 
 
-@register_config_class
+@register("config")
 @dataclass
 class Data:
-    """Where the examples come from. Use the constructors: ``Data.oxford_pets(...)`` and friends."""
+    """Where the examples come from. Use the constructors: ``Data.oxford_pets(...)`` and friends.
 
-    kind: str = _f("digits", check=c.non_empty_str)
+    ``kind``: a built-in kind (``"digits"``, ``"image_folder"``, ``"oxford_pets"``), or your own dataset:
+    a function or class (given itself, by import path ``"package.module:attr"``, by a name registered
+    with ``reproai.register("dataset", name)``, or as a :class:`~reproai.Component`) called with
+    ``kwargs``, that returns a :class:`reproai.data.Source` or a map-style torch ``Dataset`` of
+    ``(image, label)`` pairs (see :func:`Data.from_factory`).
+    """
+
+    kind: Any = _f("digits", component="dataset")
+    kwargs: dict[str, Any] = _f(factory=dict)
     root: str | None = _f(None, check=c.optional_str, hash=False)
     target: str | None = _f(None, check=c.optional_str)
     download: bool = _f(False, check=c.is_bool, hash=False)
@@ -58,12 +79,21 @@ class Data:
         return cls(kind="image_folder", root=root, **kwargs)
 
     @classmethod
+    def from_factory(cls, factory: Any, /, *, kwargs: dict[str, Any] | None = None, **fields: Any) -> Data:
+        """Your own dataset: ``factory(**kwargs)`` returns a :class:`reproai.data.Source`, or a map-style
+        torch ``Dataset`` whose items are ``(image, label)`` (the image a PIL image, an HWC uint8 array or
+        a CHW tensor; the label a class index), with optional ``classes`` and ``ids`` attributes. Either
+        goes through the same decoding cache, splits, leakage check and fingerprint as the built-in kinds.
+        """
+        return cls(kind=factory, kwargs=dict(kwargs or {}), **fields)
+
+    @classmethod
     def digits(cls, **kwargs: Any) -> Data:
         """The 8x8 handwritten digits that ship with scikit-learn (10 classes, offline)."""
         return cls(kind="digits", **kwargs)
 
 
-@register_config_class
+@register("config")
 @dataclass
 class Head:
     """The classifier on top of the backbone: an optional hidden layer, then the output layer."""
@@ -72,24 +102,48 @@ class Head:
     dropout: float = _f(0.0, check=c.real_in(0.0, 1.0, high_open=True))
 
 
-@register_config_class
+@register("config")
 @dataclass
 class Model:
-    """A backbone by name (timm, or ``small_cnn``) with a new :class:`Head`.
+    """The network: reproai's classifier (a backbone by name, timm's or ``small_cnn``, with a new
+    :class:`Head`), or your own.
 
     ``pretrained``: True for the library's weights, a path to a local state dict, or False.
+    ``factory``: your own model instead, a function or class (given itself, by import path, by a name
+    registered with ``reproai.register("model", name)``, or as a :class:`~reproai.Component`) called as
+    ``factory(num_classes=k, **kwargs)``; it returns an ``nn.Module`` mapping images ``(n, 3, h, w)`` to
+    logits ``(n, k)``, or ``(n, 1)`` (or ``(n, 2)``) for two classes. ``backbone``, ``pretrained`` and
+    ``head`` then do not apply. For phases with ``freeze_backbone=True`` the model declares its backbone
+    by having ``backbone`` and ``head`` sub-modules with ``forward(x) == head(backbone(x))`` (a timm
+    model's ``forward_features`` / ``forward_head`` work too). ``image_size``: the input size (default:
+    the backbone's, or the data's own size); inputs are normalised with ImageNet's mean and std unless
+    the backbone says otherwise.
     """
 
     backbone: str = _f("efficientnet_lite0", check=c.non_empty_str)
     pretrained: bool | str = _f(True)
-    head: Head = _f(factory=Head)
+    head: Head = _f(factory=Head, node=Head)
     image_size: int | None = _f(None, check=c.int_at_least(8, optional=True))
+    factory: Any = _f(None, component="model", optional=True)
+    kwargs: dict[str, Any] = _f(factory=dict)
 
 
-@register_config_class
+@register("config")
 @dataclass
 class Phase:
-    """One stage of training, e.g. a warm-up with a frozen backbone, then full fine-tuning."""
+    """One stage of training, e.g. a warm-up with a frozen backbone, then full fine-tuning.
+
+    ``optimizer``: ``"adamw"``, ``"adam"``, ``"sgd"`` (momentum 0.9), any ``torch.optim`` optimizer by
+    class name, or a :class:`~reproai.Component` with its keyword arguments
+    (``Component("SGD", momentum=0.9, nesterov=True)``); it always gets the phase's ``lr`` and
+    ``weight_decay`` (and ``momentum``, when set). ``scheduler``: ``"cosine"`` (per epoch, to 0 at the
+    phase's end), ``"linear_warmup"`` / ``"warmup_cosine"`` (per batch), any
+    ``torch.optim.lr_scheduler`` class by name, a Component, or None. reproai fills in ``T_max``,
+    ``total_steps``, ``epochs``, ``steps_per_epoch`` and ``max_lr`` (the phase's lr) when the scheduler
+    takes them and the config does not give them. It steps after every batch or every epoch as
+    ``scheduler_interval`` says (default: the scheduler's own rule; ``OneCycleLR`` and ``CyclicLR`` per
+    batch, others per epoch).
+    """
 
     name: str = _f("train", check=c.non_empty_str)
     epochs: int = _f(10, check=c.int_at_least(1))
@@ -97,15 +151,24 @@ class Phase:
     weight_decay: float = _f(0.0, check=c.real_in(0.0))
     freeze_backbone: bool = _f(False, check=c.is_bool)
     early_stopping_patience: int | None = _f(None, check=c.int_at_least(1, optional=True))
-    optimizer: str = _f("adamw", check=c.one_of("adamw", "adam", "sgd"))
-    momentum: float = _f(0.9, check=c.real_in(0.0, 1.0, high_open=True))
-    scheduler: str | None = _f("cosine", check=c.one_of(None, "cosine"))
+    optimizer: Any = _f("adamw", component="optimizer")
+    momentum: float | None = _f(None, check=c.real_in(0.0, 1.0, high_open=True, optional=True))
+    scheduler: Any = _f("cosine", component="lr_scheduler", optional=True)
+    scheduler_interval: str | None = _f(None, check=c.one_of(None, "epoch", "step"))
 
 
-@register_config_class
+@register("config")
 @dataclass
 class Training:
-    """How each fit is trained: batch size, augmentation and the phases in order.
+    """How each fit is trained: batch size, loss, augmentation and the phases in order.
+
+    ``loss``: ``"cross_entropy"`` (binary cross-entropy for one logit), optionally as
+    ``Component("cross_entropy", class_weight="balanced", label_smoothing=0.1)`` (the balanced weights
+    come from each fit's own training labels), or your own: a class (instantiated with its keyword
+    arguments, and ``num_classes`` / ``train_labels`` when it takes them) or a function
+    ``(logits, targets) -> loss``. ``augment``: ``"flip"``, ``"autoaugment"``, ``"randaugment"``,
+    ``"trivialaugment"`` (each with a random flip), a torchvision transform as a Component, or a list
+    of these.
 
     ``precision="auto"`` trains in bf16 mixed precision on a GPU that supports it (fp16 with loss
     scaling on one that does not) and in fp32 on a CPU; ``channels_last="auto"`` (or True) uses that
@@ -117,8 +180,9 @@ class Training:
     """
 
     batch_size: int = _f(32, check=c.int_at_least(1))
-    phases: list[Phase] = _f(factory=lambda: [Phase()])
-    augment: str | None = _f(None, check=c.one_of(None, "flip", "autoaugment", "randaugment", "trivialaugment"))
+    phases: list[Phase] = _f(factory=lambda: [Phase()], node=Phase, many=True)
+    loss: Any = _f("cross_entropy", component="loss")
+    augment: Any = _f(None, component="augmentation", optional=True, many=True)
     eval_batch_size: int | None = _f(None, check=c.int_at_least(1, optional=True))
     device: str = _f("auto", check=c.non_empty_str, hash=False)
     precision: str = _f("auto", check=c.one_of("auto", "fp32", "bf16", "fp16"))
@@ -129,7 +193,7 @@ class Training:
     deterministic: bool = _f(False, check=c.is_bool, hash=False)
 
 
-@register_config_class
+@register("config")
 @dataclass
 class CrossValidation:
     """Outer folds hold out test data; inner folds split the rest into train and dev.
@@ -150,31 +214,35 @@ class CrossValidation:
     splits_file: str | None = _f(None, check=c.optional_str)
 
 
-@register_config_class
+@register("config")
 @dataclass
 class Search:
     """The hyperparameter search run inside each outer fold, and the metric it optimises.
 
-    ``metric`` also drives early stopping; ``direction`` defaults to the metric's own.
+    ``metric`` also drives early stopping; ``direction`` defaults to the metric's own. ``sampler``:
+    ``"tpe"``, ``"random"``, ``"grid"`` (every space categorical), any ``optuna.samplers`` class by name,
+    or a Component; seeded from the experiment's seed when it takes a ``seed``. ``pruner``:
+    ``"median"``, ``"successive_halving"``, ``"hyperband"``, ``"none"``, any ``optuna.pruners`` class, or
+    a Component.
     """
 
     n_trials: int = _f(20, check=c.int_at_least(1))
     timeout: float | None = _f(None, check=c.real_in(0.0, low_open=True, optional=True))
-    metric: str = _f("roc_auc", check=c.non_empty_str)
+    metric: str = _f("roc_auc", component="metric")
     direction: str | None = _f(None, check=c.one_of(None, "maximize", "minimize"))
-    sampler: str = _f("tpe", check=c.one_of("tpe", "random", "grid"))
-    pruner: str = _f("median", check=c.one_of("none", "median", "successive_halving", "hyperband"))
+    sampler: Any = _f("tpe", component="sampler")
+    pruner: Any = _f("median", component="pruner")
 
 
-@register_config_class
+@register("config")
 @dataclass
 class Experiment:
     """A whole experiment: data, model, training, cross-validation, search and the root seed."""
 
     name: str = _f(_REQUIRED, check=c.non_empty_str)
-    data: Data = _f(factory=Data)
-    model: Model = _f(factory=Model)
-    training: Training = _f(factory=Training)
-    cv: CrossValidation = _f(factory=CrossValidation)
-    search: Search = _f(factory=Search)
+    data: Data = _f(factory=Data, node=Data)
+    model: Model = _f(factory=Model, node=Model)
+    training: Training = _f(factory=Training, node=Training)
+    cv: CrossValidation = _f(factory=CrossValidation, node=CrossValidation)
+    search: Search = _f(factory=Search, node=Search)
     seed: int = _f(0, check=c.int_at_least(0))

@@ -17,7 +17,7 @@ from reproai.errors import SearchSpaceError
 if TYPE_CHECKING:  # Optuna is imported when a space is sampled, so that config files load fast
     import optuna
 
-__all__ = ["Space", "Float", "Int", "Categorical", "Choice", "deferred_validation"]
+__all__ = ["Space", "Float", "Int", "Categorical", "deferred_validation"]
 
 # While a config file is executed, construction errors are recorded on the object instead of
 # raised, so that the loader can report them with the field's path in the tree (which the
@@ -41,6 +41,8 @@ class deferred_validation:
 
 
 _PRIMITIVES = (type(None), bool, int, float, str)
+# Every kind of space by its name, for Space.from_dict (filled as subclasses are defined).
+_KINDS: dict[str, type[Space]] = {}
 
 
 def _is_number(x: Any) -> bool:
@@ -77,7 +79,7 @@ class Space:
         raise NotImplementedError
 
     def contains(self, value: Any) -> bool:
-        return bool(self.to_optuna()._contains(self.to_optuna().to_internal_repr(value)))
+        raise NotImplementedError
 
     def _fields(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -89,16 +91,22 @@ class Space:
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> Space:
+        """The space :meth:`to_dict` describes."""
         d = dict(d)
         kind = d.pop("space")
-        cls = {c.kind: c for c in (Float, Int, Categorical, Choice)}.get(kind)
+        cls = _KINDS.get(kind)
         if cls is None:
             raise SearchSpaceError(f"Unknown search-space kind {kind!r} in {d!r}.")
-        if cls is Choice:
-            from reproai.config.tree import from_jsonable
+        return cls._from_fields(d)
 
-            d["branches"] = {k: from_jsonable(v) for k, v in d["branches"].items()}
-        return cls(**d)
+    @classmethod
+    def _from_fields(cls, fields: dict[str, Any]) -> Space:
+        return cls(**fields)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            _KINDS[cls.kind] = cls
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.to_dict() == other.to_dict()
@@ -231,47 +239,3 @@ class Categorical(Space):
         return any(type(value) is type(c) and value == c for c in self.choices) or (
             _is_number(value) and any(_is_number(c) and not isinstance(c, bool) and value == c for c in self.choices)
         )
-
-
-class Choice(Space):
-    """A conditional choice between named branches, each of which may hold more search spaces.
-
-    The branch is sampled as a categorical parameter; search spaces inside a branch are named
-    ``<name>.<branch>.<field>``, so that branches never share a parameter by accident.
-    """
-
-    kind = "choice"
-
-    def __init__(self, branches: Mapping[str, Any], *, name: str | None = None) -> None:
-        self.branches = dict(branches) if isinstance(branches, Mapping) else branches
-        self.name = name
-        self._init_checked(list(self._problems()))
-
-    def _problems(self) -> Iterator[str]:
-        b = self.branches
-        if not isinstance(b, dict):
-            yield f"`branches` must be a dict of branch name -> value, but got {b!r}."
-        elif not b:
-            yield "`branches` must not be empty, but got {}; name at least one branch."
-        elif not all(isinstance(k, str) and k for k in b):
-            yield f"branch names must be non-empty strings, but got {list(b)!r}."
-
-    def _fields(self) -> dict[str, Any]:
-        from reproai.config.tree import to_jsonable
-
-        return {"branches": {k: to_jsonable(v) for k, v in self.branches.items()}}
-
-    def to_optuna(self) -> optuna.distributions.CategoricalDistribution:
-        from optuna.distributions import CategoricalDistribution
-
-        return CategoricalDistribution(list(self.branches))
-
-    def suggest(self, trial: optuna.trial.BaseTrial, name: str) -> str:
-        return trial.suggest_categorical(name, list(self.branches))
-
-    def contains(self, value: Any) -> bool:
-        return value in self.branches
-
-    def __repr__(self) -> str:
-        name = f", name={self.name!r}" if self.name else ""
-        return f"hp.choice({self.branches!r}{name})"

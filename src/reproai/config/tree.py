@@ -1,8 +1,9 @@
 """Walk a config tree: find its search spaces, resolve them, read and set fields by dotted path.
 
-A tree is any nesting of dataclasses, dicts, lists and tuples whose leaves are plain values or
-search-space objects. A list element that is a dataclass with a unique ``name`` is addressed by that
-name (``training.phases.finetune.lr``), anything else by its index or key.
+A tree is any nesting of dataclasses, components, dicts, lists and tuples whose leaves are plain values,
+classes or functions, or search-space objects. A list element that is a dataclass with a unique ``name``
+is addressed by that name (``training.phases.finetune.lr``), anything else by its index or key; a
+component's keyword arguments by their names (``training.phases.train.optimizer.momentum``).
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from collections.abc import Iterator, Mapping
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from reproai.config.space import Choice, Space
+from reproai.components import CONFIG_PREFIX, Component, import_path, registry
+from reproai.config.space import Space
 from reproai.errors import ConfigError, SearchSpaceError
 
 if TYPE_CHECKING:
@@ -27,17 +30,11 @@ __all__ = [
     "set_path",
     "to_jsonable",
     "from_jsonable",
-    "register_config_class",
     "child_items",
+    "recorded_name",
+    "first_values",
+    "Choice",
 ]
-
-_CONFIG_CLASSES: dict[str, type] = {}
-
-
-def register_config_class(cls: type) -> type:
-    """Make a dataclass known to :func:`from_jsonable` by its name."""
-    _CONFIG_CLASSES[cls.__name__] = cls
-    return cls
 
 
 def _join(path: str, key: str) -> str:
@@ -59,6 +56,8 @@ def child_items(node: Any) -> list[tuple[str, Any]]:
     """The (key, child) pairs of a container node; empty for a leaf."""
     if isinstance(node, Space):
         return []
+    if isinstance(node, Component):
+        return list(node.kwargs.items())
     if _is_dataclass_instance(node):
         return [(f.name, getattr(node, f.name)) for f in dataclasses.fields(node) if f.init]
     if isinstance(node, Mapping):
@@ -125,6 +124,19 @@ def resolve(tree: Any, source: optuna.trial.BaseTrial | Mapping[str, Any]) -> An
     return _resolve(tree, "", pick)
 
 
+def first_values(tree: Any) -> Any:
+    """``tree`` with each search space replaced by its first value (a range's low end, the first choice
+    or branch): one concrete config, to check what only a built object can show."""
+
+    def pick(space: Space, name: str) -> Any:
+        if isinstance(space, Choice):
+            return next(iter(space.branches))
+        choices = getattr(space, "choices", None)
+        return choices[0] if choices is not None else space.low  # type: ignore[attr-defined]
+
+    return _resolve(tree, "", pick)
+
+
 def _resolve(node: Any, path: str, pick: Any) -> Any:
     if isinstance(node, Space):
         name = node.name or path
@@ -140,6 +152,8 @@ def _resolve(node: Any, path: str, pick: Any) -> Any:
         return node
     if _is_dataclass_instance(node):
         return dataclasses.replace(node, **dict(new))
+    if isinstance(node, Component):
+        return node.replace(dict(new))
     container = type(node)  # taken before the isinstance below narrows ``node`` to the abstract Mapping
     if isinstance(node, Mapping):
         return container(zip(node.keys(), (v for _, v in new), strict=True))
@@ -188,6 +202,8 @@ def set_path(tree: Any, dotted: str, value: Any) -> Any:
         new_child = value if i == len(keys) - 1 else rebuild(child, i + 1, _join(done, keys[i]))
         if _is_dataclass_instance(node):
             return dataclasses.replace(node, **{where: new_child})
+        if isinstance(node, Component):
+            return node.replace({**node.kwargs, where: new_child})
         container = type(node)  # taken before the isinstance below narrows ``node`` to the abstract Mapping
         if isinstance(node, Mapping):
             mapping = dict(node)
@@ -200,14 +216,44 @@ def set_path(tree: Any, dotted: str, value: Any) -> Any:
     return rebuild(tree, 0, "")
 
 
+# Set by the loader on the classes and functions a config file defines: the sha256 of their source, so
+# that the config hash changes when their code does.
+SOURCE_DIGEST = "__reproai_source_sha256__"
+
+
+def recorded_name(obj: Any, *, for_hash: bool = False) -> str:
+    """How a class or function in a config is recorded: its import path (``"module:qualname"``), or
+    ``"<config>:name"`` for one defined in the config file (with ``for_hash``, plus its source's digest).
+
+    Raises:
+        ConfigError: it cannot be named (a lambda, a closure, an instance; see :func:`import_path`).
+    """
+    name = import_path(obj)
+    digest = getattr(obj, SOURCE_DIGEST, None)
+    if for_hash and name.startswith(CONFIG_PREFIX) and digest:
+        return f"{name}#{digest[:16]}"
+    return name
+
+
 def to_jsonable(node: Any, *, for_hash: bool = False) -> Any:
     """A JSON-compatible form of a config tree; :func:`from_jsonable` inverts it.
 
-    With ``for_hash=True`` the fields that say where an experiment runs rather than what it is
-    (marked ``metadata={"hash": False}``) are left out.
+    Classes and functions are recorded by name (:func:`recorded_name`), never by ``repr`` (which holds
+    a memory address), so the form is the same in every process. With ``for_hash=True`` the fields that
+    say where an experiment runs rather than what it is (marked ``metadata={"hash": False}``) are left
+    out.
+
+    Raises:
+        ConfigError: the tree holds an object that cannot be recorded (a lambda, a closure, an instance).
     """
+    if isinstance(node, Choice) and for_hash and isinstance(node.branches, dict):
+        branches = {k: to_jsonable(v, for_hash=True) for k, v in node.branches.items()}
+        return {"space": node.kind, "branches": branches, "name": node.name}
     if isinstance(node, Space):
         return node.to_dict()
+    if isinstance(node, Component):
+        target = node.target if isinstance(node.target, str) else recorded_name(node.target, for_hash=for_hash)
+        return {"__component__": target, "kwargs": to_jsonable(node.kwargs, for_hash=for_hash)}
     if _is_dataclass_instance(node):
         out: dict[str, Any] = {"__type__": type(node).__name__}
         for f in dataclasses.fields(node):
@@ -220,7 +266,14 @@ def to_jsonable(node: Any, *, for_hash: bool = False) -> Any:
         return [to_jsonable(v, for_hash=for_hash) for v in node]
     if node is None or isinstance(node, (bool, int, float, str)):
         return node
-    return repr(node)
+    if isinstance(node, PurePath):
+        return str(node)
+    if callable(node):
+        return recorded_name(node, for_hash=for_hash)
+    raise ConfigError(
+        f"a value of type {type(node).__name__} ({node!r:.80}) cannot be recorded in the config; use plain "
+        "values (numbers, strings, lists, dicts), or a class or function with its arguments as Component(...)."
+    )
 
 
 def from_jsonable(data: Any) -> Any:
@@ -231,9 +284,55 @@ def from_jsonable(data: Any) -> Any:
         return data
     if "space" in data and "name" in data:
         return Space.from_dict(data)
+    if "__component__" in data:
+        return Component(data["__component__"], **from_jsonable(data.get("kwargs", {})))
     if "__type__" in data:
-        cls = _CONFIG_CLASSES.get(data["__type__"])
-        if cls is None:
-            raise ConfigError(f"Unknown config class {data['__type__']!r}; known: {sorted(_CONFIG_CLASSES)}.")
+        cls = registry("config").get(data["__type__"]).load()
         return cls(**{k: from_jsonable(v) for k, v in data.items() if k != "__type__"})
     return {k: from_jsonable(v) for k, v in data.items()}
+
+
+class Choice(Space):
+    """A conditional choice between named branches, each of which may hold more search spaces.
+
+    The branch is sampled as a categorical parameter; search spaces inside a branch are named
+    ``<name>.<branch>.<field>``, so that branches never share a parameter by accident.
+    """
+
+    kind = "choice"
+
+    def __init__(self, branches: Mapping[str, Any], *, name: str | None = None) -> None:
+        self.branches = dict(branches) if isinstance(branches, Mapping) else branches
+        self.name = name
+        self._init_checked(list(self._problems()))
+
+    def _problems(self) -> Iterator[str]:
+        b = self.branches
+        if not isinstance(b, dict):
+            yield f"`branches` must be a dict of branch name -> value, but got {b!r}."
+        elif not b:
+            yield "`branches` must not be empty, but got {}; name at least one branch."
+        elif not all(isinstance(k, str) and k for k in b):
+            yield f"branch names must be non-empty strings, but got {list(b)!r}."
+
+    def _fields(self) -> dict[str, Any]:
+        return {"branches": {k: to_jsonable(v) for k, v in self.branches.items()}}
+
+    @classmethod
+    def _from_fields(cls, fields: dict[str, Any]) -> Choice:
+        return cls({k: from_jsonable(v) for k, v in fields["branches"].items()}, name=fields.get("name"))
+
+    def to_optuna(self) -> optuna.distributions.CategoricalDistribution:
+        from optuna.distributions import CategoricalDistribution
+
+        return CategoricalDistribution(list(self.branches))
+
+    def suggest(self, trial: optuna.trial.BaseTrial, name: str) -> str:
+        return trial.suggest_categorical(name, list(self.branches))
+
+    def contains(self, value: Any) -> bool:
+        return value in self.branches
+
+    def __repr__(self) -> str:
+        name = f", name={self.name!r}" if self.name else ""
+        return f"hp.choice({self.branches!r}{name})"

@@ -1,24 +1,19 @@
-"""Datasets and robust image decoding."""
+"""Data: the built-in kinds and one's own datasets, robust image decoding, the decoded-image cache."""
 
-from reproai.data.datasets import (
-    DATASETS,
-    ImageSet,
-    Source,
-    duplicate_files,
-    list_source,
-    load_images,
-    register_dataset,
-)
+from reproai.data.custom import image_array, source_from_dataset, source_from_factory
 from reproai.data.images import decode_files, decode_image, to_rgb
+from reproai.data.loading import duplicate_files, list_source, load_images
+from reproai.data.source import ImageSet, Source
 
 __all__ = [
-    "DATASETS",
     "ImageSet",
     "Source",
     "duplicate_files",
     "list_source",
     "load_images",
-    "register_dataset",
+    "source_from_factory",
+    "source_from_dataset",
+    "image_array",
     "decode_files",
     "decode_image",
     "to_rgb",

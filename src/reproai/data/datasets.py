@@ -1,72 +1,21 @@
-"""Datasets by name: each builder lists the examples (ids, labels, classes, files or arrays).
+"""The built-in kinds of data: scikit-learn's digits, an image folder, and Oxford-IIIT Pet.
 
-Builders are registered with :func:`register_dataset`, so that a config names its data by ``kind``
-and a new kind is one function away.
+Each is a function ``Data -> Source``, registered by name in the ``"dataset"`` registry
+(:mod:`reproai.components`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import warnings
-from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from reproai.config.schema import Data
-from reproai.data.cache import cached_decode
-from reproai.data.images import decode_files
+from reproai.data.source import Source
 from reproai.errors import DataError
 
-__all__ = ["Source", "ImageSet", "DATASETS", "register_dataset", "list_source", "load_images", "duplicate_files"]
-
-
-@dataclass
-class Source:
-    """The examples of a dataset before decoding: one id and label each, and files or arrays."""
-
-    ids: list[str]
-    labels: np.ndarray
-    classes: list[str]
-    paths: list[Path] | None = None
-    arrays: np.ndarray | None = None  # already decoded, (n, h, w, 3) uint8
-
-    @property
-    def native_size(self) -> int | None:
-        return None if self.arrays is None else int(self.arrays.shape[1])
-
-
-@dataclass
-class ImageSet:
-    """Decoded examples, all the same size: images ``(n, h, w, 3)`` uint8, labels, ids, classes."""
-
-    ids: list[str]
-    labels: np.ndarray
-    classes: list[str]
-    images: np.ndarray
-    fingerprint: str
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-
-DATASETS: dict[str, Callable[[Data], Source]] = {}
-
-
-def register_dataset(kind: str) -> Callable[[Callable[[Data], Source]], Callable[[Data], Source]]:
-    """Register a function ``Data -> Source`` under ``kind``."""
-
-    def decorator(fn: Callable[[Data], Source]) -> Callable[[Data], Source]:
-        DATASETS[kind] = fn
-        return fn
-
-    return decorator
+__all__ = ["digits", "image_folder", "oxford_pets"]
 
 
 def _root(data: Data) -> Path:
@@ -77,32 +26,54 @@ def _root(data: Data) -> Path:
     return Path(data.root).expanduser()
 
 
-@register_dataset("oxford_pets")
-def _oxford_pets(data: Data) -> Source:
-    from torchvision.datasets import OxfordIIITPet
+def _pets_folder(root: Path, download: bool) -> Path:
+    """The dataset's folder under ``root``, downloaded first (by torchvision) when asked to."""
+    folder = root / "oxford-iiit-pet"
+    if download and not (folder / "annotations" / "test.txt").is_file():
+        from torchvision.datasets import OxfordIIITPet
 
+        OxfordIIITPet(str(root), split="trainval", download=True)
+    if not (folder / "annotations" / "trainval.txt").is_file() or not (folder / "images").is_dir():
+        raise DataError(
+            f"Oxford-IIIT Pet not found under data.root={str(root)!r} (no {folder / 'annotations' / 'trainval.txt'} "
+            "or images/). Point data.root at the folder holding oxford-iiit-pet/, or set data.download=True on a "
+            "machine with internet."
+        )
+    return folder
+
+
+def _breed_name(image_id: str) -> str:
+    """A breed's class name from an image id, as torchvision names it: ``american_bulldog_12`` ->
+    ``American Bulldog``."""
+    return " ".join(part.title() for part in image_id.rsplit("_", 1)[0].split("_"))
+
+
+def oxford_pets(data: Data) -> Source:
+    """The Oxford-IIIT Pet dataset (Parkhi et al., CVPR 2012) as its own annotation files list it
+    (``annotations/trainval.txt`` then ``test.txt``: ``image CLASS-ID SPECIES BREED-ID``), with
+    ``data.target="species"`` (cat, dog) or ``"breed"`` (37 classes, named as torchvision names them)."""
     target = data.target or "species"
     if target not in ("species", "breed"):
         raise DataError(f"data.target={target!r} is not valid for oxford_pets; use 'species' (cat vs dog) or 'breed'.")
-    root = _root(data)
-    kind = "binary-category" if target == "species" else "category"
-    ids, labels, paths = [], [], []
-    classes: list[str] = []
+    folder = _pets_folder(_root(data), data.download)
+    rows: list[tuple[str, int, int]] = []  # image id, breed label, species label (0-based)
     for split in ("trainval", "test"):
-        try:
-            ds = OxfordIIITPet(root, split=split, target_types=kind, download=data.download)
-        except RuntimeError as e:
-            raise DataError(
-                f"Oxford-IIIT Pet not found under data.root={str(root)!r} ({e}). Point data.root at the "
-                "folder holding oxford-iiit-pet/, or set data.download=True on a machine with internet."
-            ) from e
-        raw = ds._bin_labels if target == "species" else ds._labels
-        classes = ["cat", "dog"] if target == "species" else list(ds.classes)
-        for path, label in zip(ds._images, raw, strict=True):
-            paths.append(Path(path))
-            ids.append(Path(path).name)
-            labels.append(int(label))
-    _add_unannotated_pets(data, Path(ds._images_folder), target, classes, ids, labels, paths)
+        lines = (folder / "annotations" / f"{split}.txt").read_text().splitlines()
+        for line in lines:
+            if line.strip() and not line.startswith("#"):
+                image_id, breed, species, *_ = line.split()
+                rows.append((image_id, int(breed) - 1, int(species) - 1))
+    ids = [f"{image_id}.jpg" for image_id, _, _ in rows]
+    if target == "species":
+        classes = ["cat", "dog"]
+        labels = [species for _, _, species in rows]
+    else:  # the breeds present, in the order of their ids (all 37 in the full dataset)
+        names = {breed: _breed_name(image_id) for image_id, breed, _ in rows}
+        position = {breed: k for k, breed in enumerate(sorted(names))}
+        classes = [names[b] for b in sorted(names)]
+        labels = [position[breed] for _, breed, _ in rows]
+    paths = [folder / "images" / i for i in ids]
+    _add_unannotated_pets(data, folder / "images", target, classes, ids, labels, paths)
     return Source(ids=ids, labels=np.asarray(labels, dtype=np.int64), classes=classes, paths=paths)
 
 
@@ -127,7 +98,7 @@ def _add_unannotated_pets(
         if target == "species":
             label = 0 if breed[:1].isupper() else 1  # the dataset's convention: cat breeds are capitalised
         else:
-            name = " ".join(part.title() for part in breed.split("_"))  # torchvision's class naming
+            name = _breed_name(path.stem)
             if name not in classes:
                 unknown.append(path.name)
                 continue
@@ -144,8 +115,8 @@ def _add_unannotated_pets(
     )
 
 
-@register_dataset("image_folder")
-def _image_folder(data: Data) -> Source:
+def image_folder(data: Data) -> Source:
+    """Images in one sub-folder per class under ``data.root`` (torchvision's ``ImageFolder`` layout)."""
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
     root = _root(data)
@@ -167,8 +138,8 @@ def _image_folder(data: Data) -> Source:
     )
 
 
-@register_dataset("digits")
-def _digits(data: Data) -> Source:
+def digits(data: Data) -> Source:
+    """The 8x8 handwritten digits that ship with scikit-learn (1,797 images, 10 classes, offline)."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -178,134 +149,4 @@ def _digits(data: Data) -> Source:
         labels=digits.target.astype(np.int64),
         classes=[str(c) for c in digits.target_names],
         arrays=np.repeat(gray[..., None], 3, axis=-1),
-    )
-
-
-def _subset(source: Source, keep: np.ndarray) -> Source:
-    return Source(
-        ids=[source.ids[i] for i in keep],
-        labels=source.labels[keep],
-        classes=source.classes,
-        paths=None if source.paths is None else [source.paths[i] for i in keep],
-        arrays=None if source.arrays is None else source.arrays[keep],
-    )
-
-
-def duplicate_files(paths: Sequence[Path]) -> list[list[int]]:
-    """Groups (of indices) of byte-identical files; only files of equal size are read."""
-    by_size: dict[int, list[int]] = defaultdict(list)
-    for i, path in enumerate(paths):
-        try:
-            by_size[path.stat().st_size].append(i)
-        except OSError as e:
-            raise DataError(f"Cannot read image file {path}: {e}.") from e
-    groups = []
-    for same_size in by_size.values():
-        if len(same_size) < 2:
-            continue
-        by_digest: dict[str, list[int]] = defaultdict(list)
-        for i in same_size:
-            by_digest[hashlib.sha256(paths[i].read_bytes()).hexdigest()].append(i)
-        groups += [g for g in by_digest.values() if len(g) > 1]
-    return sorted(groups)
-
-
-def _handle_duplicates(source: Source, data: Data) -> Source:
-    """Apply ``data.duplicates`` to byte-identical files: a copy in training data and another in test
-    data would inflate the test score (and copies with different labels contradict each other)."""
-    if source.paths is None or data.duplicates == "keep":
-        return source
-    groups = duplicate_files(source.paths)
-    if not groups:
-        return source
-    shown = "; ".join(
-        " = ".join(f"{source.ids[i]} ({source.classes[source.labels[i]]})" for i in g) for g in groups[:5]
-    )
-    if data.duplicates == "error":
-        raise DataError(
-            f"{len(groups)} group(s) of identical files under data.root={data.root!r}: {shown}"
-            f"{' ...' if len(groups) > 5 else ''}. Copies in both training and test data inflate the "
-            "score. Remove them, or set data.duplicates='drop' (keep one of each) or 'keep'."
-        )
-    drop: set[int] = set()
-    for g in groups:
-        drop |= set(g) if len({int(source.labels[i]) for i in g}) > 1 else set(g[1:])
-    warnings.warn(
-        f"data.duplicates='drop': left out {len(drop)} file(s) of {len(groups)} group(s) of identical "
-        f"files (one of each kept; none where their labels disagree): {shown}",
-        stacklevel=3,
-    )
-    return _subset(source, np.asarray([i for i in range(len(source.ids)) if i not in drop], dtype=np.int64))
-
-
-def list_source(data: Data, *, seed: int = 0) -> Source:
-    """The examples of ``data``, checked, with ``data.duplicates`` applied, and limited to
-    ``data.limit`` (stratified) when set."""
-    source = DATASETS[data.kind](data)
-    if len(source.ids) == 0:
-        raise DataError(f"The {data.kind!r} dataset at data.root={data.root!r} holds no examples.")
-    source = _handle_duplicates(source, data)
-    if data.limit is not None and data.limit < len(source.ids):
-        from sklearn.model_selection import train_test_split
-
-        index = np.arange(len(source.ids))
-        counts = np.bincount(source.labels)
-        stratify = source.labels if counts[counts > 0].min() >= 2 and data.limit >= len(counts) else None
-        keep, _ = train_test_split(index, train_size=data.limit, random_state=seed, stratify=stratify)
-        source = _subset(source, np.sort(keep))
-    return source
-
-
-def load_images(
-    source: Source,
-    size: int,
-    *,
-    on_error: str = "raise",
-    progress: bool = True,
-    cache: bool = True,
-    cache_dir: str | None = None,
-) -> ImageSet:
-    """Decode ``source`` to ``size x size`` RGB and fingerprint the data (ids, labels and bytes).
-
-    Files are decoded once into the image cache (see :mod:`reproai.data.cache`) and read from it
-    afterwards; ``cache=False`` decodes into memory instead.
-    """
-    h = hashlib.sha256()
-    if source.arrays is not None:
-        images = source.arrays
-        if images.shape[1:3] != (size, size):
-            import torch
-            import torch.nn.functional as F
-
-            t = torch.from_numpy(images).permute(0, 3, 1, 2).float()
-            resized = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-            images = resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        h.update(source.arrays.tobytes())
-        ids, labels = source.ids, source.labels
-    else:
-        assert source.paths is not None
-        if cache:
-            images, digests, keep, _ = cached_decode(
-                source.paths, size, cache_dir=cache_dir, on_error=on_error, progress=progress
-            )
-        else:
-            images, digests, keep = decode_files(source.paths, size, on_error=on_error, progress=progress)
-        ids = [i for i, k in zip(source.ids, keep, strict=True) if k]
-        labels = source.labels[keep]
-        for digest in digests:
-            h.update(digest.encode())
-    h.update("\n".join(ids).encode())
-    h.update(labels.tobytes())
-    present = np.bincount(labels, minlength=len(source.classes))
-    empty = [c for c, n in zip(source.classes, present, strict=True) if n == 0]
-    if empty:
-        raise DataError(
-            f"Class(es) {empty} have no examples after loading; remove them from the data or check the files."
-        )
-    return ImageSet(
-        ids=list(ids),
-        labels=np.asarray(labels, dtype=np.int64),
-        classes=source.classes,
-        images=images,
-        fingerprint=h.hexdigest()[:16],
     )

@@ -1,0 +1,67 @@
+"""The examples of a dataset: before decoding (:class:`Source`) and decoded (:class:`ImageSet`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Source", "ImageSet", "subset"]
+
+
+@dataclass
+class Source:
+    """The examples of a dataset before decoding: one id and label each, and files or arrays."""
+
+    ids: list[str]
+    labels: np.ndarray
+    classes: list[str]
+    paths: list[Path] | None = None
+    # Already decoded: (n, h, w, 3) uint8, or a list of (h, w, 3) uint8 arrays of different sizes.
+    arrays: np.ndarray | list[np.ndarray] | None = None
+
+    @property
+    def native_size(self) -> int | None:
+        """The images' size when they are arrays of one size; None otherwise."""
+        if isinstance(self.arrays, np.ndarray):
+            return int(self.arrays.shape[1])
+        return None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class ImageSet:
+    """Decoded examples, all the same size: images ``(n, h, w, 3)`` uint8, labels, ids, classes."""
+
+    ids: list[str]
+    labels: np.ndarray
+    classes: list[str]
+    images: np.ndarray
+    fingerprint: str
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def subset(source: Source, keep: np.ndarray) -> Source:
+    """The examples at positions ``keep``."""
+    arrays: Any = source.arrays
+    if isinstance(arrays, list):
+        arrays = [arrays[i] for i in keep]
+    elif arrays is not None:
+        arrays = arrays[keep]
+    return Source(
+        ids=[source.ids[i] for i in keep],
+        labels=source.labels[keep],
+        classes=source.classes,
+        paths=None if source.paths is None else [source.paths[i] for i in keep],
+        arrays=arrays,
+    )
