@@ -122,6 +122,7 @@ def _check_study(uri, storage, killed=None):
     return by_level, folds
 
 
+@pytest.mark.slow
 def test_three_workers_share_one_study(write_config, storage, tracking_server, workers, tmp_path):
     path = write_config(CONFIG)
     procs = workers(path, tracking_server, storage, 3, tmp_path)
@@ -137,6 +138,7 @@ def test_three_workers_share_one_study(write_config, storage, tracking_server, w
     assert main(["status", "cluster", "--tracking-uri", tracking_server, "--storage", storage]) == 0
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_trial_is_failed_and_retried(write_config, storage, tracking_server, workers, tmp_path):
     path = write_config(CONFIG.replace("epochs=2, lr=3e-3", "epochs=4, lr=3e-3"))
     procs = workers(path, tracking_server, storage, 3, tmp_path)
@@ -183,6 +185,7 @@ def test_parallel_workers_refuse_sqlite_storage_and_say_what_to_use(write_config
     assert "postgresql://" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_workers_option_runs_local_workers_with_a_local_tracking_server(write_config, tmp_path, capsys):
     path = write_config(CONFIG.replace("n_trials = 4", "n_trials = 2"))
     journal = f"journal:{tmp_path / 'optuna.journal'}"

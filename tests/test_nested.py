@@ -69,6 +69,7 @@ def stores(tmp_path):
     return f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
 
 
+@pytest.mark.slow
 def test_nested_study_tree_headline_and_best_params(write_config, stores, monkeypatch):
     uri, storage = stores
     text = (
@@ -115,6 +116,7 @@ def test_nested_study_tree_headline_and_best_params(write_config, stores, monkey
     assert len(best["data"]) == 3
 
 
+@pytest.mark.slow
 def test_pruning_cuts_inner_fits(write_config, stores):
     uri, storage = stores
     # Half of the configurations cannot learn (a learning rate of 1e-7), so the median pruner must stop them.
@@ -145,6 +147,7 @@ def test_a_config_without_search_space_just_fits_each_outer_fold(write_config, s
     assert counts == {"study": 1, "outer_fold": 3, "fit": 3, "phase": 6}
 
 
+@pytest.mark.slow
 def test_running_again_resumes_and_recomputes_nothing(write_config, stores, capsys):
     uri, storage = stores
     text = (
@@ -178,6 +181,7 @@ def test_splits_file_replaces_the_outer_split(write_config, stores, tmp_path):
     assert [splits["ids"][i] for i in splits["outer"][0]["test"]] == test_ids
 
 
+@pytest.mark.slow
 def test_rerun_reproduces_fits_byte_for_byte_and_the_study_headline(write_config, stores, capsys):
     uri, storage = stores
     text = (
@@ -212,6 +216,7 @@ KILL_CONFIG = (
 )
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(write_config, stores, tmp_path):
     uri, storage = stores
     path = write_config(KILL_CONFIG.replace("'killed'", "'interrupted'"))

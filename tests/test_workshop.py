@@ -48,6 +48,7 @@ def runs_of(client, experiment):
     return client.search_runs([exp.experiment_id], max_results=1000)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
 def test_help(n):
     for script in ("train.py", "analyze_predictions.py"):
@@ -60,6 +61,7 @@ def test_help(n):
         assert out.returncode == 0 and "usage:" in out.stdout
 
 
+@pytest.mark.slow
 def test_step_1_writes_local_files(tmp_path):
     assert "test ROC AUC" in step(1, "train.py", *SMALL, cwd=tmp_path)
     out = tmp_path / "results" / "step_1"
@@ -69,6 +71,7 @@ def test_step_1_writes_local_files(tmp_path):
     assert (out / "roc.png").stat().st_size > 1000 and (out / "probability_density.png").exists()
 
 
+@pytest.mark.slow
 def test_step_2_tracks_params_split_tables_and_nested_phases(tmp_path):
     step(2, "train.py", *SMALL, cwd=tmp_path)
     step(2, "analyze_predictions.py", cwd=tmp_path)
@@ -87,6 +90,7 @@ def test_step_2_tracks_params_split_tables_and_nested_phases(tmp_path):
     assert {"split.json", "predictions/test.json", "predictions/dev.json", "figures/roc.png"} <= paths
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n, name", [(3, "nested-cv"), (4, "search")])
 def test_steps_3_and_4_nest_folds_and_report_over_outer_folds(n, name, tmp_path):
     extra = ["--folds", "2"] + (["--trials", "2"] if n == 4 else [])
@@ -104,6 +108,7 @@ def test_steps_3_and_4_nest_folds_and_report_over_outer_folds(n, name, tmp_path)
         assert all("best_lr_finetune" in r.data.params for r in outer)
 
 
+@pytest.mark.slow
 def test_step_5_runs_the_config_file_and_reruns_from_the_logged_copy(tmp_path):
     out = step(5, "train.py", *SMALL, "--folds", "2", "--trials", "2", cwd=tmp_path)
     assert "re-run it from what was logged" in out

@@ -269,7 +269,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_space(args: argparse.Namespace) -> int:
     from reproai.config.loader import load_config
-    from reproai.config.tree import iter_parameters
+    from reproai.config.tree import Choice, iter_parameters
 
     loaded = load_config(args.config, args.overrides)
     params = list(iter_parameters(loaded.experiment))
@@ -279,7 +279,8 @@ def _cmd_space(args: argparse.Namespace) -> int:
     width = max(len(p.name) for p in params)
     for p in params:
         cond = f"   if {p.condition}" if p.condition else ""
-        print(f"{p.name:<{width}}  {p.space!r}{cond}")
+        shown = f"hp.choice({' | '.join(p.space.branches)})" if isinstance(p.space, Choice) else repr(p.space)
+        print(f"{p.name:<{width}}  {shown}{cond}")
     return 0
 
 

@@ -429,10 +429,16 @@ for _name, _greater in [
 
 
 def check_arguments(
-    obj: Callable[..., Any], kwargs: Mapping[str, Any], *, given: Sequence[str] = (), skip: int = 0
+    obj: Callable[..., Any],
+    kwargs: Mapping[str, Any],
+    *,
+    given: Sequence[str] = (),
+    skip: int = 0,
+    where: str = "the Component's keyword arguments",
 ) -> list[str]:
     """Problems with calling ``obj(<skip positional>, **given, **kwargs)``: keywords it does not accept
-    (with close matches) and required arguments that nothing gives. ``[]`` when its signature is unknown."""
+    (with close matches) and required arguments that nothing gives (to be added to ``where``). ``[]``
+    when its signature is unknown."""
     try:
         signature = inspect.signature(obj)
     except (TypeError, ValueError):
@@ -461,7 +467,7 @@ def check_arguments(
         and p.name not in given
     ]
     for name in missing:
-        problems.append(f"{what}() needs the argument `{name}`, which is not given; add it to the arguments.")
+        problems.append(f"{what}() needs the argument `{name}`, which is not given; add it to {where}.")
     return problems
 
 

@@ -44,10 +44,9 @@ class CrossEntropy(nn.Module):
     """Cross-entropy over ``k`` logits, or binary cross-entropy over one logit for two classes.
 
     ``class_weight``: None, ``"balanced"`` (computed from this fit's training labels only, never dev or
-    test data), or one weight per class; the loss is the weighted mean ``sum(w_i l_i) / sum(w_i)``, as
-    ``torch.nn.CrossEntropyLoss`` computes it. ``label_smoothing`` (Szegedy et al., 2016) mixes the
-    one-hot target with the uniform distribution; for one logit the target becomes
-    ``y (1 - eps) + eps / 2``, the same as two-class cross-entropy with smoothing.
+    test data), or one weight per class. ``label_smoothing`` (Szegedy et al., 2016) mixes the one-hot
+    target with the uniform distribution. Both are applied as ``torch.nn.CrossEntropyLoss`` applies
+    them; for one logit ``z``, to the two-class logits ``(0, z)`` (whose softmax is ``sigmoid(z)``).
     """
 
     def __init__(
@@ -85,14 +84,13 @@ class CrossEntropy(nn.Module):
         weight = None if self.weight is None else self.weight.to(logits.device)
         if self.num_classes != 2:
             return F.cross_entropy(logits.float(), targets, weight=weight, label_smoothing=self.label_smoothing)
-        z = logits.reshape(-1).float()
-        y = targets.float()
-        if self.label_smoothing:
-            y = y * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
-        if weight is None:
-            return F.binary_cross_entropy_with_logits(z, y)
-        w = weight[targets]
-        return (F.binary_cross_entropy_with_logits(z, y, reduction="none") * w).sum() / w.sum()
+        z = logits.reshape(-1, 1).float()
+        if weight is None and not self.label_smoothing:
+            return F.binary_cross_entropy_with_logits(z.squeeze(1), targets.float())
+        # Two-class cross-entropy over the logits (0, z): softmax's class-1 probability is sigmoid(z), so this is
+        # the same loss, with torch.nn.CrossEntropyLoss's weighting and smoothing.
+        two = torch.cat([torch.zeros_like(z), z], dim=1)
+        return F.cross_entropy(two, targets, weight=weight, label_smoothing=self.label_smoothing)
 
 
 def make_loss(spec: Any, *, num_classes: int, train_labels: np.ndarray) -> LossFn:

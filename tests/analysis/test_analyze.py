@@ -46,6 +46,7 @@ def quickstart_study(tmp_path_factory):
     return root, uri, storage
 
 
+@pytest.mark.slow
 def test_analyze_writes_report_figures_and_logs_back(quickstart_study, tmp_path, capsys):
     _, uri, _ = quickstart_study
     out = tmp_path / "report"
@@ -93,6 +94,7 @@ def test_analyze_names_unknown_studies(quickstart_study, capsys):
     assert "quickstrat" in err and "'quickstart'" in err
 
 
+@pytest.mark.slow
 def test_binary_study_report_has_binary_figures(write_config, tmp_path):
     make_image_folder(tmp_path / "images", n_per_class=16)
     text = tiny_config_text(
@@ -143,6 +145,7 @@ def test_report_renders_with_its_images_in_headless_chromium(quickstart_study, t
     assert pixels.shape == (1600, 1200) and len(np.unique(pixels)) > 50  # rendered content, not a blank page
 
 
+@pytest.mark.slow
 def test_compare_same_splits_and_refuses_different_ones(quickstart_study, tmp_path, capsys):
     root, uri, storage = quickstart_study
     a = load_study("quickstart", uri).study.id

@@ -88,6 +88,7 @@ def test_bad_data_stops_before_any_work(case, write_config, tmp_path, capsys):
     assert _runs(tmp_path) == []  # nothing started
 
 
+@pytest.mark.slow
 def test_policies_skip_unreadable_images_and_drop_identical_files(write_config, tmp_path):
     root = make_image_folder(tmp_path / "images", n_per_class=8, size=16)
     _unreadable_image(root)
@@ -101,6 +102,7 @@ def test_policies_skip_unreadable_images_and_drop_identical_files(write_config, 
     assert study.data.tags["reproai.n_examples"] == str(17 - 1 - 2)  # 17 files, one unreadable, two identical
 
 
+@pytest.mark.slow
 def test_data_changed_between_the_first_run_and_a_resume(write_config, tmp_path, capsys):
     root = make_image_folder(tmp_path / "images", n_per_class=8, size=16)
     path = _config(write_config, root, cv="CrossValidation(outer_folds=2, inner_folds=1)")

@@ -41,6 +41,7 @@ def _fit(training, seed):
     return result, tracker
 
 
+@pytest.mark.slow
 def test_two_fits_with_the_same_seed_are_identical_and_another_seed_differs(restore_determinism):
     training = Training(batch_size=16, phases=[Phase("train", epochs=2, lr=3e-3)])
     a, _ = _fit(training, seed=3)

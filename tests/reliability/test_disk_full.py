@@ -84,6 +84,7 @@ def test_image_cache_on_a_full_disk(tmp_path):
     assert out["equal"]
 
 
+@pytest.mark.slow
 def test_artifacts_on_a_disk_that_fills_up_mid_study(write_config, tmp_path):
     text = tiny_config_text(name="full", cv="CrossValidation(outer_folds=2, inner_folds=2)")
     text += (

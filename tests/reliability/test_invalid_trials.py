@@ -4,6 +4,7 @@ and its run; a search whose every trial fails stops with a summary of the reason
 from pathlib import Path
 
 import optuna
+import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -42,6 +43,7 @@ def _runs(tmp_path, name):
     return client, client.search_runs([client.get_experiment_by_name(name).experiment_id], max_results=1000)
 
 
+@pytest.mark.slow
 def test_a_batch_larger_than_the_training_set_fails_that_trial_and_the_study_goes_on(write_config, tmp_path, capsys):
     text = tiny_config_text(name="invalid", cv=CV) + (
         "experiment.training.batch_size = hp.categorical([16, 4096])\n"
@@ -75,6 +77,7 @@ def test_a_batch_larger_than_the_training_set_fails_that_trial_and_the_study_goe
     assert not [r for r in runs if r.info.status == "RUNNING"]
 
 
+@pytest.mark.slow
 def test_a_search_whose_every_trial_fails_stops_with_a_summary_of_the_reasons(write_config, tmp_path, capsys):
     text = tiny_config_text(name="hopeless", cv=CV) + (
         "experiment.training.batch_size = hp.categorical([2048, 4096])\n"

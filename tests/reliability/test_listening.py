@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from reproai.parallel import local_tracking_server
 
 
@@ -21,6 +23,7 @@ def _listening(port: int) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_the_local_tracking_server_listens_on_loopback_only(tmp_path):
     with local_tracking_server(f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "a") as uri:
         port = int(uri.rsplit(":", 1)[1])

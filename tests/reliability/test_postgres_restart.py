@@ -35,6 +35,7 @@ def pg_storage():
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@pytest.mark.slow
 def test_workers_reconnect_after_postgres_restarts(pg_storage, tracking_server, workers, write_config, tmp_path):
     if not _cluster_command("stop") or os.geteuid() != 0:
         if os.environ.get("REPROAI_REQUIRE_POSTGRES"):

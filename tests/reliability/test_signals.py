@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import optuna
+import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -29,6 +30,7 @@ experiment.search.pruner = 'none'
 )
 
 
+@pytest.mark.slow
 def test_sigterm_fails_the_trial_kills_its_runs_and_the_command_resumes(write_config, tmp_path):
     uri, storage = f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
     path = write_config(CONFIG)
@@ -76,6 +78,7 @@ def test_sigterm_fails_the_trial_kills_its_runs_and_the_command_resumes(write_co
             assert len(steps) == len(set(steps)), (run.data.tags["reproai.level"], key, steps)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_search_then_resume(write_config, tmp_path):
     uri, storage = f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
     path = write_config(KILL_CONFIG)

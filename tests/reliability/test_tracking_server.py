@@ -107,6 +107,7 @@ def _runs(tmp_path, name):
     return client.search_runs([client.get_experiment_by_name(name).experiment_id], max_results=1000)
 
 
+@pytest.mark.slow
 def test_a_short_outage_is_waited_out_and_the_study_carries_on(server, write_config, tmp_path):
     storage_url = f"sqlite:///{tmp_path / 'optuna.db'}"
     proc = _start(_config(write_config, "outage"), server, storage_url, tmp_path, patience=300)
@@ -127,6 +128,7 @@ def test_a_short_outage_is_waited_out_and_the_study_carries_on(server, write_con
     assert all("dev_roc_auc" in r.data.metrics for r in runs if r.data.tags["reproai.level"] == "trial")
 
 
+@pytest.mark.slow
 def test_a_long_outage_stops_cleanly_and_the_same_command_resumes(server, write_config, tmp_path):
     storage_url = f"sqlite:///{tmp_path / 'optuna.db'}"
     path = _config(write_config, "gone")

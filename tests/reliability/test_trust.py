@@ -23,7 +23,8 @@ def test_rerun_of_a_config_from_another_machine_needs_trust(write_config, capsys
 
     assert main(["rerun", fit.info.run_id, "--tracking-uri", uri, "--quiet"]) == 2
     out, err = capsys.readouterr()
-    assert "written on elsewhere.example.org" in out and "sha256" in out  # where it came from, and its hash
+    # where it came from, and its hash (on stderr, beside the progress bars)
+    assert "written on elsewhere.example.org" in err and "sha256" in err and not out
     assert "--trust" in err and "executes it as Python code" in err
     assert marker.read_text() == "x"  # the config was not executed
 

@@ -179,7 +179,10 @@ class _Validator:
         skip, given = rules.skip, rules.given
         if kind in _CALLED_WITH and not inspect.isclass(obj) and not entry.meta.get("factory"):
             skip, given = _CALLED_WITH[kind], ()
-        for message in check_arguments(obj, {**entry.defaults, **kwargs}, given=given, skip=skip):
+        where = (
+            f"{path.rsplit('.', 1)[0]}.kwargs" if kind in ("model", "dataset") else "the Component's keyword arguments"
+        )
+        for message in check_arguments(obj, {**entry.defaults, **kwargs}, given=given, skip=skip, where=where):
             self.problem(path, message)
 
 

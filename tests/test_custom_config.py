@@ -1,0 +1,82 @@
+"""configs/custom_components.py end to end: a network, loss, optimizer and scheduler of one's own, with a
+conditional search over the optimizer's arguments; and a choice between two whole phases."""
+
+import re
+import shutil
+
+import pytest
+from mlflow import MlflowClient
+
+from reproai.cli import main
+from tests.conftest import REPO, tiny_config_text
+
+pytestmark = pytest.mark.slow
+
+
+def runs_by_level(tmp_path, name):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name(name).experiment_id], max_results=5000)
+    out = {}
+    for r in runs:
+        out.setdefault(r.data.tags.get("reproai.level"), []).append(r)
+    return out
+
+
+def test_the_custom_components_config_lists_runs_resumes_and_reruns(tmp_path, capsys):
+    config = tmp_path / "custom_components.py"
+    shutil.copy(REPO / "configs" / "custom_components.py", config)
+    assert main(["space", str(config)]) == 0
+    space = capsys.readouterr().out
+    for line in [
+        r"model\.kwargs\.width +hp\.categorical",
+        r"model\.kwargs\.depth +hp\.int",
+        r"training\.phases\.train\.lr +hp\.float",
+        r"training\.phases\.train\.optimizer +hp\.choice\(sgd \| adamw\)",
+        r"training\.phases\.train\.optimizer\.sgd\.momentum .* if training\.phases\.train\.optimizer == 'sgd'",
+        r"training\.phases\.train\.optimizer\.sgd\.nesterov .* if training\.phases\.train\.optimizer == 'sgd'",
+        r"training\.phases\.train\.optimizer\.adamw\.betas\.1 .* if training\.phases\.train\.optimizer == 'adamw'",
+        r"training\.loss\.label_smoothing +hp\.float",
+    ]:
+        assert re.search(line, space), (line, space)
+
+    assert main(["run", str(config), "--quiet"]) == 0
+    first = capsys.readouterr().out
+    assert re.search(r"test roc_auc: 0\.\d+, 95% CI", first), first
+    before = runs_by_level(tmp_path, "custom-components")
+    assert len(before["outer_fold"]) == 2 and len(before["trial"]) == 8
+
+    assert main(["run", str(config), "--quiet"]) == 0  # the same command again: nothing is recomputed
+    again = capsys.readouterr().out
+    after = runs_by_level(tmp_path, "custom-components")
+    assert {k: len(v) for k, v in after.items()} == {k: len(v) for k, v in before.items()}
+    assert "resumed and finished" in again and first.splitlines()[1:] == again.splitlines()[1:]
+
+    refit = next(r for r in after["fit"] if r.data.tags.get("reproai.refit") == "true")
+    assert main(["rerun", refit.info.run_id, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "refit: test predictions identical, byte for byte" in out and "reproduced exactly" in out
+
+
+def test_a_choice_between_two_whole_phases_runs(write_config, tmp_path, capsys):
+    text = (
+        tiny_config_text(name="phase-choice", cv="CrossValidation(outer_folds=2, inner_folds=2)").replace(
+            'Phase("finetune", epochs=2, lr=3e-3, early_stopping_patience=2),',
+            'hp.choice({"sgd": Phase("finetune", epochs=2, optimizer="sgd", momentum=hp.float(0.0, 0.99)),'
+            ' "adamw": Phase("finetune", epochs=2, lr=hp.float(1e-4, 1e-2, log=True))}),',
+        )
+        + "\nexperiment.search.n_trials = 4\nexperiment.search.pruner = 'none'\nexperiment.search.sampler = 'random'\n"
+    )
+    path = write_config(text)
+    assert main(["space", str(path)]) == 0
+    space = capsys.readouterr().out
+    assert re.search(r"training\.phases\.1\.sgd\.momentum .* if training\.phases\.1 == 'sgd'", space), space
+    assert re.search(r"training\.phases\.1\.adamw\.lr .* if training\.phases\.1 == 'adamw'", space), space
+    assert main(["run", str(path), "--quiet"]) == 0
+    runs = runs_by_level(tmp_path, "phase-choice")
+    chosen = {r.data.params["training.phases.1"] for r in runs["trial"]}
+    assert chosen == {"sgd", "adamw"}  # both branches were tried (random sampler, seeded)
+    for r in runs["trial"]:  # each trial has the parameters of its branch only
+        branch = r.data.params["training.phases.1"]
+        other = "adamw" if branch == "sgd" else "sgd"
+        assert any(k.startswith(f"training.phases.1.{branch}.") for k in r.data.params)
+        assert not any(k.startswith(f"training.phases.1.{other}.") for k in r.data.params)

@@ -1,0 +1,83 @@
+"""The built-in loss: cross-entropy for k logits, BCE for one, class weights from the fit's training
+labels only, label smoothing."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.utils.class_weight import compute_class_weight
+
+import reproai.training
+from reproai import Component
+from reproai.backbones import backbone_info
+from reproai.config.schema import Data, Head, Model, Phase, Training
+from reproai.data import list_source, load_images
+from reproai.errors import ConfigError
+from reproai.losses import CrossEntropy, balanced_class_weight, make_loss
+
+
+def test_balanced_weights_are_scikit_learns():
+    y = np.array([0, 0, 0, 0, 1, 2, 2])
+    expected = compute_class_weight("balanced", classes=np.arange(3), y=y)
+    assert np.allclose(balanced_class_weight(y, 3), expected)
+    with pytest.raises(ConfigError, match=r"class\(es\) \[3\] have no example in this fit's training set"):
+        balanced_class_weight(y, 4)
+
+
+def test_one_logit_with_smoothing_and_weights_equals_two_class_cross_entropy():
+    torch.manual_seed(0)
+    z = torch.randn(9, 1)
+    y = torch.tensor([0, 1, 1, 1, 0, 1, 1, 1, 1])
+    w = [2.0, 0.5]
+    ours = CrossEntropy(2, class_weight=w, label_smoothing=0.1)(z, y)
+    two = torch.cat([torch.zeros_like(z), z], dim=1)  # softmax([0, z])[1] = sigmoid(z)
+    reference = F.cross_entropy(two, y, weight=torch.tensor(w), label_smoothing=0.1)
+    assert torch.allclose(ours, reference, atol=1e-6)
+    plain = CrossEntropy(2)(z, y)
+    assert torch.allclose(plain, F.binary_cross_entropy_with_logits(z.squeeze(1), y.float()))
+
+
+def test_a_function_is_the_loss_and_a_class_is_built_with_what_it_takes():
+    def doubled(logits, targets, factor=2.0):
+        return factor * logits.sum()
+
+    assert (
+        make_loss(Component(doubled, factor=3.0), num_classes=3, train_labels=np.zeros(2))(torch.ones(2, 3), None) == 18
+    )
+    loss = make_loss(
+        Component("cross_entropy", class_weight="balanced"), num_classes=3, train_labels=np.array([0, 1, 1, 2])
+    )
+    assert torch.allclose(loss.weight, torch.tensor([4 / 3, 2 / 3, 4 / 3]))
+
+
+def test_balanced_class_weight_uses_the_fits_training_labels_only(monkeypatch):
+    data_spec = Data.digits(limit=300)
+    model = Model(backbone="small_cnn", pretrained=False, head=Head())
+    info = backbone_info(model)
+    source = list_source(data_spec, seed=0)
+    data = load_images(source, 8, progress=False, cache=False)
+    seen = []
+    real = reproai.training.make_loss
+
+    def spy(spec, *, num_classes, train_labels):
+        loss = real(spec, num_classes=num_classes, train_labels=train_labels)
+        seen.append((np.asarray(train_labels).copy(), loss.weight.clone()))
+        return loss
+
+    monkeypatch.setattr(reproai.training, "make_loss", spy)
+    training = Training(
+        batch_size=32, loss=Component("cross_entropy", class_weight="balanced"), phases=[Phase("train", epochs=1)]
+    )
+    # An imbalanced training set (few 0s), and dev/test sets with other proportions.
+    labels = data.labels
+    train = np.concatenate([np.flatnonzero(labels == 0)[:5], np.flatnonzero(labels != 0)[:150]])
+    rest = np.setdiff1d(np.arange(len(labels)), train)
+    for dev, test in [(rest[:60], rest[60:]), (rest[60:], rest[:60])]:
+        reproai.training.fit(model, training, data, info, train=train, dev=dev, test=test, progress=False)
+    (a_labels, a_weight), (b_labels, b_weight) = seen
+    assert np.array_equal(a_labels, labels[train]) and np.array_equal(b_labels, labels[train])
+    expected = compute_class_weight("balanced", classes=np.arange(10), y=labels[train])
+    assert torch.allclose(a_weight, torch.tensor(expected, dtype=torch.float32))
+    assert torch.equal(a_weight, b_weight)  # other dev and test sets, the same weights
+    everything = compute_class_weight("balanced", classes=np.arange(10), y=labels)
+    assert not np.allclose(expected, everything)  # the test would notice weights from all the labels
