@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="bootstrap resamples of the pooled predictions (default 1000)",
     )
     analyze.add_argument("--no-log", action="store_true", help="do not log the analysis back onto the study run")
+    analyze.add_argument(
+        "--by-group",
+        action="store_true",
+        help="also compute the metrics per group (patient, subject): each group's prediction the mean of its images'",
+    )
 
     compare = sub.add_parser("compare", help="compare two studies run on the same splits, fold by fold")
     compare.add_argument("a", help="study A: an experiment name or a run id in the study")
@@ -215,9 +220,15 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from reproai.analysis import analyze
+    from reproai.stats import BOUNDS_NOTE
 
     result = analyze(
-        args.study, tracking_uri=args.tracking_uri, out=args.out, n_resamples=args.bootstrap, log=not args.no_log
+        args.study,
+        tracking_uri=args.tracking_uri,
+        out=args.out,
+        n_resamples=args.bootstrap,
+        log=not args.no_log,
+        by_group=args.by_group,
     )
     s = result.summary
     cols = ["mean", "std", "ci_low", "ci_high", "t_ci_low", "t_ci_high"]
@@ -228,6 +239,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     print(s[cols].to_string(float_format=lambda v: f"{v:.4f}"))
     print("\npooled out-of-fold predictions, percentile bootstrap 95% interval:")
     print(result.bootstrap[["pooled", "boot_low", "boot_high"]].to_string(float_format=lambda v: f"{v:.4f}"))
+    if result.by_group is not None:
+        g = result.by_group
+        print(
+            f"\ngroup level ({len(g.predictions)} group predictions; each group's probability the mean of its images'):"
+        )
+        print(g.summary[cols].to_string(float_format=lambda v: f"{v:.4f}"))
+    print("\n" + BOUNDS_NOTE)
     for note in result.notes:
         print(f"note: {note}")
     if result.out_dir is not None:

@@ -346,6 +346,7 @@ DATASETS = _registry("dataset")
 DATASETS.register("digits", "reproai.data.datasets:digits", builtin=True)
 DATASETS.register("image_folder", "reproai.data.datasets:image_folder", builtin=True)
 DATASETS.register("oxford_pets", "reproai.data.datasets:oxford_pets", builtin=True)
+DATASETS.register("table", "reproai.data.table:table", builtin=True)
 
 # Model factories: called with num_classes=... and their keyword arguments, they return an nn.Module.
 MODELS = _registry("model", where="a function or class of your own, given itself or as 'package.module:attr'")
@@ -411,18 +412,19 @@ PRUNERS.register("successive_halving", "optuna.pruners:SuccessiveHalvingPruner",
 PRUNERS.register("hyperband", "reproai.search:hyperband_pruner")
 
 METRICS = _registry("metric")
-for _name, _greater in [
-    ("roc_auc", True),
-    ("average_precision", True),
-    ("accuracy", True),
-    ("balanced_accuracy", True),
-    ("f1", True),
-    ("precision", True),
-    ("recall", True),
-    ("log_loss", False),
-    ("brier", False),
+# name, whether greater is better, the range of its values (confidence intervals stay inside it)
+for _name, _greater, _bounds in [
+    ("roc_auc", True, (0.0, 1.0)),
+    ("average_precision", True, (0.0, 1.0)),
+    ("accuracy", True, (0.0, 1.0)),
+    ("balanced_accuracy", True, (0.0, 1.0)),
+    ("f1", True, (0.0, 1.0)),
+    ("precision", True, (0.0, 1.0)),
+    ("recall", True, (0.0, 1.0)),
+    ("log_loss", False, (0.0, float("inf"))),
+    ("brier", False, (0.0, 1.0)),
 ]:
-    METRICS.register(_name, f"reproai.metrics:{_name}", greater_is_better=_greater)
+    METRICS.register(_name, f"reproai.metrics:{_name}", greater_is_better=_greater, bounds=_bounds)
 
 
 # -- arguments ---------------------------------------------------------------------------------------------

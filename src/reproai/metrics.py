@@ -25,6 +25,7 @@ __all__ = [
     "youden_threshold",
     "predict_labels",
     "metric_direction",
+    "metric_bounds",
     "as_direction",
 ]
 
@@ -108,6 +109,17 @@ class _Metrics(Mapping[str, Metric]):
 
 
 METRICS: Mapping[str, Metric] = _Metrics()
+
+
+def metric_bounds(name: str) -> tuple[float, float] | None:
+    """The range of a metric's values, as registered (``(0, 1)`` for ROC AUC); None if unknown.
+    ``roc_auc_micro`` (analysis only) shares ROC AUC's."""
+    metrics = registry("metric")
+    key = "roc_auc" if name == "roc_auc_micro" else name
+    if key not in metrics:
+        return None
+    bounds = metrics.get(key).meta.get("bounds")
+    return (float(bounds[0]), float(bounds[1])) if bounds is not None else None
 
 
 def metric_direction(name: str) -> Direction:

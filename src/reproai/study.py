@@ -8,6 +8,7 @@ import json
 import math
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +22,11 @@ from reproai.config.schema import Experiment
 from reproai.config.space import Space
 from reproai.config.tree import child_items, first_values, has_search_space, to_jsonable
 from reproai.coordination import claimed, last_claim_number, once
-from reproai.cv import Splits, make_splits
+from reproai.cv import Splits, make_splits, split_summary, stratification_problems
 from reproai.data.loading import list_source, load_images
 from reproai.data.source import ImageSet
 from reproai.errors import ConfigError, DataError, InvalidParamsError
+from reproai.metrics import metric_bounds
 from reproai.models import check_model
 from reproai.outer_fold import StudyContext, fold_outcome, run_outer_fold
 from reproai.provenance import environment
@@ -89,14 +91,16 @@ def prepare_data(
 
 
 def prepare_splits(experiment: Experiment, data: ImageSet) -> Splits:
-    """The study's splits: computed from the labels, or the outer split read from ``cv.splits_file``."""
+    """The study's splits: computed from the labels (and groups), or the outer split read from
+    ``cv.splits_file``. Warns, before any work, where groups made stratification poor."""
     cv = experiment.cv
+    groups = None if data.groups is None else data.groups.tolist()
     if cv.splits_file:
         from reproai.cv import splits_from_file
 
-        splits = splits_from_file(cv.splits_file, data.labels, cv, seed=experiment.seed, ids=data.ids)
+        splits = splits_from_file(cv.splits_file, data.labels, cv, seed=experiment.seed, ids=data.ids, groups=groups)
     else:
-        splits = make_splits(data.labels, cv, seed=experiment.seed, ids=data.ids)
+        splits = make_splits(data.labels, cv, seed=experiment.seed, ids=data.ids, groups=groups)
     batch_size = experiment.training.batch_size
     smallest = min(len(inner.train) for fold in splits.outer for inner in fold.inner)
     if isinstance(batch_size, int) and batch_size > smallest:  # not a search space: every fit would fail
@@ -105,17 +109,29 @@ def prepare_splits(experiment: Experiment, data: ImageSet) -> Splits:
             f"the splits ({smallest} examples). Use a smaller batch size, more data, or fewer "
             "folds."
         )
+    if groups is not None:
+        problems = stratification_problems(splits, data.labels, data.classes)
+        if problems:
+            warnings.warn(
+                f"keeping each group on one side made {len(problems)} test or dev set(s) poorly stratified: "
+                + "; ".join(problems[:5])
+                + ("; ..." if len(problems) > 5 else "")
+                + ". Their scores are noisier; fewer folds, or more groups per class, help.",
+                stacklevel=2,
+            )
     return splits  # both makers run the leakage check, which cannot be switched off
 
 
 def summarize(fold_metrics: pd.DataFrame, splits: Splits) -> dict[str, dict[str, float]]:
-    """Per metric: mean, std, the Nadeau-Bengio corrected 95% interval and the plain t-interval."""
+    """Per metric: mean, std, the Nadeau-Bengio corrected 95% interval and the plain t-interval, both
+    truncated to the metric's range (see :data:`reproai.stats.BOUNDS_NOTE`)."""
     ratio = float(np.mean([len(f.test) / len(f.train) for f in splits.outer]))
     out = {}
     for name in [c for c in fold_metrics.columns if c not in ("repeat", "outer_fold")]:
         values = fold_metrics[name].tolist()
-        corrected = corrected_t_interval(values, test_train_ratio=ratio)
-        plain = t_interval(values)
+        bounds = metric_bounds(name)
+        corrected = corrected_t_interval(values, test_train_ratio=ratio, bounds=bounds)
+        plain = t_interval(values, bounds=bounds)
         out[name] = {**corrected, "t_ci_low": plain["ci_low"], "t_ci_high": plain["ci_high"]}
     return out
 
@@ -130,6 +146,7 @@ def _log_provenance(run: Run, loaded: LoadedConfig, data: ImageSet, splits: Spli
     )
     run.log_dict(to_jsonable(exp), "config/resolved.json")
     run.log_dict(splits.to_dict(), "splits.json")
+    run.log_table(pd.DataFrame(split_summary(splits, data.labels, data.classes)), "splits/summary.json")
     env = environment(loaded.path, exp)
     diff = env["git"].pop("diff", "")
     run.log_dict(env, "environment.json")
@@ -142,6 +159,7 @@ def _log_provenance(run: Run, loaded: LoadedConfig, data: ImageSet, splits: Spli
             Tag.CONFIG_FILE: name,
             Tag.SEED: exp.seed,
             Tag.N_EXAMPLES: len(data),
+            **({Tag.N_GROUPS: len(set(data.groups.tolist()))} if data.groups is not None else {}),
             Tag.CLASSES: json.dumps(data.classes),
             Tag.GIT_COMMIT: commit,
             "mlflow.source.git.commit": commit,
@@ -213,7 +231,8 @@ def _headline(ctx: StudyContext, splits: Splits) -> dict[str, Any]:
         },
         tags={
             Tag.CI_METHOD: "Nadeau-Bengio corrected resampled t over outer folds (ci_*); plain "
-            "Student t (t_ci_*), optimistic since folds share training data",
+            "Student t (t_ci_*), optimistic since folds share training data; both truncated to the metric's "
+            "range (Mandelkern 2002)",
             Tag.METRIC: ctx.metric,
             Tag.DIRECTION: ctx.direction,
             Tag.STATE: "complete",

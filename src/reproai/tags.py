@@ -39,6 +39,7 @@ class Tag:
     DATA_FINGERPRINT = PREFIX + "data_fingerprint"
     CLASSES = PREFIX + "classes"
     N_EXAMPLES = PREFIX + "n_examples"
+    N_GROUPS = PREFIX + "n_groups"
     SEED = PREFIX + "seed"
     SEARCH = PREFIX + "search"
     GIT_COMMIT = PREFIX + "git_commit"

@@ -53,9 +53,13 @@ class Predictions:
     proba: np.ndarray  # (n,) P(class 1) for binary targets, (n, k) otherwise
 
     def table(self, data: ImageSet, threshold: float | None) -> pd.DataFrame:
-        """One row per example: id, label, logit(s), probability(ies) and predicted class."""
+        """One row per example: id (and group, when the data have groups), label, logit(s),
+        probability(ies) and predicted class."""
         labels = data.labels[self.index]
-        out = {"id": [data.ids[i] for i in self.index], "label": labels}
+        out: dict[str, Any] = {"id": [data.ids[i] for i in self.index]}
+        if data.groups is not None:
+            out["group"] = data.groups[self.index]
+        out["label"] = labels
         if self.proba.ndim == 1:
             out["logit"] = self.logits
             out["probability"] = self.proba

@@ -10,6 +10,7 @@ from sklearn import metrics as skm
 from reproai.analysis import bootstrap_pooled, confusion, corrected_paired_ttest, corrected_t_interval, fold_metrics
 from reproai.analysis.bootstrap import weighted_metrics
 from reproai.analysis.evaluate import BINARY_METRICS, MULTICLASS_METRICS, prediction_arrays
+from reproai.errors import ReproaiError
 
 BINARY = pd.DataFrame(
     {
@@ -155,3 +156,47 @@ def test_corrected_interval_is_wider_than_the_plain_one_and_one_fold_gives_nan()
     plain = corrected_t_interval(values, test_train_ratio=0.0)
     assert corrected["ci_low"] < plain["ci_low"] < plain["ci_high"] < corrected["ci_high"]
     assert math.isnan(corrected_paired_ttest([0.1], test_train_ratio=0.2)["p_value"])
+
+
+def test_group_level_predictions_and_metrics_by_hand():
+    from reproai.analysis.evaluate import group_predictions, table_metrics
+
+    # Two outer folds; patients with 1-3 images each; every patient one class.
+    table = pd.DataFrame(
+        {
+            "id": [f"i{k}" for k in range(9)],
+            "group": ["a", "a", "b", "c", "c", "c", "d", "e", "e"],
+            "label": [1, 1, 0, 1, 1, 1, 0, 0, 0],
+            "probability": [0.9, 0.5, 0.4, 0.2, 0.6, 0.7, 0.1, 0.3, 0.8],
+            "predicted": [1, 0, 0, 0, 1, 1, 0, 0, 1],
+            "repeat": 0,
+            "outer_fold": [0, 0, 0, 1, 1, 1, 1, 1, 1],
+        }
+    )
+    groups = group_predictions(table, ["neg", "pos"], {(0, 0): 0.45, (0, 1): 0.48})
+    by_id = groups.set_index("id")
+    # a: (0.9 + 0.5) / 2 = 0.7; b: 0.4; c: (0.2 + 0.6 + 0.7) / 3 = 0.5; d: 0.1; e: (0.3 + 0.8) / 2 = 0.55
+    assert by_id["probability"].to_dict() == pytest.approx({"a": 0.7, "b": 0.4, "c": 0.5, "d": 0.1, "e": 0.55})
+    assert by_id["n_images"].to_dict() == {"a": 2, "b": 1, "c": 3, "d": 1, "e": 2}
+    assert by_id["label"].to_dict() == {"a": 1, "b": 0, "c": 1, "d": 0, "e": 0}
+    # at each fold's threshold: a 0.7 >= 0.45, b 0.4 < 0.45; c 0.5 >= 0.48, d 0.1 < 0.48, e 0.55 >= 0.48
+    assert by_id["predicted"].to_dict() == {"a": 1, "b": 0, "c": 1, "d": 0, "e": 1}
+    fold1 = table_metrics(groups[groups["outer_fold"] == 1], ["neg", "pos"])
+    # fold 1: c (pos, 0.5) against d (neg, 0.1) and e (neg, 0.55): one pair of two ranked right -> AUC 0.5
+    assert fold1["roc_auc"] == pytest.approx(0.5)
+    assert fold1["accuracy"] == pytest.approx(2 / 3)
+    mixed = table.assign(label=[1, 0, 0, 1, 1, 1, 0, 0, 0])
+    with pytest.raises(ReproaiError, match=r"1 group\(s\) have images of different classes \(e\.g\. \['a'\]\)"):
+        group_predictions(mixed, ["neg", "pos"])
+
+
+def test_intervals_stay_inside_the_metrics_range():
+    from reproai.analysis.evaluate import summarize_folds
+
+    folds = pd.DataFrame(
+        {"repeat": 0, "outer_fold": [0, 1, 2], "n": 10, "roc_auc": [0.999, 1.0, 0.9995], "log_loss": [0.01, 0.3, 0.02]}
+    )
+    summary = summarize_folds(folds, test_train_ratio=0.5)
+    assert summary.loc["roc_auc", "ci_high"] == 1.0 and summary.loc["roc_auc", "t_ci_high"] == 1.0
+    assert summary.loc["roc_auc", "ci_low"] < 0.9995
+    assert summary.loc["log_loss", "ci_low"] == 0.0  # the raw lower end is negative

@@ -81,3 +81,44 @@ def test_oxford_pets_real_sample_species_and_breed():
 def test_oxford_pets_missing_root_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match=r"Oxford-IIIT Pet not found under data\.root="):
         list_source(Data.oxford_pets(root=str(tmp_path), download=False))
+
+
+def test_hidden_files_and_folders_are_never_classes_or_examples(tmp_path):
+    """What Jupyter, macOS, Windows and Synology leave in a data folder."""
+    from PIL import Image
+
+    root = make_image_folder(tmp_path / "images", n_per_class=3)
+    (root / ".ipynb_checkpoints").mkdir()
+    Image.new("RGB", (8, 8)).save(root / ".ipynb_checkpoints" / "cat_0-checkpoint.png")
+    for junk in (
+        root / ".DS_Store",
+        root / "cat" / ".DS_Store",
+        root / "dog" / "Thumbs.db",
+        root / "cat" / "._cat_0.png",
+    ):
+        junk.write_bytes(b"\x00\x01")
+    for folder in ("__MACOSX", "@eaDir"):
+        (root / folder).mkdir()
+        Image.new("RGB", (8, 8)).save(root / folder / "x.png")
+    (root / "cat" / ".hidden").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "cat" / ".hidden" / "y.png")
+    source = list_source(Data.image_folder(str(root)))
+    assert source.classes == ["cat", "dog"]
+    assert sorted(source.ids) == sorted([f"cat/cat_{i}.png" for i in range(3)] + [f"dog/dog_{i}.png" for i in range(3)])
+
+
+def test_groups_from_file_names(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "images"
+    for c, patients in (("benign", ("p1", "p2")), ("malignant", ("p3",))):
+        (root / c).mkdir(parents=True)
+        for p in patients:
+            for k in range(2):
+                Image.new("RGB", (8, 8), (int(p[1:]), k, 0)).save(root / c / f"{p}_lesion{k}.png")
+    source = list_source(Data.image_folder(str(root), group_pattern=r"^(p\d+)_"))
+    assert source.groups == ["p1", "p1", "p2", "p2", "p3", "p3"]
+    with pytest.raises(DataError, match=r"data\.group_pattern='\^\(q\\\\d\+\)_' does not match the file name 'p1_"):
+        list_source(Data.image_folder(str(root), group_pattern=r"^(q\d+)_"))
+    with pytest.raises(DataError, match=r"has no capture group"):
+        list_source(Data.image_folder(str(root), group_pattern=r"^p\d+_"))

@@ -80,3 +80,17 @@ def test_mat_files_among_the_pets_images_are_not_images():
     mat = sorted(PETS_IMAGES.glob("*.mat"))[0]
     with pytest.raises(DataError, match=r"Cannot decode image .*" + re.escape(mat.name)):
         decode_files([mat], 8, progress=False)
+
+
+def test_a_decompression_bomb_is_a_data_error_naming_the_file_and_can_be_skipped(tmp_path):
+    """A 19000 x 19000 PNG is over Pillow's decompression-bomb limit (about 179 megapixels): Pillow raises
+    DecompressionBombError, which must come out as reproai's DataError, and obey on_error='skip'."""
+    bomb = tmp_path / "huge.png"
+    Image.new("1", (19000, 19000)).save(bomb)  # 1 bit per pixel: 45 MB in memory, a few kB on disk
+    ok = tmp_path / "ok.png"
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(ok)
+    with pytest.raises(DataError, match=rf"Cannot decode image {re.escape(str(bomb))}: DecompressionBombError"):
+        decode_files([ok, bomb], 8, progress=False)
+    with pytest.warns(UserWarning, match=r"Skipping .*huge\.png: Cannot decode image .*DecompressionBombError"):
+        images, _, keep = decode_files([ok, bomb], 8, on_error="skip", progress=False)
+    assert keep.tolist() == [True, False] and images.shape == (1, 8, 8, 3)

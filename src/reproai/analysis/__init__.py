@@ -3,9 +3,16 @@
 Everything returns pandas DataFrames; :func:`analyze` is what ``reproai analyze`` runs.
 """
 
-from reproai.analysis.analyze import Analysis, analyze, splits_summary
+from reproai.analysis.analyze import Analysis, GroupAnalysis, analyze, group_analysis, splits_summary
 from reproai.analysis.compare import Comparison, check_same_splits, compare
-from reproai.analysis.evaluate import bootstrap_pooled, confusion, fold_metrics, summarize_folds, table_metrics
+from reproai.analysis.evaluate import (
+    bootstrap_pooled,
+    confusion,
+    fold_metrics,
+    group_predictions,
+    summarize_folds,
+    table_metrics,
+)
 from reproai.analysis.load import StudyData, find_study, load_study
 from reproai.analysis.search import rebuild_searches
 from reproai.stats import corrected_paired_ttest, corrected_t_interval, t_interval
@@ -13,6 +20,9 @@ from reproai.stats import corrected_paired_ttest, corrected_t_interval, t_interv
 __all__ = [
     "analyze",
     "Analysis",
+    "GroupAnalysis",
+    "group_analysis",
+    "group_predictions",
     "compare",
     "Comparison",
     "check_same_splits",

@@ -11,13 +11,19 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from reproai.analysis import figures as F
-from reproai.analysis.evaluate import bootstrap_pooled, confusion, fold_metrics, summarize_folds
+from reproai.analysis.evaluate import (
+    bootstrap_pooled,
+    confusion,
+    fold_metrics,
+    group_predictions,
+    summarize_folds,
+)
 from reproai.analysis.load import StudyData, load_study
 from reproai.analysis.report import ReportContent, load_thumbnails, render_html, render_markdown, worst_examples
 from reproai.analysis.search import rebuild_searches
 from reproai.tags import Level, Tag
 
-__all__ = ["Analysis", "analyze", "splits_summary"]
+__all__ = ["Analysis", "GroupAnalysis", "analyze", "group_analysis", "splits_summary"]
 
 
 @dataclass
@@ -35,10 +41,38 @@ class Analysis:
     figures: dict[str, bytes] = field(repr=False)
     out_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
+    by_group: GroupAnalysis | None = None
+
+
+@dataclass
+class GroupAnalysis:
+    """The same metrics at the group level (each group's prediction the mean of its images')."""
+
+    predictions: pd.DataFrame
+    folds: pd.DataFrame
+    summary: pd.DataFrame
+    bootstrap: pd.DataFrame
+
+
+def group_analysis(data: StudyData, *, n_resamples: int = 1000) -> GroupAnalysis:
+    """Metrics per outer fold, across folds and bootstrapped (over groups), at the group level: see
+    :func:`reproai.analysis.evaluate.group_predictions`."""
+    thresholds = {}
+    for run in data.level(Level.OUTER_FOLD):
+        if "threshold" in run.metrics:
+            thresholds[(int(run.tags[Tag.REPEAT]), int(run.tags[Tag.OUTER_FOLD]))] = run.metrics["threshold"]
+    table = group_predictions(data.predictions, data.classes, thresholds)
+    folds = fold_metrics(table, data.classes)
+    summary = summarize_folds(folds, test_train_ratio=data.test_train_ratio)
+    boot = bootstrap_pooled(table, data.classes, n_resamples=n_resamples)
+    return GroupAnalysis(table, folds, summary, boot)
 
 
 def splits_summary(data: StudyData) -> pd.DataFrame:
-    """Per outer fold: training and test sizes, inner folds, and the test set's class counts."""
+    """Per part of every split (outer-train, outer-test, inner train and dev): images, groups and images
+    per class, as the study logged them; for an older study, per outer fold: sizes and test classes."""
+    if not data.split_table.empty:
+        return data.split_table
     labels = data.predictions.set_index("id")["label"] if "id" in data.predictions else None
     rows = []
     for f in data.splits.get("outer", []):
@@ -129,6 +163,19 @@ def _log(data: StudyData, analysis: Analysis, report_html: str, report_md: str) 
     run.log_table(analysis.summary.reset_index(), "analysis/summary.json")
     run.log_table(analysis.bootstrap.reset_index(), "analysis/bootstrap.json")
     run.log_table(analysis.confusion.reset_index(), "analysis/confusion.json")
+    if analysis.by_group is not None:
+        group = analysis.by_group
+        run.log_metrics(
+            {
+                f"analysis_group_{name}_{k}": float(row[k])
+                for name, row in group.summary.iterrows()
+                for k in ("mean", "ci_low", "ci_high")
+                if math.isfinite(row[k])
+            }
+        )
+        run.log_table(group.folds, "analysis/group_fold_metrics.json")
+        run.log_table(group.summary.reset_index(), "analysis/group_summary.json")
+        run.log_table(group.bootstrap.reset_index(), "analysis/group_bootstrap.json")
     for name, png in analysis.figures.items():
         run.log_bytes(png, f"analysis/figures/{name}.png")
     run.log_text(report_html, "analysis/report.html")
@@ -144,13 +191,15 @@ def analyze(
     thumbnails: int = 12,
     log: bool = True,
     write: bool = True,
+    by_group: bool = False,
 ) -> Analysis:
     """Analyse the study ``reference`` (an experiment name, or a run id in the study).
 
     Computes every metric per outer fold and across folds (mean, std, corrected and plain 95% intervals),
     bootstraps the pooled out-of-fold predictions, draws the figures, and writes ``report.html``,
     ``report.md`` and the figures to ``out`` (default ``reports/<name>-<study id>``). With ``log`` the
-    numbers, tables, figures and reports are also logged onto the study run.
+    numbers, tables, figures and reports are also logged onto the study run. ``by_group`` adds the
+    metrics at the group level (a patient's prediction the mean of its images').
     """
     data = load_study(reference, tracking_uri)
     folds = fold_metrics(data.predictions, data.classes)
@@ -161,6 +210,8 @@ def analyze(
     pngs = {name: _png(fig) for name, fig in _figures(data, matrix, best).items()}
     name = data.tracker.experiment_name if hasattr(data.tracker, "experiment_name") else data.name
     analysis = Analysis(data.study.id, name, data.metric, folds, summary, boot, matrix, best, pngs)
+    if by_group:
+        analysis.by_group = group_analysis(data, n_resamples=n_resamples)
     worst, thumbs = pd.DataFrame(), {}
     if thumbnails:
         worst = worst_examples(data.predictions, data.classes, thumbnails)
@@ -186,6 +237,7 @@ def analyze(
         worst=worst,
         thumbnails=thumbs,
         notes=analysis.notes,
+        by_group=analysis.by_group,
     )
     report_html, report_md = render_html(content), render_markdown(content)
     if write:
@@ -198,6 +250,10 @@ def analyze(
         folds.to_csv(out_dir / "fold_metrics.csv", index=False)
         summary.to_csv(out_dir / "summary.csv")
         boot.to_csv(out_dir / "bootstrap.csv")
+        if analysis.by_group is not None:
+            analysis.by_group.folds.to_csv(out_dir / "group_fold_metrics.csv", index=False)
+            analysis.by_group.summary.to_csv(out_dir / "group_summary.csv")
+            analysis.by_group.bootstrap.to_csv(out_dir / "group_bootstrap.csv")
         analysis.out_dir = out_dir
     if log:
         _log(data, analysis, report_html, report_md)

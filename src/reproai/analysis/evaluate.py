@@ -16,7 +16,7 @@ from sklearn import metrics as skm
 
 from reproai.analysis.bootstrap import bootstrap_metrics
 from reproai.errors import ReproaiError
-from reproai.metrics import compute_metrics
+from reproai.metrics import compute_metrics, metric_bounds
 from reproai.stats import corrected_t_interval, t_interval
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "summarize_folds",
     "bootstrap_pooled",
     "confusion",
+    "group_predictions",
 ]
 
 BINARY_METRICS = [
@@ -97,12 +98,16 @@ def fold_metrics(predictions: pd.DataFrame, classes: Sequence[str]) -> pd.DataFr
 
 def summarize_folds(folds: pd.DataFrame, *, test_train_ratio: float, confidence: float = 0.95) -> pd.DataFrame:
     """Per metric across outer folds: mean, std, the Nadeau-Bengio corrected interval (``ci_*``) and
-    the plain Student-t interval (``t_ci_*``)."""
+    the plain Student-t interval (``t_ci_*``), both truncated to the metric's range (see
+    :data:`reproai.stats.BOUNDS_NOTE`)."""
     rows = []
     for name in [c for c in folds.columns if c not in (*_FOLD_KEYS, "n")]:
         values = folds[name].tolist()
-        corrected = corrected_t_interval(values, test_train_ratio=test_train_ratio, confidence=confidence)
-        plain = t_interval(values, confidence=confidence)
+        bounds = metric_bounds(name)
+        corrected = corrected_t_interval(
+            values, test_train_ratio=test_train_ratio, confidence=confidence, bounds=bounds
+        )
+        plain = t_interval(values, confidence=confidence, bounds=bounds)
         rows.append({"metric": name, **corrected, "t_ci_low": plain["ci_low"], "t_ci_high": plain["ci_high"]})
     return pd.DataFrame(rows).set_index("metric")
 
@@ -129,6 +134,46 @@ def bootstrap_pooled(
     return pd.DataFrame(
         {"metric": names, "pooled": [point[n] for n in names], "boot_low": low, "boot_high": high, "n": len(y)}
     ).set_index("metric")
+
+
+def group_predictions(
+    predictions: pd.DataFrame, classes: Sequence[str], thresholds: dict[tuple[int, int], float] | None = None
+) -> pd.DataFrame:
+    """Predictions at the group level (a patient, a subject), as per-patient results are reported: one row
+    per group and outer fold, whose probability is the mean of its images' probabilities (per class,
+    for several classes), and whose predicted class is that mean at the fold's threshold (fitted on dev
+    images; ``thresholds`` by ``(repeat, outer_fold)``, 0.5 where missing) or its arg-max. The ``id`` is
+    the group; ``n_images`` counts its images.
+
+    Raises:
+        ReproaiError: the predictions have no ``group`` column, or a group's images carry different labels.
+    """
+    if "group" not in predictions.columns:
+        raise ReproaiError(
+            "The predictions have no `group` column: the study's data had no groups (set data.group "
+            "for a table, or data.group_pattern for an image folder)."
+        )
+    mixed = predictions.groupby("group")["label"].nunique()
+    if (mixed > 1).any():
+        shown = mixed[mixed > 1].index.tolist()[:5]
+        raise ReproaiError(
+            f"{int((mixed > 1).sum())} group(s) have images of different classes (e.g. {shown}); a "
+            "group-level label is undefined. Group-level metrics need one class per group."
+        )
+    columns = ["probability"] if "probability" in predictions.columns else [f"probability_{c}" for c in classes]
+    keys = [*_FOLD_KEYS, "group"]
+    grouped = predictions.groupby(keys, sort=True)
+    out = grouped[columns].mean().reset_index()
+    out["label"] = grouped["label"].first().to_numpy()
+    out["n_images"] = grouped.size().to_numpy()
+    if columns == ["probability"]:
+        cut = [
+            (thresholds or {}).get((int(r), int(f)), 0.5) for r, f in zip(out["repeat"], out["outer_fold"], strict=True)
+        ]
+        out["predicted"] = (out["probability"].to_numpy() >= np.asarray(cut)).astype(np.int64)
+    else:
+        out["predicted"] = np.argmax(out[columns].to_numpy(), axis=1).astype(np.int64)
+    return out.assign(id=out["group"])[["id", *keys, "n_images", "label", *columns, "predicted"]]
 
 
 def confusion(predictions: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:

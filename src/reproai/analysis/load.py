@@ -31,6 +31,8 @@ class StudyData:
     config_text: str = field(default="", repr=False)
     resolved: dict[str, Any] = field(default_factory=dict, repr=False)
     environment: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Per part of every split: images, groups and images per class (splits/summary.json).
+    split_table: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     @property
     def name(self) -> str:
@@ -110,6 +112,13 @@ def _read_json(tracker: Tracker, run_id: str, path: str, default: Any) -> Any:
         return default
 
 
+def _read_table(tracker: Tracker, run_id: str, path: str) -> pd.DataFrame:
+    try:
+        return tracker.read_table(run_id, path)
+    except Exception:  # an older study: the report falls back to what it can compute
+        return pd.DataFrame()
+
+
 def load_study(reference: str, tracking_uri: str | None = None) -> StudyData:
     """Find a finished study and read it back: one run search plus a few artifact downloads, however
     many runs the study has."""
@@ -144,4 +153,5 @@ def load_study(reference: str, tracking_uri: str | None = None) -> StudyData:
         config_text=config_text,
         resolved=_read_json(tracker, study.id, "config/resolved.json", {}),
         environment=_read_json(tracker, study.id, "environment.json", {}),
+        split_table=_read_table(tracker, study.id, "splits/summary.json"),
     )

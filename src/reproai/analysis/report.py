@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from reproai.stats import BOUNDS_NOTE
+
 __all__ = ["ReportContent", "worst_examples", "load_thumbnails", "render_html", "render_markdown"]
 
 
@@ -33,6 +35,7 @@ class ReportContent:
     worst: pd.DataFrame = field(default_factory=pd.DataFrame)
     thumbnails: dict[str, bytes] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    by_group: Any = None  # a GroupAnalysis, when the metrics were also computed per group
 
 
 def worst_examples(predictions: pd.DataFrame, classes: list[str], k: int = 12) -> pd.DataFrame:
@@ -125,13 +128,25 @@ def render_html(report: ReportContent) -> str:
     parts += [
         "<h2>Headline: test metrics across outer folds</h2>",
         "<p>mean, sample std, and 95% intervals: <code>ci_*</code> Nadeau-Bengio corrected resampled t "
-        "(accounts for overlapping training sets), <code>t_ci_*</code> plain Student t (optimistic).</p>",
+        "(accounts for overlapping training sets), <code>t_ci_*</code> plain Student t (optimistic). "
+        f"{e(BOUNDS_NOTE)}</p>",
         _html_table(report.headline),
         "<h2>Pooled out-of-fold predictions, with a bootstrap interval</h2>",
         _html_table(report.bootstrap),
         "<h2>Per outer fold</h2>",
         _html_table(report.folds, index=False),
     ]
+    if report.by_group is not None:
+        g = report.by_group
+        parts += [
+            "<h2>Group level: each group's prediction the mean of its images'</h2>",
+            f"<p>{len(g.predictions)} group predictions over the outer folds.</p>",
+            _html_table(g.summary),
+            "<h3>Pooled, with a bootstrap interval over groups</h3>",
+            _html_table(g.bootstrap),
+            "<h3>Per outer fold</h3>",
+            _html_table(g.folds, index=False),
+        ]
     if not report.best_params.empty:
         parts += ["<h2>Chosen hyperparameters</h2>", _html_table(report.best_params, index=False)]
     parts += ["<h2>Splits</h2>", _html_table(report.splits, index=False), "<h2>Figures</h2>"]
@@ -171,6 +186,7 @@ def render_markdown(report: ReportContent, figure_dir: str = "figures") -> str:
         "## Headline: test metrics across outer folds",
         "",
         "`ci_*`: Nadeau-Bengio corrected resampled t interval; `t_ci_*`: plain Student t (optimistic).",
+        BOUNDS_NOTE,
         "",
         _md_table(report.headline),
         "",
@@ -183,6 +199,20 @@ def render_markdown(report: ReportContent, figure_dir: str = "figures") -> str:
         _md_table(report.folds, index=False),
         "",
     ]
+    if report.by_group is not None:
+        g = report.by_group
+        lines += [
+            "## Group level: each group's prediction the mean of its images'",
+            "",
+            _md_table(g.summary),
+            "",
+            "Pooled, with a bootstrap interval over groups:",
+            "",
+            _md_table(g.bootstrap),
+            "",
+            _md_table(g.folds, index=False),
+            "",
+        ]
     if not report.best_params.empty:
         lines += ["## Chosen hyperparameters", "", _md_table(report.best_params, index=False), ""]
     lines += ["## Splits", "", _md_table(report.splits, index=False), "", "## Figures", ""]

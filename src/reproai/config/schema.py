@@ -54,6 +54,13 @@ class Data:
 
     kind: Any = _f("digits", component="dataset")
     kwargs: dict[str, Any] = _f(factory=dict)
+    # A table manifest (kind="table"): the file (or a DataFrame) and the names of its columns.
+    manifest: Any = _f(None, hash=False)
+    image: str = _f("path", check=c.non_empty_str)
+    label: str = _f("label", check=c.non_empty_str)
+    group: str | None = _f(None, check=c.optional_str)
+    # Groups from file names (image_folder, oxford_pets): the first capture group of this regular expression.
+    group_pattern: str | None = _f(None, check=c.optional_str)
     root: str | None = _f(None, check=c.optional_str, hash=False)
     target: str | None = _f(None, check=c.optional_str)
     download: bool = _f(False, check=c.is_bool, hash=False)
@@ -75,8 +82,27 @@ class Data:
 
     @classmethod
     def image_folder(cls, root: str, **kwargs: Any) -> Data:
-        """Images in one sub-folder per class under ``root``."""
+        r"""Images in one sub-folder per class under ``root``; ``group_pattern=r"^(patient\d+)_"`` takes
+        each image's group from its file name."""
         return cls(kind="image_folder", root=root, **kwargs)
+
+    @classmethod
+    def table(
+        cls,
+        path: Any,
+        *,
+        image: str = "path",
+        label: str = "label",
+        group: str | None = None,
+        root: str | None = None,
+        **kwargs: Any,
+    ) -> Data:
+        """A table with one row per image: a CSV, TSV or Parquet file (read by its extension), or a pandas
+        DataFrame. ``image``, ``label`` and ``group`` name its columns; relative image paths resolve
+        against ``root`` (default: the table's folder). Labels may be text or integers (classes are the
+        sorted values); each example's id is its path as written. With a ``group`` column (a patient,
+        subject, lesion or site), every split keeps each group on one side."""
+        return cls(kind="table", manifest=path, image=image, label=label, group=group, root=root, **kwargs)
 
     @classmethod
     def from_factory(cls, factory: Any, /, *, kwargs: dict[str, Any] | None = None, **fields: Any) -> Data:

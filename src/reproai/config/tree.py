@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 from collections.abc import Iterator, Mapping
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -235,6 +236,11 @@ def recorded_name(obj: Any, *, for_hash: bool = False) -> str:
     return name
 
 
+def is_dataframe(value: Any) -> bool:
+    """Whether ``value`` is a pandas DataFrame (without importing pandas)."""
+    return type(value).__name__ == "DataFrame" and hasattr(value, "to_csv")
+
+
 def to_jsonable(node: Any, *, for_hash: bool = False) -> Any:
     """A JSON-compatible form of a config tree; :func:`from_jsonable` inverts it.
 
@@ -268,6 +274,9 @@ def to_jsonable(node: Any, *, for_hash: bool = False) -> Any:
         return node
     if isinstance(node, PurePath):
         return str(node)
+    if is_dataframe(node):  # a table given in the config: recorded by its content (the config file makes it)
+        digest = hashlib.sha256(node.to_csv(index=True).encode()).hexdigest()
+        return {"__dataframe__": digest[:16], "shape": list(node.shape)}
     if callable(node):
         return recorded_name(node, for_hash=for_hash)
     raise ConfigError(

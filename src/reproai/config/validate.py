@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from reproai.components import Component, check_arguments, registry, target_and_kwargs
 from reproai.config.schema import Experiment, Model, Phase
 from reproai.config.space import Categorical, Space, _Numeric
-from reproai.config.tree import Choice, _join, _list_keys, iter_parameters, recorded_name
+from reproai.config.tree import Choice, _join, _list_keys, is_dataframe, iter_parameters, recorded_name
 from reproai.errors import ConfigError
 
 __all__ = ["validate", "problems", "Problem"]
@@ -205,7 +205,7 @@ def _recordable(node: Any, path: str) -> Iterator[Problem]:
         children = ((str(k), v) for k, v in node.items())
     elif isinstance(node, (list, tuple)):
         children = ((str(i), v) for i, v in enumerate(node))
-    elif node is None or isinstance(node, (bool, int, float, str, PurePath)):
+    elif node is None or isinstance(node, (bool, int, float, str, PurePath)) or is_dataframe(node):
         return
     elif callable(node):
         try:

@@ -6,16 +6,18 @@ Each is a function ``Data -> Source``, registered by name in the ``"dataset"`` r
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from reproai.config.schema import Data
-from reproai.data.source import Source
+from reproai.data.source import Source, is_hidden
 from reproai.errors import DataError
 
-__all__ = ["digits", "image_folder", "oxford_pets"]
+__all__ = ["digits", "image_folder", "oxford_pets", "groups_from_names", "IMAGE_EXTENSIONS"]
 
 
 def _root(data: Data) -> Path:
@@ -74,7 +76,13 @@ def oxford_pets(data: Data) -> Source:
         labels = [position[breed] for _, breed, _ in rows]
     paths = [folder / "images" / i for i in ids]
     _add_unannotated_pets(data, folder / "images", target, classes, ids, labels, paths)
-    return Source(ids=ids, labels=np.asarray(labels, dtype=np.int64), classes=classes, paths=paths)
+    return Source(
+        ids=ids,
+        labels=np.asarray(labels, dtype=np.int64),
+        classes=classes,
+        paths=paths,
+        groups=groups_from_names(data, ids),
+    )
 
 
 def _add_unannotated_pets(
@@ -82,7 +90,7 @@ def _add_unannotated_pets(
 ) -> None:
     """Label images that have no annotation line from their file names, or report that they are left out."""
     listed = set(ids)
-    extra = sorted(p for p in folder.glob("*.jpg") if p.name not in listed)
+    extra = sorted(p for p in folder.glob("*.jpg") if p.name not in listed and not is_hidden(p.name))
     if not extra:
         return
     if data.unannotated == "skip":
@@ -115,27 +123,76 @@ def _add_unannotated_pets(
     )
 
 
-def image_folder(data: Data) -> Source:
-    """Images in one sub-folder per class under ``data.root`` (torchvision's ``ImageFolder`` layout)."""
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
+
+def image_folder(data: Data) -> Source:
+    """Images in one sub-folder per class under ``data.root`` (torchvision's ``ImageFolder`` layout:
+    classes sorted by name, files found recursively). Hidden files and folders (``.ipynb_checkpoints``,
+    ``.DS_Store``, ``__MACOSX``, ...) are neither classes nor examples."""
     root = _root(data)
     if not root.is_dir():
         raise DataError(
             f"data.root={str(root)!r} is not a folder; an image-folder dataset needs one sub-folder per class under it."
         )
-    try:
-        classes, class_to_idx = find_classes(str(root))
-        samples = make_dataset(str(root), class_to_idx, extensions=IMG_EXTENSIONS + (".gif",))
-    except FileNotFoundError as e:
-        raise DataError(f"{e} (data.root={str(root)!r}); put each class's images in its own sub-folder.") from e
-    paths = [Path(p) for p, _ in samples]
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not is_hidden(d.name))
+    if not classes:
+        raise DataError(
+            f"data.root={str(root)!r} has no class sub-folders; put each class's images in its own sub-folder."
+        )
+    paths: list[Path] = []
+    labels: list[int] = []
+    for k, name in enumerate(classes):
+        for folder, dirs, files in os.walk(root / name, followlinks=True):
+            dirs[:] = sorted(d for d in dirs if not is_hidden(d))
+            for file in sorted(files):
+                if not is_hidden(file) and file.lower().endswith(IMAGE_EXTENSIONS):
+                    paths.append(Path(folder) / file)
+                    labels.append(k)
+    empty = [c for k, c in enumerate(classes) if k not in set(labels)]
+    if empty:
+        raise DataError(
+            f"Class folder(s) {empty} under data.root={str(root)!r} hold no image files "
+            f"({', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder(s)."
+        )
+    ids = [str(p.relative_to(root)) for p in paths]
     return Source(
-        ids=[str(p.relative_to(root)) for p in paths],
-        labels=np.asarray([y for _, y in samples], dtype=np.int64),
+        ids=ids,
+        labels=np.asarray(labels, dtype=np.int64),
         classes=classes,
         paths=paths,
+        groups=groups_from_names(data, [p.name for p in paths]),
     )
+
+
+def groups_from_names(data: Data, names: list[str]) -> list[str] | None:
+    """Each file's group, the first capture group of ``data.group_pattern`` in its name; None without one.
+
+    Raises:
+        DataError: the pattern is not a valid regular expression, has no capture group, or does not
+            match a file (the message names it).
+    """
+    if data.group_pattern is None:
+        return None
+    try:
+        pattern = re.compile(data.group_pattern)
+    except re.error as e:
+        raise DataError(f"data.group_pattern={data.group_pattern!r} is not a regular expression: {e}.") from e
+    if pattern.groups < 1:
+        raise DataError(
+            f"data.group_pattern={data.group_pattern!r} has no capture group; put the group's part of "
+            r"the file name in parentheses, e.g. r'^(patient\d+)_'."
+        )
+    groups = []
+    for name in names:
+        m = pattern.search(name)
+        if m is None or m.group(1) is None:
+            raise DataError(
+                f"data.group_pattern={data.group_pattern!r} does not match the file name {name!r}; "
+                "every file needs a group. Fix the pattern (it is searched in the file name, not the path)."
+            )
+        groups.append(m.group(1))
+    return groups
 
 
 def digits(data: Data) -> Source:

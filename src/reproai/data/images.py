@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from reproai import stopping
 from reproai.errors import DataError
@@ -47,9 +47,9 @@ def decode_image(data: bytes, size: int, *, name: str = "<bytes>") -> np.ndarray
             file.seek(0)  # the first frame of an animated GIF
             image = ImageOps.exif_transpose(file) if hasattr(file, "getexif") else file
             rgb = to_rgb(image)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except Exception as e:  # noqa: BLE001 - any decoder failure (a decompression bomb, a truncated file, ...)
         raise DataError(
-            f"Cannot decode image {name}: {e}. Remove or replace the file, or set "
+            f"Cannot decode image {name}: {type(e).__name__}: {e}. Remove or replace the file, or set "
             "data.on_error='skip' to leave undecodable files out with a warning."
         ) from e
     if rgb.size != (size, size):

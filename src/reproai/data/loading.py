@@ -98,7 +98,7 @@ def load_images(
     cache: bool = True,
     cache_dir: str | None = None,
 ) -> ImageSet:
-    """Decode ``source`` to ``size x size`` RGB and fingerprint the data (ids, labels and bytes).
+    """Decode ``source`` to ``size x size`` RGB and fingerprint the data (ids, labels, groups and bytes).
 
     Files are decoded once into the image cache (see :mod:`reproai.data.cache`) and read from it
     afterwards; ``cache=False`` decodes into memory instead.
@@ -113,7 +113,7 @@ def load_images(
             images[i] = np.asarray(fitted, dtype=np.uint8)
             h.update(f"{a.shape}".encode())
             h.update(a.tobytes())
-        ids, labels = source.ids, source.labels
+        keep = np.ones(len(source.ids), dtype=bool)
     elif source.arrays is not None:
         images = source.arrays
         if images.shape[1:3] != (size, size):
@@ -124,7 +124,7 @@ def load_images(
             resized = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
             images = resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         h.update(source.arrays.tobytes())
-        ids, labels = source.ids, source.labels
+        keep = np.ones(len(source.ids), dtype=bool)
     else:
         assert source.paths is not None
         if cache:
@@ -133,12 +133,15 @@ def load_images(
             )
         else:
             images, digests, keep = decode_files(source.paths, size, on_error=on_error, progress=progress)
-        ids = [i for i, k in zip(source.ids, keep, strict=True) if k]
-        labels = source.labels[keep]
         for digest in digests:
             h.update(digest.encode())
+    ids = [i for i, k in zip(source.ids, keep, strict=True) if k]
+    labels = source.labels[keep]
+    groups = None if source.groups is None else np.asarray(source.groups, dtype=object)[keep].astype(str)
     h.update("\n".join(ids).encode())
     h.update(labels.tobytes())
+    if groups is not None:  # data without groups keep the fingerprint they had
+        h.update(("\ngroups\n" + "\n".join(groups)).encode())
     present = np.bincount(labels, minlength=len(source.classes))
     empty = [c for c, n in zip(source.classes, present, strict=True) if n == 0]
     if empty:
@@ -151,4 +154,5 @@ def load_images(
         classes=source.classes,
         images=images,
         fingerprint=h.hexdigest()[:16],
+        groups=groups,
     )

@@ -8,12 +8,26 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Source", "ImageSet", "subset"]
+__all__ = ["Source", "ImageSet", "subset", "is_hidden", "HIDDEN_NAMES"]
+
+# Names that file managers and tools leave among the data (Jupyter, macOS, Windows, Synology): never a
+# class or an example, like any name that starts with a dot.
+HIDDEN_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini", "@eaDir"})
+
+
+def is_hidden(name: str) -> bool:
+    """Whether a file or folder name is one that never holds data (``.ipynb_checkpoints``, ``.DS_Store``,
+    ``__MACOSX``, ``Thumbs.db``, ``@eaDir``)."""
+    return name.startswith(".") or name in HIDDEN_NAMES
 
 
 @dataclass
 class Source:
-    """The examples of a dataset before decoding: one id and label each, and files or arrays."""
+    """The examples of a dataset before decoding: one id and label each, and files or arrays.
+
+    ``groups``: one group per example (a patient, subject, lesion or site); every split keeps each group
+    on one side.
+    """
 
     ids: list[str]
     labels: np.ndarray
@@ -21,6 +35,7 @@ class Source:
     paths: list[Path] | None = None
     # Already decoded: (n, h, w, 3) uint8, or a list of (h, w, 3) uint8 arrays of different sizes.
     arrays: np.ndarray | list[np.ndarray] | None = None
+    groups: list[str] | None = None
 
     @property
     def native_size(self) -> int | None:
@@ -35,13 +50,15 @@ class Source:
 
 @dataclass
 class ImageSet:
-    """Decoded examples, all the same size: images ``(n, h, w, 3)`` uint8, labels, ids, classes."""
+    """Decoded examples, all the same size: images ``(n, h, w, 3)`` uint8, labels, ids, classes, and
+    the examples' groups when the data has them."""
 
     ids: list[str]
     labels: np.ndarray
     classes: list[str]
     images: np.ndarray
     fingerprint: str
+    groups: np.ndarray | None = None  # (n,) str
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -64,4 +81,5 @@ def subset(source: Source, keep: np.ndarray) -> Source:
         classes=source.classes,
         paths=None if source.paths is None else [source.paths[i] for i in keep],
         arrays=arrays,
+        groups=None if source.groups is None else [source.groups[i] for i in keep],
     )
