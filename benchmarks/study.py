@@ -107,9 +107,9 @@ def reference_study(exp, source, splits, args, client, experiment_id):
 
     from reproai.backbones import backbone_info
     from reproai.config.tree import resolve
+    from reproai.fits import fit_seed
     from reproai.metrics import youden_threshold
     from reproai.models import create_model, set_backbone_frozen
-    from reproai.outer_fold import fit_seed
     from reproai.search import make_sampler
 
     info = backbone_info(exp.model)

@@ -12,7 +12,8 @@ from reproai import CrossValidation, Data, Experiment, Model, Phase, Search, Tra
 from reproai.backbones import backbone_info
 from reproai.cv import make_splits
 from reproai.errors import SearchFailedError
-from reproai.outer_fold import StudyContext, _load_search, _search
+from reproai.fits import StudyContext
+from reproai.inner_search import load_search, search
 from reproai.tracking import MemoryTracker
 from reproai.workers import worker_id
 
@@ -45,7 +46,7 @@ def context():
         progress=False,
     )
     fold = splits.outer[0]
-    return ctx, fold, _load_search(ctx, fold), tracker.open_run("fold", parent=study_run)
+    return ctx, fold, load_search(ctx, fold), tracker.open_run("fold", parent=study_run)
 
 
 def _failed(study, n):
@@ -68,7 +69,7 @@ def test_no_refit_while_the_only_trials_that_could_complete_run_elsewhere(contex
     ctx, fold, study, fold_run = context
     _failed(study, n_failed)
     _running_elsewhere(study)
-    assert _search(ctx, fold, fold_run) is False
+    assert search(ctx, fold, fold_run) is False
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL] * n_failed + [TrialState.RUNNING]
 
 
@@ -77,14 +78,14 @@ def test_refit_once_a_trial_completed_even_with_others_running(context):
     trial = study.ask()
     study.tell(trial, 0.9)
     _running_elsewhere(study)
-    assert _search(ctx, fold, fold_run) is True
+    assert search(ctx, fold, fold_run) is True
 
 
 def test_nothing_completed_and_nothing_running_fails_the_search(context):
     ctx, fold, study, fold_run = context
     _failed(study, 1)
     with pytest.raises(SearchFailedError, match="no trial completed"):
-        _search(ctx, fold, fold_run)
+        search(ctx, fold, fold_run)
 
 
 def test_a_trial_whose_worker_died_after_its_run_finished_is_failed_in_mlflow_too(context):
@@ -108,7 +109,7 @@ def test_a_trial_whose_worker_died_after_its_run_finished_is_failed_in_mlflow_to
         runs[number] = run.id
         if number == 0:
             study.tell(trial, 0.9)
-    assert _search(ctx, fold, fold_run) is True
+    assert search(ctx, fold, fold_run) is True
     assert study.trials[1].state == TrialState.FAIL and "died" in study.trials[1].user_attrs["failed_reason"]
     status = {n: ctx.tracker.get_run(i) for n, i in runs.items()}
     assert status[0].status == "FINISHED" and status[0].tags["reproai.state"] == "complete"

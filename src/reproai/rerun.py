@@ -19,7 +19,7 @@ from reproai.config.tree import resolve
 from reproai.console import say
 from reproai.cv import Splits
 from reproai.errors import DataError, ReproaiError, UntrustedConfigError
-from reproai.outer_fold import StudyContext, _log_fit
+from reproai.fits import StudyContext, log_fit
 from reproai.tags import Level, Tag
 from reproai.tracking import MlflowTracker, RunRecord
 from reproai.training import fit
@@ -180,7 +180,7 @@ def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, pr
                     progress=progress,
                     **kwargs,
                 )
-                _log_fit(new, ctx, result, record)
+                log_fit(new, ctx, result, record)
             new_ids.append(new.id)
             for table in ("dev", "test"):
                 try:

@@ -26,9 +26,10 @@ from reproai.cv import Splits, make_splits, split_summary, stratification_proble
 from reproai.data.loading import list_source, load_images
 from reproai.data.source import ImageSet
 from reproai.errors import ConfigError, DataError, InvalidParamsError
+from reproai.fits import StudyContext
 from reproai.metrics import metric_bounds
 from reproai.models import check_model
-from reproai.outer_fold import StudyContext, fold_outcome, run_outer_fold
+from reproai.outer_fold import fold_outcome, run_outer_fold
 from reproai.provenance import environment
 from reproai.search import make_sampler, open_storage
 from reproai.stats import corrected_t_interval, t_interval
