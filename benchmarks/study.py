@@ -75,7 +75,8 @@ def build_experiment(args, cache_dir: str):
                 Phase("finetune", epochs=1, lr=hp.float(1e-5, 1e-3, log=True), scheduler=None),
             ],
         ),
-        cv=CrossValidation(outer_folds=args.outer, inner_folds=args.inner),
+        # The estimate is what both sides compute; the final model (on by default) is reproai's alone.
+        cv=CrossValidation(outer_folds=args.outer, inner_folds=args.inner, final_model=False),
         search=Search(n_trials=args.trials, metric="roc_auc", pruner="median"),
         seed=1729,
     )

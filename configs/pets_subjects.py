@@ -1,7 +1,7 @@
 """Cat vs dog from a table of images with a subject per image: every split, outer and inner, keeps each
 subject's images on one side, and `reproai analyze --by-group` reports per-subject results.
 
-An offline example on the 400-image sample in ../shared (run it from the repository root):
+An offline example on the 400-image sample in ../shared (the paths below are relative to this file):
 configs/data/pets_subjects.csv lists each image's file, species and a synthetic subject id (four
 consecutive images of a breed make one "subject", as several photos of one animal, or several images
 of one patient, would). With your own data, point Data.table at your CSV/TSV/Parquet file and name its
@@ -11,20 +11,25 @@ columns.
     reproai analyze pets-subjects --by-group
 """
 
+from pathlib import Path
+
 from reproai import CrossValidation, Data, Experiment, Head, Model, Phase, Search, Training, hp
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared"  # ../shared beside the repository
 
 experiment = Experiment(
     name="pets-subjects",
     data=Data.table(
-        "configs/data/pets_subjects.csv",
+        str(HERE / "data" / "pets_subjects.csv"),
         image="file",
         label="species",
         group="subject",
-        root="../shared/data/oxford-iiit-pet/images",  # the paths in the table are relative to it
+        root=str(SHARED / "data" / "oxford-iiit-pet" / "images"),  # the table's paths are relative to it
     ),
     model=Model(
         backbone="efficientnet_lite0",
-        pretrained="../shared/weights/efficientnet_lite0_imagenet.pth",
+        pretrained=str(SHARED / "weights" / "efficientnet_lite0_imagenet.pth"),
         head=Head(hidden=128, dropout=hp.float(0.0, 0.5)),
         image_size=160,
     ),

@@ -53,8 +53,10 @@ def tiny_config_text(
     data: str = "Data.digits(limit=240)",
     epochs: int = 2,
     cv: str = "CrossValidation(outer_folds=1, inner_folds=1)",
+    final_model: bool = False,
 ) -> str:
-    """The text of a config file for a fit that takes a couple of seconds on a CPU."""
+    """The text of a config file for a fit that takes a couple of seconds on a CPU. The final model
+    (on by default for users) is off unless asked for: the tests of other behaviour stay fast."""
     return f"""
 from reproai import CrossValidation, Data, Experiment, Head, Model, Phase, Search, Training, hp
 
@@ -69,7 +71,8 @@ experiment = Experiment(
     cv={cv},
     search=Search(metric="roc_auc"),
     seed=7,
-){extra}
+)
+experiment.cv.final_model = {final_model}{extra}
 """
 
 

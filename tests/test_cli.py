@@ -55,8 +55,10 @@ def test_python_dash_m_and_help():
 
 def test_shipped_configs_load_and_validate():
     from reproai import load_config
-    from tests.conftest import REPO
+    from tests.conftest import REPO, SHARED
 
     for path in sorted((REPO / "configs").glob("*.py")):
+        if "SHARED" in path.read_text() and not SHARED.exists():
+            continue  # an offline example over ../shared, absent here
         loaded = load_config(path)
         assert loaded.experiment.name

@@ -45,7 +45,7 @@ experiment = Experiment(
         Phase("warm", epochs=1, freeze_backbone={freeze}),
         Phase("train", epochs=1, optimizer={optimizer}, scheduler={scheduler}),
     ]),
-    cv=CrossValidation(outer_folds=1, inner_folds=1),
+    cv=CrossValidation(outer_folds=1, inner_folds=1, final_model=False),
     search=Search(pruner="none"),
 )
 """

@@ -43,7 +43,10 @@ def test_the_custom_components_config_lists_runs_resumes_and_reruns(tmp_path, ca
     first = capsys.readouterr().out
     assert re.search(r"test roc_auc: 0\.\d+, 95% CI", first), first
     before = runs_by_level(tmp_path, "custom-components")
-    assert len(before["outer_fold"]) == 2 and len(before["trial"]) == 8
+    outer_trials = [r for r in before["trial"] if r.data.tags["reproai.outer_fold"] != "final"]
+    assert len(before["outer_fold"]) == 2 and len(outer_trials) == 8
+    assert len(before["final"]) == 1 and len(before["trial"]) == 12  # the final model's search: 4 more trials
+    assert "final model: models:/custom-components@final" in first
 
     assert main(["run", str(config), "--quiet"]) == 0  # the same command again: nothing is recomputed
     again = capsys.readouterr().out
@@ -51,7 +54,11 @@ def test_the_custom_components_config_lists_runs_resumes_and_reruns(tmp_path, ca
     assert {k: len(v) for k, v in after.items()} == {k: len(v) for k, v in before.items()}
     assert "resumed and finished" in again and first.splitlines()[1:] == again.splitlines()[1:]
 
-    refit = next(r for r in after["fit"] if r.data.tags.get("reproai.refit") == "true")
+    refit = next(
+        r
+        for r in after["fit"]
+        if r.data.tags.get("reproai.refit") == "true" and r.data.tags["reproai.outer_fold"] == "0"
+    )
     assert main(["rerun", refit.info.run_id, "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "refit: test predictions identical, byte for byte" in out and "reproduced exactly" in out

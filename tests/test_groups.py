@@ -22,7 +22,7 @@ experiment = Experiment(
     data=Data.table({table!r}, image="file", label="species", {group}root={root!r}),
     model=Model(backbone="small_cnn", pretrained=False, head=Head(hidden=hp.categorical([8, 16])), image_size=32),
     training=Training(batch_size=32, phases=[Phase("train", epochs=1, lr=3e-3)]),
-    cv=CrossValidation(outer_folds=3, inner_folds=2),
+    cv=CrossValidation(outer_folds=3, inner_folds=2, final_model=False),
     search=Search(n_trials=2, pruner="none"),
     seed=11,
 )

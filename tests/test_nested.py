@@ -37,10 +37,11 @@ def run_cli(path, uri, storage, *extra):
     return main(["run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet", *extra])
 
 
-def signal_inside_a_trial(proc, uri: str, name: str, sig: int, first_trial: int) -> int:
-    """Send `sig` during the first inner fit of a trial numbered `first_trial` or later of outer fold 0;
-    returns that trial's number. The trial has a second fit to go, so the signal lands inside it however
-    fast the fits are (a trial seen RUNNING in the storage may end before a signal sent then lands)."""
+def signal_inside_a_trial(proc, uri: str, name: str, sig: int, first_trial: int, outer_fold: str = "0") -> int:
+    """Send `sig` during the first inner fit of a trial numbered `first_trial` or later of outer fold
+    `outer_fold` ("final": the final model's search); returns that trial's number. The trial has a second
+    fit to go, so the signal lands inside it however fast the fits are (a trial seen RUNNING in the storage
+    may end before a signal sent then lands)."""
     client, deadline = MlflowClient(uri), time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -51,7 +52,7 @@ def signal_inside_a_trial(proc, uri: str, name: str, sig: int, first_trial: int)
                 if exp is None
                 else client.search_runs(
                     [exp.experiment_id],
-                    "tags.`reproai.level` = 'fit' and tags.`reproai.outer_fold` = '0' and "
+                    f"tags.`reproai.level` = 'fit' and tags.`reproai.outer_fold` = '{outer_fold}' and "
                     "tags.`reproai.inner_fold` = '0' and attributes.status = 'RUNNING'",
                 )
             )

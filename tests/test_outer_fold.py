@@ -26,7 +26,7 @@ def context():
         data=Data.digits(limit=60),
         model=Model(backbone="small_cnn", pretrained=False),
         training=Training(batch_size=8, phases=[Phase("fit", epochs=1, lr=hp.float(1e-3, 1e-1))]),
-        cv=CrossValidation(outer_folds=2, inner_folds=2),
+        cv=CrossValidation(outer_folds=2, inner_folds=2, final_model=False),
         search=Search(n_trials=2, timeout=1e-9),
     )
     labels = np.array([0, 1] * 30)

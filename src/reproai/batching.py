@@ -19,7 +19,7 @@ from reproai.augment import Transform
 from reproai.backbones import BackboneInfo
 from reproai.data.source import ImageSet
 
-__all__ = ["Batch", "ImageBatches", "FeatureBatches"]
+__all__ = ["Batch", "ImageBatches", "FeatureBatches", "normalize"]
 
 Batch = tuple[torch.Tensor, torch.Tensor, np.ndarray]
 
@@ -79,6 +79,15 @@ def _stop_prefetching() -> None:
         thread.join(timeout=30)
 
 
+def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *, channels_last: bool) -> torch.Tensor:
+    """uint8 images ``(n, h, w, 3)`` to the model's float input ``(n, 3, h, w)``: ``(x - 255 mean) /
+    (255 std)`` per channel (``mean`` and ``std`` of shape ``(1, 3, 1, 1)``, already times 255), in
+    channels-last memory or contiguous. Training, evaluation and the exported model all use this."""
+    x = images.permute(0, 3, 1, 2)  # NHWC memory = channels-last
+    x = (x.float() - mean) / std
+    return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
 class ImageBatches:
     """Normalised image batches on ``device``, optionally augmented and in channels-last layout."""
 
@@ -128,11 +137,9 @@ class ImageBatches:
         source = self._produce(order, batch_size, augment)
         if self.prefetch and augment is None:
             source = _prefetch(source, depth=3)
-        layout = torch.channels_last if self.channels_last else torch.contiguous_format
         for t, y, idx in source:
-            x = t.to(self.device, non_blocking=True).permute(0, 3, 1, 2)  # NHWC memory = channels-last
-            x = (x.float() - self.mean) / self.std
-            yield x.contiguous(memory_format=layout), y.to(self.device, non_blocking=True), idx
+            x = normalize(t.to(self.device, non_blocking=True), self.mean, self.std, channels_last=self.channels_last)
+            yield x, y.to(self.device, non_blocking=True), idx
 
 
 class FeatureBatches:

@@ -111,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--tracking-uri", default=None, help="where the study is tracked (default as for run)")
     status.add_argument("--storage", default=None, help="its Optuna storage (default as for run)")
 
+    predict = sub.add_parser("predict", help="predict images with a logged model (a study's final model)")
+    predict.add_argument("model", help="models:/NAME@ALIAS, runs:/RUN_ID/model, or a study (run id or experiment name)")
+    predict.add_argument("inputs", nargs="+", help="image files, folders of images, or tables (CSV/TSV/Parquet)")
+    predict.add_argument("--out", default=None, help="write the predictions to this CSV file (default: print them)")
+    predict.add_argument("--strict", action="store_true", help="stop at the first image that cannot be read")
+    predict.add_argument("--batch-size", type=int, default=64, help="images per call to the model (default 64)")
+    predict.add_argument("--image-column", default="path", help="a table's column of image paths (default: path)")
+    predict.add_argument("--tracking-uri", default=None, help="where the model is tracked (default as for run)")
+    predict.add_argument("--quiet", action="store_true", help="no progress bar")
+
     space = sub.add_parser("space", help="list the search space of a config file")
     _add_config_args(space)
     return parser
@@ -202,6 +212,15 @@ def _print_result(result: StudyResult, loaded: LoadedConfig, tracking_uri: str |
             else " (one outer fold: no interval)"
         )
         print(f"test {metric}: {s['mean']:.4f}{ci} over {s['n']} outer fold(s)")
+    if result.final_model:
+        from reproai.final import quote
+
+        estimate = {k: s[k] for k in ("mean", "ci_low", "ci_high", "n")} if s else {}
+        print(
+            f"final model: {result.final_model} (the same procedure on all the data); quote it with its "
+            f"nested estimate: {quote(metric, estimate)}"
+        )
+        print(f"predict with: reproai predict {result.final_model} IMAGES... --out predictions.csv")
     print("Browse the runs with: mlflow ui")
 
 
@@ -274,7 +293,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     status = study_status(args.study, tracking_uri=args.tracking_uri, storage=args.storage)
     print(
-        f"study run {status.study_id}: {status.state}; {status.folds_done} of {len(status.folds)} outer folds "
+        f"study run {status.study_id}: {status.state}; {status.folds_done} of {len(status.outer)} outer folds "
         f"done; {status.n_trials} trials per outer fold"
     )
     if not status.folds.empty:
@@ -282,6 +301,30 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if not status.workers.empty:
         print("\ntrials by worker:")
         print(status.workers.to_string(index=False))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from reproai.predict import predict
+
+    table = predict(
+        args.model,
+        args.inputs,
+        tracking_uri=args.tracking_uri,
+        out=args.out,
+        strict=args.strict,
+        batch_size=args.batch_size,
+        image_column=args.image_column,
+        progress=not args.quiet,
+    )
+    errors = int(table["error"].notna().sum())
+    if args.out is None:
+        print(table.to_csv(index=False), end="")
+    else:
+        print(
+            f"{len(table)} predictions written to {args.out}"
+            + (f"; {errors} image(s) could not be read" if errors else "")
+        )
     return 0
 
 
@@ -309,6 +352,7 @@ _COMMANDS = {
     "compare": _cmd_compare,
     "status": _cmd_status,
     "space": _cmd_space,
+    "predict": _cmd_predict,
 }
 
 

@@ -20,7 +20,18 @@ from reproai.config.schema import CrossValidation
 from reproai.errors import DataError, ReproaiError
 from reproai.seeding import derive_seed
 
-__all__ = ["InnerFold", "OuterFold", "Splits", "make_splits", "splits_from_file", "check_splits", "LeakageError"]
+__all__ = [
+    "InnerFold",
+    "OuterFold",
+    "Splits",
+    "make_splits",
+    "splits_from_file",
+    "final_fold",
+    "check_splits",
+    "LeakageError",
+    "split_summary",
+    "stratification_problems",
+]
 
 
 class LeakageError(ReproaiError):
@@ -37,16 +48,28 @@ class InnerFold:
 
 @dataclass
 class OuterFold:
-    """A held-out test set, the outer-train set around it, and the inner folds that resample it."""
+    """A held-out test set, the outer-train set around it, and the inner folds that resample it.
+
+    The *final* fold (``final=True``) trains on all the data and has no test set: the same procedure run
+    once more, for the model to deploy.
+    """
 
     repeat: int
     fold: int
     train: np.ndarray
     test: np.ndarray
     inner: list[InnerFold]
+    final: bool = False
+
+    @property
+    def tag(self) -> int | str:
+        """The value of its runs' ``reproai.outer_fold`` tag: its number, or ``"final"``."""
+        return "final" if self.final else self.fold
 
     @property
     def key(self) -> str:
+        if self.final:
+            return "final"
         return f"{self.fold}" if self.repeat == 0 else f"r{self.repeat}-{self.fold}"
 
 
@@ -57,6 +80,7 @@ class Splits:
     outer: list[OuterFold]
     ids: list[str]
     groups: list[str] | None = None
+    final: OuterFold | None = None  # all the data, with inner folds over it (see OuterFold)
 
     def to_dict(self) -> dict:
         def ids(ix: np.ndarray) -> list[int]:
@@ -66,6 +90,11 @@ class Splits:
             "n": len(self.ids),
             "ids": list(self.ids),
             **({"groups": list(self.groups)} if self.groups is not None else {}),
+            **(
+                {"final": {"inner": [{"train": ids(i.train), "dev": ids(i.dev)} for i in self.final.inner]}}
+                if self.final is not None
+                else {}
+            ),
             "outer": [
                 {
                     "repeat": f.repeat,
@@ -83,9 +112,15 @@ class Splits:
         def arr(x: Sequence[int]) -> np.ndarray:
             return np.asarray(x, dtype=np.int64)
 
+        final = None
+        if d.get("final") is not None:
+            everything = np.arange(len(d["ids"]), dtype=np.int64)
+            inner = [InnerFold(arr(i["train"]), arr(i["dev"])) for i in d["final"]["inner"]]
+            final = OuterFold(0, -1, everything, np.empty(0, dtype=np.int64), inner, final=True)
         return cls(
             ids=list(d["ids"]),
             groups=list(d["groups"]) if d.get("groups") is not None else None,
+            final=final,
             outer=[
                 OuterFold(
                     f["repeat"],
@@ -264,6 +299,20 @@ def splits_from_file(
     splits = Splits(outer=outer, ids=list(ids), groups=None if g is None else [str(x) for x in g])
     check_splits(splits)
     return splits
+
+
+def final_fold(labels: np.ndarray, cv: CrossValidation, *, seed: int, groups: Sequence[str] | None = None) -> OuterFold:
+    """The final fold: all the data to train on, with inner folds over it as an outer fold has them
+    (group-disjoint with groups), seeded apart from the outer folds'."""
+    labels = np.asarray(labels)
+    g = None if groups is None else np.asarray(groups, dtype=object)
+    everything = np.arange(len(labels))
+    root = cv.seed if cv.seed is not None else seed
+    inner = _inner_folds(everything, labels, cv, derive_seed(root, "inner", "final"), g)
+    fold = OuterFold(0, -1, everything, np.empty(0, dtype=np.int64), inner, final=True)
+    if g is not None:
+        _check_groups(g, fold, "the final fold")
+    return fold
 
 
 def _shared_group(groups: np.ndarray, a: np.ndarray, b: np.ndarray) -> str | None:

@@ -37,6 +37,8 @@ class StudyContext:
     optuna_prefix: str
     claims: str
     progress: bool = True
+    # The nested estimate of the search metric (mean, ci_low, ci_high, n), for the final model's registration.
+    estimate: dict[str, float] | None = None
 
     @property
     def metric(self) -> str:
@@ -54,7 +56,7 @@ def fit_seed(root: int, kind: str, repeat: int, fold: int, inner: int | None = N
 
 
 def fold_tags(ctx: StudyContext, fold: OuterFold) -> dict[str, Any]:
-    return {Tag.STUDY_ID: ctx.study_run.id, Tag.OUTER_FOLD: fold.fold, Tag.REPEAT: fold.repeat, Tag.WORKER: worker_id()}
+    return {Tag.STUDY_ID: ctx.study_run.id, Tag.OUTER_FOLD: fold.tag, Tag.REPEAT: fold.repeat, Tag.WORKER: worker_id()}
 
 
 def log_fit(run: Run, ctx: StudyContext, result: FitResult, record: dict[str, Any]) -> None:
@@ -98,10 +100,12 @@ def run_fit(
     name: str,
     tags: dict[str, Any],
     record: dict[str, Any],
+    *,
+    keep_model: bool = False,
     **kwargs: Any,
 ) -> FitResult:
-    """One tracked fit. The study needs its predictions and metrics, not its model: the model's backbone
-    goes to the next fit (``result.model`` is left without one)."""
+    """One tracked fit. The study needs its predictions and metrics; unless ``keep_model`` (a model to
+    log), not its model: the model's backbone goes to the next fit (``result.model`` is left without one)."""
     with ctx.tracker.start_run(name, tags={**tags, Tag.LEVEL: Level.FIT}, parent=parent) as run:
         run.log_params(
             {
@@ -124,6 +128,6 @@ def run_fit(
             **kwargs,
         )
         log_fit(run, ctx, result, record)
-    if not experiment.training.compile:  # a compiled model keeps its own references to the backbone
+    if not experiment.training.compile and not keep_model:  # a compiled model keeps references to the backbone
         recycle_model(result.model, experiment.model)
     return result

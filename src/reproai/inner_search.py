@@ -74,6 +74,7 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
                         "kind": "inner",
                         "repeat": fold.repeat,
                         "fold": fold.fold,
+                        "final": fold.final,
                         "inner_fold": j,
                         "params": trial.params,
                         "seed": fit_seed(exp.seed, "inner", fold.repeat, fold.fold, j),
@@ -153,7 +154,7 @@ def _close_runs_of(ctx: StudyContext, fold: OuterFold, dead: dict[int, str]) -> 
         found = ctx.tracker.find_runs(
             {
                 Tag.STUDY_ID: ctx.study_run.id,
-                Tag.OUTER_FOLD: fold.fold,
+                Tag.OUTER_FOLD: fold.tag,
                 Tag.REPEAT: fold.repeat,
                 Tag.TRIAL: number,
                 Tag.LEVEL: Level.TRIAL,

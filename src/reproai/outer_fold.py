@@ -1,4 +1,5 @@
-"""One outer fold: search on its inner folds (or just fit), refit on outer-train, test once."""
+"""One outer fold: search on its inner folds (or just fit), refit on outer-train, test once. The final
+fold is the same procedure on all the data, without a test set; its refit is the model to deploy."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pandas as pd
 from reproai.config.tree import has_search_space, resolve
 from reproai.coordination import claim, claimed, heartbeat, once, release
 from reproai.cv import OuterFold
+from reproai.final import log_fitted_model, logs_model
 from reproai.fits import StudyContext, fit_seed, fold_tags, run_fit
 from reproai.inner_search import load_search, search
 from reproai.tags import Level, Tag
@@ -30,14 +32,13 @@ class FoldOutcome:
     params: dict[str, Any]
 
 
+def _level(fold: OuterFold) -> str:
+    return Level.FINAL if fold.final else Level.OUTER_FOLD
+
+
 def _fold_record(ctx: StudyContext, fold: OuterFold) -> RunRecord | None:
     found = ctx.tracker.find_runs(
-        {
-            Tag.LEVEL: Level.OUTER_FOLD,
-            Tag.STUDY_ID: ctx.study_run.id,
-            Tag.OUTER_FOLD: fold.fold,
-            Tag.REPEAT: fold.repeat,
-        }
+        {Tag.LEVEL: _level(fold), Tag.STUDY_ID: ctx.study_run.id, Tag.OUTER_FOLD: fold.tag, Tag.REPEAT: fold.repeat}
     )
     return found[0] if found else None
 
@@ -50,9 +51,12 @@ def fold_outcome(tracker: Tracker, record: RunRecord) -> FoldOutcome:
 
 
 def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
-    """Refit on outer-train with the best trial's parameters (or fit the fixed config) and test once."""
+    """Refit on outer-train with the best trial's parameters (or fit the fixed config) and test once; log
+    the model when the study keeps it (see :mod:`reproai.final`)."""
     exp = ctx.experiment
     tags = fold_tags(ctx, fold)
+    keep = logs_model(ctx, fold)
+    test = fold.test if len(fold.test) else None  # the final fold has no test set
     if has_search_space(exp):
         best = load_search(ctx, fold).best_trial
         params = dict(best.params)
@@ -60,6 +64,7 @@ def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
             "kind": "refit",
             "repeat": fold.repeat,
             "fold": fold.fold,
+            "final": fold.final,
             "params": params,
             "seed": fit_seed(exp.seed, "refit", fold.repeat, fold.fold),
             "epochs": best.user_attrs["epochs"],
@@ -71,8 +76,9 @@ def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
             "refit",
             {**tags, Tag.REFIT: "true"},
             record,
+            keep_model=keep,
             train=fold.train,
-            test=fold.test,
+            test=test,
             epochs=best.user_attrs["epochs"],
             threshold=best.user_attrs.get("threshold"),
         )
@@ -87,6 +93,7 @@ def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
             "kind": "single",
             "repeat": fold.repeat,
             "fold": fold.fold,
+            "final": fold.final,
             "inner_fold": 0,
             "params": {},
             "seed": fit_seed(exp.seed, "fit", fold.repeat, fold.fold),
@@ -98,11 +105,15 @@ def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
             "fit",
             {**tags, Tag.INNER_FOLD: 0},
             record,
+            keep_model=keep,
             train=inner.train,
             dev=inner.dev,
-            test=fold.test,
+            test=test,
         )
-    assert result.test is not None  # fit() predicts every non-empty test set, and check_splits refuses empty ones
+    if keep:
+        if ctx.estimate is None and result.test is not None:  # one outer fold: its test score is the estimate
+            ctx.estimate = {"mean": result.test_metrics[ctx.metric], "n": 1}
+        log_fitted_model(ctx, fold, fold_run, result)
     # The state tag comes with the fold's results, in one request: a fold marked complete has them all.
     fold_run.log(
         metrics={
@@ -110,7 +121,7 @@ def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
             **({"threshold": result.threshold} if result.threshold is not None else {}),
         },
         tags={Tag.STATE: "complete", Tag.BEST_PARAMS: json.dumps(params, sort_keys=True)[:5000]},
-        tables={"predictions/test.json": result.test.table(ctx.data, result.threshold)},
+        tables={"predictions/test.json": result.test.table(ctx.data, result.threshold)} if result.test else {},
     )
 
 
@@ -125,9 +136,8 @@ def run_outer_fold(ctx: StudyContext, fold: OuterFold) -> bool:
         found = _fold_record(ctx, fold)  # a fold run from before claims existed for it
         if found is not None:
             return {"run_id": found.id}
-        run = ctx.tracker.open_run(
-            f"outer-{fold.key}", tags={**fold_tags(ctx, fold), Tag.LEVEL: Level.OUTER_FOLD}, parent=ctx.study_run
-        )
+        name = "final" if fold.final else f"outer-{fold.key}"
+        run = ctx.tracker.open_run(name, tags={**fold_tags(ctx, fold), Tag.LEVEL: _level(fold)}, parent=ctx.study_run)
         return {"run_id": run.id}
 
     run_id = once(ctx.storage, f"{name}/run", create_fold_run)[0]["run_id"]

@@ -105,7 +105,7 @@ def rerun(
     loaded, _ = logged_config(tracker, study_id, overrides, trust=trust)
     if run.tags.get(Tag.LEVEL) == Level.STUDY:
         return _rerun_study(tracker, run, loaded, progress)
-    if run.tags.get(Tag.LEVEL) == Level.OUTER_FOLD:
+    if run.tags.get(Tag.LEVEL) in (Level.OUTER_FOLD, Level.FINAL):
         refits = [
             r
             for r in tracker.find_runs({Tag.LEVEL: Level.FIT, Tag.STUDY_ID: study_id})
@@ -160,7 +160,14 @@ def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, pr
         )
         for fit_run in _fit_runs_of(tracker, run):
             record = json.loads(tracker.read_text(fit_run.id, "fit.json"))
-            fold = next(f for f in splits.outer if f.repeat == record["repeat"] and f.fold == record["fold"])
+            if record.get("final"):
+                if splits.final is None:
+                    raise ReproaiError(
+                        f"{fit_run.name} is a fit of the final model, but the logged splits have no final fold."
+                    )
+                fold = splits.final
+            else:
+                fold = next(f for f in splits.outer if f.repeat == record["repeat"] and f.fold == record["fold"])
             config = resolve(exp, record["params"]) if record["params"] else exp
             if record["kind"] == "refit":
                 kwargs = dict(train=fold.train, test=fold.test, epochs=record["epochs"], threshold=record["threshold"])
@@ -182,12 +189,14 @@ def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, pr
                 )
                 log_fit(new, ctx, result, record)
             new_ids.append(new.id)
+            compared = 0
             for table in ("dev", "test"):
                 try:
                     old_text = tracker.read_text(fit_run.id, f"predictions/{table}.json")
                 except Exception:
                     continue
                 new_text = tracker.read_text(new.id, f"predictions/{table}.json")
+                compared += 1
                 same = old_text == new_text
                 identical &= same
                 if same:
@@ -195,9 +204,12 @@ def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, pr
                 else:
                     a = pd.read_json(io.StringIO(old_text), orient="split")
                     b = pd.read_json(io.StringIO(new_text), orient="split")
-                    col = "probability" if "probability" in a else a.columns[2]
+                    col = next(c for c in a.columns if str(c).startswith("probability"))
                     diff = float(np.max(np.abs(a[col].to_numpy() - b[col].to_numpy())))
                     details.append(f"{fit_run.name}: {table} predictions DIFFER (max |diff| of {col}: {diff:.3g})")
+            if not compared:  # a fit on all the data (the final model) predicts no held-out set
+                identical = False
+                details.append(f"{fit_run.name}: no prediction table to compare (it was fitted on all the data)")
         parent.set_tags({Tag.IDENTICAL: str(identical).lower()})
     return RerunReport(
         run.id, new_ids[0] if len(new_ids) == 1 else parent.id, run.tags.get(Tag.LEVEL, Level.FIT), identical, details

@@ -27,7 +27,8 @@ _STATES = {
 
 @dataclass
 class StudyStatus:
-    """Per outer fold: trials by state and whether the refit is done; per worker: trials by state."""
+    """Per outer fold (and the final model's stage, as the fold ``final``): trials by state and whether the
+    refit is done; per worker: trials by state."""
 
     study_id: str
     state: str
@@ -36,8 +37,13 @@ class StudyStatus:
     n_trials: int
 
     @property
+    def outer(self) -> pd.DataFrame:
+        """The outer folds' rows (not the final stage's)."""
+        return self.folds[self.folds["outer_fold"] != "final"] if not self.folds.empty else self.folds
+
+    @property
     def folds_done(self) -> int:
-        return int((self.folds["refit"] == "done").sum()) if not self.folds.empty else 0
+        return int((self.outer["refit"] == "done").sum()) if not self.folds.empty else 0
 
 
 def _claim_state(storage: optuna.storages.BaseStorage, names: set[str], name: str) -> str:

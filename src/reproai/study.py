@@ -22,7 +22,7 @@ from reproai.config.schema import Experiment
 from reproai.config.space import Space
 from reproai.config.tree import child_items, first_values, has_search_space, to_jsonable
 from reproai.coordination import claimed, last_claim_number, once
-from reproai.cv import Splits, make_splits, split_summary, stratification_problems
+from reproai.cv import OuterFold, Splits, final_fold, make_splits, split_summary, stratification_problems
 from reproai.data.loading import list_source, load_images
 from reproai.data.source import ImageSet
 from reproai.errors import ConfigError, DataError, InvalidParamsError
@@ -51,13 +51,15 @@ __all__ = [
 
 @dataclass
 class StudyResult:
-    """The outcome of a study: per-fold test metrics, their summary, and the study run's id."""
+    """The outcome of a study: per-fold test metrics, their summary, the study run's id, and the URI of
+    its final model (``models:/<name>@final``) when it has one."""
 
     run_id: str
     fold_metrics: pd.DataFrame
     summary: dict[str, dict[str, float]]
     predictions: pd.DataFrame = field(repr=False)
     resumed: bool = False
+    final_model: str | None = None
 
 
 def flatten_config(tree: Any, path: str = "") -> dict[str, Any]:
@@ -110,6 +112,8 @@ def prepare_splits(experiment: Experiment, data: ImageSet) -> Splits:
             f"the splits ({smallest} examples). Use a smaller batch size, more data, or fewer "
             "folds."
         )
+    if cv.final_model and (cv.outer_folds > 1 or cv.repeats > 1):
+        splits.final = final_fold(data.labels, cv, seed=experiment.seed, groups=groups)
     if groups is not None:
         problems = stratification_problems(splits, data.labels, data.classes)
         if problems:
@@ -182,12 +186,14 @@ def _close_dead_runs(tracker: Tracker, study_id: str) -> int:
     return closed
 
 
-def _work(ctx: StudyContext, splits: Splits) -> None:
-    """Take part in every outer fold until all are complete (other workers may complete some)."""
+def _work(ctx: StudyContext, splits: Splits, folds: list[OuterFold] | None = None) -> None:
+    """Take part in every outer fold (or in ``folds``) until all are complete (other workers may
+    complete some)."""
     from tqdm.auto import tqdm
 
-    pending = list(splits.outer)
-    with tqdm(total=len(pending), desc="outer folds", unit="fold", disable=not ctx.progress or len(pending) < 2) as bar:
+    pending = list(splits.outer if folds is None else folds)
+    desc = "final model" if folds is not None else "outer folds"
+    with tqdm(total=len(pending), desc=desc, unit="fold", disable=not ctx.progress or len(pending) < 2) as bar:
         while pending:
             left = []
             for fold in pending:
@@ -216,6 +222,13 @@ def _collect(tracker: Tracker, study_id: str, splits: Splits) -> tuple[pd.DataFr
         tables.append(outcome.table.assign(repeat=fold.repeat, outer_fold=fold.fold))
         params.append({"repeat": fold.repeat, "outer_fold": fold.fold, **outcome.params})
     return pd.DataFrame(rows), pd.concat(tables, ignore_index=True), pd.DataFrame(params)
+
+
+def _estimate(ctx: StudyContext, splits: Splits) -> dict[str, float]:
+    """The nested estimate of the search metric over the finished outer folds (mean, corrected interval)."""
+    fold_metrics, _, _ = _collect(ctx.tracker, ctx.study_run.id, splits)
+    s = summarize(fold_metrics, splits).get(ctx.metric, {})
+    return {k: float(s[k]) for k in ("mean", "ci_low", "ci_high", "n") if k in s}
 
 
 def _headline(ctx: StudyContext, splits: Splits) -> dict[str, Any]:
@@ -257,6 +270,7 @@ def study_result(tracker: Tracker, study_id: str, splits: Splits, *, resumed: bo
         summary=summarize(fold_metrics, splits),
         predictions=predictions,
         resumed=resumed,
+        final_model=tracker.get_run(study_id).tags.get(Tag.FINAL_MODEL),
     )
 
 
@@ -328,10 +342,22 @@ def run_experiment(
         # moment); the headline marks it FINISHED.
         _close_dead_runs(tracker, study_id)
         ctx = StudyContext(
-            exp, data, info, splits, tracker, optuna_storage, tracker.run(study_id), prefix, prefix, progress
+            experiment=exp,
+            data=data,
+            info=info,
+            splits=splits,
+            tracker=tracker,
+            storage=optuna_storage,
+            study_run=tracker.run(study_id),
+            optuna_prefix=prefix,
+            claims=prefix,
+            progress=progress,
         )
         try:
             _work(ctx, splits)
+            if splits.final is not None:
+                ctx.estimate = _estimate(ctx, splits)
+                _work(ctx, splits, [splits.final])
             once(optuna_storage, f"{prefix}/headline", lambda: _headline(ctx, splits))
         except BaseException as e:
             tracker.set_status(study_id, end_status(e))

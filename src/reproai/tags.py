@@ -1,6 +1,7 @@
 """The MLflow tag keys reproai writes and the levels of its run tree, in one place.
 
-Analysis finds runs by these tags, never by run names: study -> outer fold -> trial -> fit -> phase.
+Analysis finds runs by these tags, never by run names: study -> outer fold (or the final fold) -> trial ->
+fit -> phase.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class Tag:
     SEARCH = PREFIX + "search"
     GIT_COMMIT = PREFIX + "git_commit"
     RERUN_OF = PREFIX + "rerun_of"
+    MODEL_URI = PREFIX + "model_uri"
+    MODEL_ERROR = PREFIX + "model_error"
+    FINAL_MODEL = PREFIX + "final_model"
+    FINAL_MODEL_RUN = PREFIX + "final_model_run"
     IDENTICAL = PREFIX + "identical"
     DETERMINISTIC = PREFIX + "deterministic"
     USE_DETERMINISTIC_ALGORITHMS = PREFIX + "use_deterministic_algorithms"
@@ -58,4 +63,5 @@ class Level:
     TRIAL = "trial"
     FIT = "fit"
     PHASE = "phase"
+    FINAL = "final"
     RERUN = "rerun"

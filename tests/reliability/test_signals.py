@@ -125,3 +125,54 @@ def test_sigkill_mid_search_then_resume(write_config, tmp_path):
     killed_run = [t for t in fold0 if t.data.tags["reproai.trial"] == str(killed)]
     assert len(killed_run) == 1 and killed_run[0].info.status == "FAILED"
     assert len(runs["outer_fold"]) == 2 and len([f for f in runs["fit"] if f.data.tags.get("reproai.refit")]) == 2
+
+
+@pytest.mark.slow
+def test_sigkill_during_the_final_search_then_resume(write_config, tmp_path):
+    """Killed while searching for the final model: the same command again completes the final model,
+    computing no finished trial (of the outer folds or of the final search) twice."""
+    uri, storage = f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
+    path = write_config(KILL_CONFIG.replace("'killed'", "'final-killed'") + "experiment.cv.final_model = True\n")
+    cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        killed = signal_inside_a_trial(proc, uri, "final-killed", signal.SIGKILL, first_trial=1, outer_fold="final")
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    studies = {
+        s.study_name.rsplit("/", 1)[-1]: s.study_name
+        for s in optuna.get_all_study_summaries(open_storage(storage))
+        if not s.study_name.startswith("reproai-claims")
+    }
+    final = optuna.load_study(study_name=studies["outer-final"], storage=open_storage(storage))
+    assert final.trials[killed].state == TrialState.RUNNING
+    done_before = {
+        name: [
+            t.number
+            for t in optuna.load_study(study_name=full, storage=open_storage(storage)).trials
+            if t.state == TrialState.COMPLETE
+        ]
+        for name, full in studies.items()
+    }
+    assert done_before["outer-0"] == [0, 1, 2, 3] and done_before["outer-1"] == [0, 1, 2, 3]
+
+    assert run_cli(path, uri, storage) == 0  # the same command again
+
+    final = optuna.load_study(study_name=studies["outer-final"], storage=open_storage(storage))
+    assert final.trials[killed].state == TrialState.FAIL and "died" in final.trials[killed].user_attrs["failed_reason"]
+    assert len(final.get_trials(states=(TrialState.COMPLETE,))) == 4
+    runs = levels(MlflowClient(uri), "final-killed")
+    assert not [r for rs in runs.values() for r in rs if r.info.status == "RUNNING"]
+    for fold in ("0", "1", "final"):
+        trials = [t for t in runs["trial"] if t.data.tags["reproai.outer_fold"] == fold and t.info.status == "FINISHED"]
+        finished = collections.Counter(int(t.data.tags["reproai.trial"]) for t in trials)
+        assert set(finished.values()) == {1}, (fold, finished)  # no finished trial was computed twice
+        if fold != "final":
+            assert sorted(finished) == done_before[f"outer-{fold}"]
+    assert len(runs["final"]) == 1 and runs["final"][0].data.tags["reproai.state"] == "complete"
+    assert runs["study"][0].data.tags["reproai.final_model"] == "models:/final-killed@final"
+    assert MlflowClient(uri).get_model_version_by_alias("final-killed", "final").run_id == runs["final"][0].info.run_id

@@ -6,6 +6,7 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -143,6 +144,21 @@ def _facts(data: StudyData) -> dict[str, str]:
     }
 
 
+def _final_model(data: StudyData, summary: pd.DataFrame, best: pd.DataFrame) -> dict[str, Any]:
+    """The report's final-model section: its URI, the sentence to quote, its parameters beside the folds'."""
+    if not data.final_model:
+        return {}
+    from reproai.final import quote
+
+    row = summary.loc[data.metric] if data.metric in summary.index else None
+    estimate = {k: float(row[k]) for k in ("mean", "ci_low", "ci_high", "n")} if row is not None else {}
+    final = data.final_params()
+    params = best.assign(outer_fold=best["outer_fold"].astype(str)) if not best.empty else pd.DataFrame()
+    if final is not None and final:
+        params = pd.concat([params, pd.DataFrame([{"repeat": "", "outer_fold": "final", **final}])], ignore_index=True)
+    return {"uri": data.final_model, "quote": quote(data.metric, estimate) if estimate else "", "params": params}
+
+
 def _log(data: StudyData, analysis: Analysis, report_html: str, report_md: str) -> None:
     """Log the analysis onto the study run; metrics whose value is already there are not logged again."""
     run = data.tracker.run(data.study.id)
@@ -238,6 +254,7 @@ def analyze(
         thumbnails=thumbs,
         notes=analysis.notes,
         by_group=analysis.by_group,
+        final_model=_final_model(data, summary, best),
     )
     report_html, report_md = render_html(content), render_markdown(content)
     if write:

@@ -33,6 +33,8 @@ class StudyData:
     environment: dict[str, Any] = field(default_factory=dict, repr=False)
     # Per part of every split: images, groups and images per class (splits/summary.json).
     split_table: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    # The runs of the final model's stage (its search, refit and phases), apart from the outer folds'.
+    final_runs: list[RunRecord] = field(default_factory=list, repr=False)
 
     @property
     def name(self) -> str:
@@ -58,6 +60,18 @@ class StudyData:
         """Mean over outer folds of n_test / n_train (for the Nadeau-Bengio correction)."""
         outer = self.splits.get("outer", [])
         return float(np.mean([len(f["test"]) / len(f["train"]) for f in outer])) if outer else 0.0
+
+    @property
+    def final_model(self) -> str | None:
+        """The URI of the study's final model (``models:/<name>@final``), if it has one."""
+        return self.study.tags.get(Tag.FINAL_MODEL)
+
+    def final_params(self) -> dict[str, Any] | None:
+        """The hyperparameters the final model's search chose (``{}`` without a search), or None."""
+        for r in self.final_runs:
+            if r.tags.get(Tag.LEVEL) == Level.FINAL and r.tags.get(Tag.STATE) == "complete":
+                return dict(json.loads(r.tags.get(Tag.BEST_PARAMS, "{}")))
+        return None
 
     def best_params(self) -> pd.DataFrame:
         """The chosen hyperparameters per outer fold (one row each), from the outer-fold runs."""
@@ -145,7 +159,8 @@ def load_study(reference: str, tracking_uri: str | None = None) -> StudyData:
     return StudyData(
         tracker=tracker,
         study=study,
-        runs=[r for r in runs if r.id != study.id],
+        runs=[r for r in runs if r.id != study.id and r.tags.get(Tag.OUTER_FOLD) != "final"],
+        final_runs=[r for r in runs if r.tags.get(Tag.OUTER_FOLD) == "final"],
         predictions=predictions,
         classes=classes,
         splits=_read_json(tracker, study.id, "splits.json", {}),

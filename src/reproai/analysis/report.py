@@ -36,6 +36,7 @@ class ReportContent:
     thumbnails: dict[str, bytes] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     by_group: Any = None  # a GroupAnalysis, when the metrics were also computed per group
+    final_model: dict[str, Any] = field(default_factory=dict)  # uri, quote, and the params table
 
 
 def worst_examples(predictions: pd.DataFrame, classes: list[str], k: int = 12) -> pd.DataFrame:
@@ -136,6 +137,18 @@ def render_html(report: ReportContent) -> str:
         "<h2>Per outer fold</h2>",
         _html_table(report.folds, index=False),
     ]
+    if report.final_model:
+        f = report.final_model
+        parts += [
+            "<h2>Final model</h2>",
+            f"<p>The same procedure (search and refit) run once more on all the data: <code>{e(f['uri'])}</code>. "
+            f"Quote it with its nested estimate: <b>{e(f['quote'])}</b>.</p>",
+        ]
+        if not f["params"].empty:
+            parts += [
+                "<p>Its hyperparameters beside each outer fold's (how stable the choice was):</p>",
+                _html_table(f["params"], index=False),
+            ]
     if report.by_group is not None:
         g = report.by_group
         parts += [
@@ -199,6 +212,17 @@ def render_markdown(report: ReportContent, figure_dir: str = "figures") -> str:
         _md_table(report.folds, index=False),
         "",
     ]
+    if report.final_model:
+        f = report.final_model
+        lines += [
+            "## Final model",
+            "",
+            f"The same procedure (search and refit) run once more on all the data: `{f['uri']}`. Quote it with its "
+            f"nested estimate: **{f['quote']}**.",
+            "",
+        ]
+        if not f["params"].empty:
+            lines += [_md_table(f["params"], index=False), ""]
     if report.by_group is not None:
         g = report.by_group
         lines += [

@@ -228,7 +228,12 @@ class CrossValidation:
     ``dev_size`` of the outer-train data once. ``seed`` defaults to the experiment's seed.
     ``splits_file`` replaces the computed outer split by given test sets: a text file with one test id
     per line (its first word, with or without the extension, as in Oxford-IIIT Pet's ``test.txt``),
-    or JSON ``{"outer": [{"test": [ids]}, ...]}``.
+    or JSON ``{"outer": [{"test": [ids]}, ...]}`` (``"test_groups"`` for groups).
+
+    ``final_model``: after the outer folds, run the same procedure once more on all the data (the same
+    search over inner folds of the whole set, then a refit on all of it) and log the result as an MLflow
+    model, registered with the alias ``final``; with one outer fold, its refit is the final model and
+    nothing is searched twice. ``log_refits``: also log each outer fold's refit as an MLflow model.
     """
 
     outer_folds: int = _f(1, check=c.int_at_least(1))
@@ -238,6 +243,9 @@ class CrossValidation:
     dev_size: float = _f(0.2, check=c.real_in(0.0, 1.0, low_open=True, high_open=True))
     seed: int | None = _f(None, check=c.int_at_least(0, optional=True))
     splits_file: str | None = _f(None, check=c.optional_str)
+    # What a study ends with besides its estimate; neither changes the estimate, so neither is in the hash.
+    final_model: bool = _f(True, check=c.is_bool, hash=False)
+    log_refits: bool = _f(False, check=c.is_bool, hash=False)
 
 
 @register("config")

@@ -137,6 +137,17 @@ class Tracker(ABC):
         """The text of an artifact of a run."""
         raise NotImplementedError
 
+    @abstractmethod
+    def log_model(self, run_id: str, local_dir: str, artifact_path: str) -> str:
+        """Log a saved MLflow model folder under a run; its ``runs:/`` URI."""
+
+    @abstractmethod
+    def register_model(
+        self, model_uri: str, name: str, *, alias: str, tags: Mapping[str, Any] | None = None
+    ) -> str | None:
+        """Register ``model_uri`` as a new version of the registered model ``name``, point ``alias`` at it,
+        and tag the version; the ``models:/name@alias`` URI (None where nothing is kept)."""
+
     def read_table(self, run_id: str, artifact_file: str) -> pd.DataFrame:
         """A table logged with :meth:`Run.log_table`."""
         import io

@@ -47,6 +47,7 @@ class MemoryTracker(Tracker):
 
     def __init__(self) -> None:
         self.runs: list[MemoryRun] = []
+        self.registered: list[dict[str, Any]] = []
 
     def _create(self, name: str, tags: Mapping[str, Any], parent: Run | None) -> Run:
         run = MemoryRun(f"run-{len(self.runs)}", name, dict(tags), parent.id if parent else None)
@@ -80,6 +81,16 @@ class MemoryTracker(Tracker):
         return RunRecord(
             r.id, r.name, r.status, dict(r.tags), dict(r.params), {k: v[-1][1] for k, v in r.metrics.items()}
         )
+
+    def log_model(self, run_id: str, local_dir: str, artifact_path: str) -> str:
+        self._by_id(run_id).artifacts[artifact_path] = local_dir
+        return f"runs:/{run_id}/{artifact_path}"
+
+    def register_model(
+        self, model_uri: str, name: str, *, alias: str, tags: Mapping[str, Any] | None = None
+    ) -> str | None:
+        self.registered.append({"uri": model_uri, "name": name, "alias": alias, "tags": dict(tags or {})})
+        return f"models:/{name}@{alias}"
 
     def read_text(self, run_id: str, artifact_file: str) -> str:
         value = self._by_id(run_id).artifacts[artifact_file]
@@ -128,3 +139,11 @@ class NullTracker(Tracker):
 
     def read_text(self, run_id: str, artifact_file: str) -> str:
         raise TrackingError(f"No artifact {artifact_file!r} of run {run_id!r}: the null tracker keeps nothing.")
+
+    def log_model(self, run_id: str, local_dir: str, artifact_path: str) -> str:
+        return f"runs:/{run_id}/{artifact_path}"
+
+    def register_model(
+        self, model_uri: str, name: str, *, alias: str, tags: Mapping[str, Any] | None = None
+    ) -> str | None:
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -262,3 +263,24 @@ class MlflowTracker(Tracker):
 
         with tempfile.TemporaryDirectory() as tmp:
             return Path(self.client.download_artifacts(run_id, artifact_file, tmp)).read_text()
+
+    def log_model(self, run_id: str, local_dir: str, artifact_path: str) -> str:
+        self.client.log_artifacts(run_id, local_dir, artifact_path)
+        return f"runs:/{run_id}/{artifact_path}"
+
+    def register_model(
+        self, model_uri: str, name: str, *, alias: str, tags: Mapping[str, Any] | None = None
+    ) -> str | None:
+        """A version of ``name`` (the registered model is created on first use), with ``alias`` on it:
+        MLflow's aliases, not its deprecated stages."""
+        try:
+            self.client.get_registered_model(name)
+        except Exception:  # not there yet (or created by another worker a moment ago: tolerated below)
+            with contextlib.suppress(Exception):
+                self.client.create_registered_model(name, tags={"reproai.experiment": self.experiment_name})
+        run_id = model_uri.split("/")[1] if model_uri.startswith("runs:/") else None
+        version = self.client.create_model_version(
+            name, source=model_uri, run_id=run_id, tags={str(k): str(v) for k, v in (tags or {}).items()}
+        )
+        self.client.set_registered_model_alias(name, alias, version.version)
+        return f"models:/{name}@{alias}"
