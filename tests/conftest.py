@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +132,71 @@ def tracking_server(tmp_path):
     with local_tracking_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts") as uri:
         assert uri.startswith("http://127.0.0.1:")
         yield uri
+
+
+@contextlib.contextmanager
+def model_server(model_uri: str, tracking_uri: str, cwd: Path):
+    """``mlflow models serve`` of a registered model on a free loopback port, for the block: yields a function
+    that posts images (file paths) to it and returns its predictions as a DataFrame. The server is stopped."""
+    import base64
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import pandas as pd
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": str(REPO / "src")}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            model_uri,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    pytest.fail(f"the model server did not start: {server.stderr.read().decode()[-3000:]}")
+                time.sleep(1)
+
+        def post(paths: list[Path]) -> pd.DataFrame:
+            rows = [[base64.b64encode(Path(p).read_bytes()).decode(), Path(p).name] for p in paths]
+            body = {"dataframe_split": {"columns": ["image", "id"], "data": rows}}
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/invocations",
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            return pd.DataFrame(json.loads(urllib.request.urlopen(request, timeout=120).read())["predictions"])
+
+        yield post
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(30)

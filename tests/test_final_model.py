@@ -2,14 +2,10 @@
 preprocessing, registered with an alias, used by `reproai predict` and by `mlflow models serve`."""
 
 import base64
-import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -21,7 +17,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from reproai.cli import main
-from tests.conftest import REPO, tiny_config_text
+from tests.conftest import REPO, model_server, tiny_config_text
 
 pytestmark = pytest.mark.slow
 
@@ -150,64 +146,16 @@ def test_a_refit_model_gives_the_studys_own_test_predictions(study, monkeypatch)
     assert np.abs(probabilities(out) - probabilities(tested)).max() < 1e-9
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_registered_model_serves_the_same_probabilities(study, monkeypatch):
     folder, _ = study
-    port = _free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}", "PYTHONPATH": str(REPO / "src")}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            "models:/final-test@final",
-            "--env-manager",
-            "local",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=folder,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    images = digits_png(folder / "served", [5, 17])
+    with model_server("models:/final-test@final", uri, folder) as post:
+        served = post(images)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    direct = mlflow.pyfunc.load_model("models:/final-test@final").predict(
+        pd.DataFrame({"image": [b64(p) for p in images], "id": [p.name for p in images]})
     )
-    try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.time() > deadline:
-                    pytest.fail(f"the model server did not start: {server.stderr.read().decode()[-3000:]}")
-                time.sleep(1)
-        images = digits_png(folder / "served", [5, 17])
-        body = {"dataframe_split": {"columns": ["image", "id"], "data": [[b64(p), p.name] for p in images]}}
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
-        served = pd.DataFrame(answer["predictions"])
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
-        direct = mlflow.pyfunc.load_model("models:/final-test@final").predict(
-            pd.DataFrame({"image": [b64(p) for p in images], "id": [p.name for p in images]})
-        )
-        assert list(served["id"]) == [p.name for p in images]
-        assert np.array_equal(probabilities(served), probabilities(direct))
-        assert list(served["predicted"].astype(str)) == list(direct["predicted"].astype(str))
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(30)
+    assert list(served["id"]) == [p.name for p in images]
+    assert np.array_equal(probabilities(served), probabilities(direct))
+    assert list(served["predicted"].astype(str)) == list(direct["predicted"].astype(str))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -89,6 +90,29 @@ def list_inputs(inputs: Sequence[str], *, image_column: str = "path") -> list[tu
     return out
 
 
+def _download(uri: str, tracking_uri: str, folder: str) -> str:
+    """The model ``uri`` names, downloaded into ``folder``: a registered model is looked up in the registry
+    at ``tracking_uri`` (no global MLflow state is set)."""
+    import mlflow.artifacts
+    from mlflow import MlflowClient
+
+    if uri.startswith("models:/"):
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        name, at, alias = uri[len("models:/") :].partition("@")
+        try:
+            if at:
+                version = client.get_model_version_by_alias(name, alias).version
+            else:
+                name, _, version = name.partition("/")
+            uri = client.get_model_version_download_uri(name, version)
+        except Exception as e:  # MLflow's registry errors
+            raise ReproaiError(
+                f"No registered model {uri!r} at {tracking_uri!r}: {e}. Check the name and alias "
+                "(`mlflow ui` lists them), or --tracking-uri."
+            ) from e
+    return str(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=tracking_uri, dst_path=folder))
+
+
 def predict(
     model: str,
     inputs: Sequence[str],
@@ -112,13 +136,17 @@ def predict(
 
     uri = resolve_model(model, tracking_uri)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # ours is the one to watch
-    mlflow.set_tracking_uri(tracking_uri or default_tracking_uri())
-    loaded = mlflow.pyfunc.load_model(uri)
     items = list_inputs(inputs, image_column=image_column)
     if not items:
         raise DataError(f"No images in {list(inputs)}.")
     parts = []
-    with tqdm(total=len(items), desc="predict", unit="img", disable=not progress, leave=False) as bar:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tqdm(total=len(items), desc="predict", unit="img", disable=not progress, leave=False) as bar,
+    ):
+        # Downloaded first, with this tracking URI (no global MLflow state), then loaded from the folder.
+        local = uri if Path(uri).is_dir() else _download(uri, tracking_uri or default_tracking_uri(), tmp)
+        loaded = mlflow.pyfunc.load_model(local)
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             ids, images, unread = [], [], {}
