@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reproai.console import say
 from reproai.errors import ConfigError, ReproaiError
 
 __all__ = [
@@ -261,7 +262,7 @@ class SlurmWorker:
     def __call__(self, index: int) -> int:
         """Run the worker to its end; its exit status (0), or a ReproaiError if it failed or was stopped."""
         cmd = [sys.executable, "-m", "reproai", *self.argv]
-        print(f"reproai submit: worker {index}: {shlex.join(cmd)}", flush=True)
+        say(f"worker {index} of a Slurm array: {shlex.join(cmd)}")
         self._proc = subprocess.Popen(
             cmd, cwd=self.cwd, env=worker_env(os.environ), preexec_fn=self._ignore_preempt_signal
         )
@@ -302,9 +303,9 @@ class SlurmWorker:
         from submitit.helpers import DelayedSubmission
 
         code = self._stop()
-        print(f"reproai submit: worker {index} stopped (status {code}) before the time limit; requeuing", flush=True)
         if code == 0:
-            return None
+            return None  # it had finished the study: nothing to requeue
+        say(f"worker {index} stopped (status {code}) before the time limit or on preemption; requeuing it")
         again = SlurmWorker(
             self.argv, cwd=self.cwd, preempt_signal=self.preempt_signal, stop_timeout_s=self.stop_timeout_s
         )
