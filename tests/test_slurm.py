@@ -8,6 +8,7 @@ import collections
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -388,3 +389,32 @@ def test_the_worker_reports_a_failed_run(tmp_path):
     worker = SlurmWorker(["space", "missing.py"], cwd=str(tmp_path))
     with pytest.raises(ReproaiError, match="reproai run exited with status 2"):
         worker(0)
+
+
+def test_the_plain_script_stops_the_worker_and_requeues_its_task_on_the_signal(tmp_path):
+    # The script as bash runs it under sbatch, with a stand-in worker (a python that waits for SIGTERM) and a
+    # stand-in scontrol that records its arguments; the batch shell gets USR2 as --signal=B:USR2 sends it.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/scontrol.args\n')
+    (bin_dir / "python").write_text(
+        f"#!/bin/sh\ntrap 'echo SIGTERM >> {tmp_path}/worker.log; exit 143' TERM\n"
+        f"echo started > {tmp_path}/worker.log\nwhile :; do sleep 0.1; done\n"
+    )
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    params = executor_parameters("x", 2, SlurmOptions(time="60"))
+    argv = worker_argv("c.py", [], storage="journal:j", tracking_uri="http://h:1")
+    text = sbatch_script(argv, workers=2, params=params, folder=tmp_path, cwd=str(tmp_path), python=f"{bin_dir}/python")
+    script = tmp_path / "workers.sbatch"
+    script.write_text(text)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env.update(SLURM_ARRAY_JOB_ID="77", SLURM_ARRAY_TASK_ID="1", SLURM_CPUS_PER_TASK="3")
+    proc = subprocess.Popen(["bash", str(script)], env=env)
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "worker.log").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGUSR2)
+    assert proc.wait(timeout=20) == 0
+    assert (tmp_path / "worker.log").read_text().split() == ["started", "SIGTERM"]
+    assert (tmp_path / "scontrol.args").read_text().split() == ["requeue", "77_1"]
