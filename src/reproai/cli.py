@@ -122,10 +122,10 @@ def _add_submit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--tracking-uri", default=None, help="MLflow tracking server the nodes reach (default: $MLFLOW_TRACKING_URI)"
     )
     p.add_argument("--time", required=True, help="time limit per task, e.g. 90, 24:00:00 or 2-00:00 (Slurm's format)")
-    p.add_argument("--partition", default=None)
-    p.add_argument("--account", default=None)
-    p.add_argument("--gpus-per-worker", type=int, default=None, metavar="G")
-    p.add_argument("--cpus-per-worker", type=int, default=None, metavar="C")
+    p.add_argument("--partition", default=None, help="Slurm partition (default: the cluster's)")
+    p.add_argument("--account", default=None, help="Slurm account to charge")
+    p.add_argument("--gpus-per-worker", type=int, default=None, metavar="G", help="GPUs per worker (its node's)")
+    p.add_argument("--cpus-per-worker", type=int, default=None, metavar="C", help="CPUs per worker (its threads)")
     p.add_argument("--mem", default=None, help="memory per worker, e.g. 32G")
     p.add_argument(
         "--slurm",

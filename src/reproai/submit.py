@@ -217,11 +217,9 @@ def executor_parameters(name: str, workers: int, options: SlurmOptions) -> dict[
     return params
 
 
-def worker_argv(
-    config: str | Path, overrides: Sequence[str], *, storage: str, tracking_uri: str, fresh_after: int | None = None
-) -> list[str]:
+def worker_argv(config: str | Path, overrides: Sequence[str], *, storage: str, tracking_uri: str) -> list[str]:
     """The arguments of ``reproai`` for one worker: the same run as ``reproai run --workers`` starts."""
-    argv = [
+    return [
         "run",
         str(config),
         *[f"--set={o}" for o in overrides],
@@ -232,7 +230,6 @@ def worker_argv(
         "--quiet",
         "--no-summary",
     ]
-    return argv + (["--fresh-after", str(fresh_after)] if fresh_after is not None else [])
 
 
 def worker_env(environ: Mapping[str, str]) -> dict[str, str]:
