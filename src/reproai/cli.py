@@ -121,9 +121,76 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tracking-uri", default=None, help="where the model is tracked (default as for run)")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    _add_submit_parser(sub)
+
     space = sub.add_parser("space", help="list the search space of a config file")
     _add_config_args(space)
     return parser
+
+
+def _add_submit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("submit", help="run a study's workers as a Slurm job array (through submitit); needs submitit")
+    _add_config_args(p)
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="array tasks, one worker each (default 1)")
+    p.add_argument("--storage", default=None, help="Optuna storage the nodes share: postgresql://... or journal:PATH")
+    p.add_argument(
+        "--tracking-uri", default=None, help="MLflow tracking server the nodes reach (default: $MLFLOW_TRACKING_URI)"
+    )
+    p.add_argument("--time", required=True, help="time limit per task, e.g. 90, 24:00:00 or 2-00:00 (Slurm's format)")
+    p.add_argument("--partition", default=None, help="Slurm partition (default: the cluster's)")
+    p.add_argument("--account", default=None, help="Slurm account to charge")
+    p.add_argument("--gpus-per-worker", type=int, default=None, metavar="G", help="GPUs per worker (its node's)")
+    p.add_argument("--cpus-per-worker", type=int, default=None, metavar="C", help="CPUs per worker (its threads)")
+    p.add_argument("--mem", default=None, help="memory per worker, e.g. 32G")
+    p.add_argument(
+        "--slurm",
+        dest="slurm_extra",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other sbatch option, e.g. --slurm qos=high --slurm constraint=a100 (repeatable)",
+    )
+    p.add_argument(
+        "--signal-delay",
+        type=int,
+        default=120,
+        metavar="S",
+        help="seconds before the time limit at which a task stops cleanly and is requeued (default 120)",
+    )
+    p.add_argument(
+        "--max-requeues", type=int, default=20, metavar="N", help="requeues after a time limit per task (default 20)"
+    )
+    p.add_argument("--log-dir", default="reproai-slurm", help="logs and scripts go to LOG_DIR/<job id>/")
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from reproai.submit import SlurmOptions, submit
+
+    options = SlurmOptions(
+        time=args.time,
+        partition=args.partition,
+        gpus_per_worker=args.gpus_per_worker,
+        cpus_per_worker=args.cpus_per_worker,
+        mem=args.mem,
+        account=args.account,
+        extra=args.slurm_extra,
+        signal_delay_s=args.signal_delay,
+        max_requeues=args.max_requeues,
+        log_dir=args.log_dir,
+    )
+    s = submit(
+        args.config,
+        workers=args.workers,
+        slurm=options,
+        overrides=args.overrides,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+    )
+    print(f"submitted job {s.job_id}: {s.workers} worker(s); logs and scripts in {s.folder}/")
+    print(f"the same as a plain sbatch script: {s.sbatch_script}")
+    print(f"watch it:  {s.status_command}")
+    print(f"stop it:   scancel {s.job_id}   (submit the same command again to resume)")
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -351,6 +418,7 @@ _COMMANDS = {
     "analyze": _cmd_analyze,
     "compare": _cmd_compare,
     "status": _cmd_status,
+    "submit": _cmd_submit,
     "space": _cmd_space,
     "predict": _cmd_predict,
 }
