@@ -145,10 +145,11 @@ def _fold_studies(storage):
     return {name.rsplit("outer-", 1)[1]: optuna.load_study(study_name=name, storage=store) for name in names}
 
 
-def _check_study(uri, storage, name, *, n_folds, n_trials):
+def _check_study(uri, storage, name, *, n_folds, n_trials, final=False):
     """Every invariant of a finished shared study: one finished study run with its headline once; per outer
-    fold exactly ``n_trials`` finished (complete or pruned) trials with unique numbers, one trial run each,
-    one refit; nothing left RUNNING, in the storage or in MLflow."""
+    fold (and the final model's search, with ``final``) exactly ``n_trials`` finished (complete or pruned)
+    trials with unique numbers, one trial run each, one refit; nothing left RUNNING, in the storage or in
+    MLflow."""
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name(name).experiment_id], max_results=5000)
     by_level = collections.defaultdict(list)
@@ -158,7 +159,11 @@ def _check_study(uri, storage, name, *, n_folds, n_trials):
     assert len(client.get_metric_history(by_level["study"][0].info.run_id, "test_roc_auc_mean")) == 1
     assert not [(r.data.tags["reproai.level"], r.info.run_id) for r in runs if r.info.status == "RUNNING"]
     folds = _fold_studies(storage)
-    assert sorted(folds) == [str(i) for i in range(n_folds)]
+    assert sorted(folds) == [str(i) for i in range(n_folds)] + (["final"] if final else [])
+    if final:  # the final model: one run of the final stage, registered once
+        assert [r.data.tags["reproai.state"] for r in by_level["final"]] == ["complete"]
+        version = client.get_model_version_by_alias(name, "final")
+        assert version.run_id == by_level["final"][0].info.run_id
     for fold, study in folds.items():
         trials = study.get_trials(deepcopy=False)
         assert len({t.number for t in trials}) == len(trials)
@@ -194,7 +199,7 @@ def test_quickstart_on_two_slurm_workers(slurm, postgres, tracking_server, tmp_p
     _wait_gone(job, timeout=600, folder=folder)
     tasks = _task_records(job)
     assert [t["JobState"] for t in tasks] == ["COMPLETED", "COMPLETED"], _logs(folder)
-    _, folds = _check_study(tracking_server, postgres, "quickstart", n_folds=3, n_trials=3)
+    _, folds = _check_study(tracking_server, postgres, "quickstart", n_folds=3, n_trials=3, final=True)
     workers = {t.user_attrs["worker"] for s in folds.values() for t in s.trials if t.state == TrialState.COMPLETE}
     assert len(workers) == 2, workers  # both tasks ran trials
     assert main(["status", "quickstart", "--storage", postgres, "--tracking-uri", tracking_server]) == 0
