@@ -67,6 +67,9 @@ def log_fit(run: Run, ctx: StudyContext, result: FitResult, record: dict[str, An
     }
     if result.threshold is not None:
         metrics["threshold"] = result.threshold
+    metrics.update(result.peak_memory)  # the fit's peak memory, MiB
+    if result.compile_seconds is not None:
+        metrics["compile_seconds"] = result.compile_seconds
     run.log_dict({**record, "threshold": result.threshold, "best_epochs": result.best_epochs}, "fit.json")
     tables = {
         f"predictions/{split}.json": preds.table(ctx.data, result.threshold)

@@ -31,6 +31,8 @@ __all__ = [
     "as_logits",
     "recycle_model",
     "check_model",
+    "enable_grad_checkpointing",
+    "CheckpointedSequential",
 ]
 
 
@@ -214,6 +216,61 @@ def check_model(model_spec: Model, phases: Sequence[Phase], num_classes: int, im
         )
     check_logits(out, num_classes, model_spec)
     recycle_model(model, model_spec)
+
+
+class CheckpointedSequential(nn.Sequential):
+    """An ``nn.Sequential`` that, while training with gradients, keeps only its segments' inputs and
+    recomputes the rest in the backward pass (``torch.utils.checkpoint.checkpoint_sequential``)."""
+
+    segments: int = 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and torch.is_grad_enabled() and len(self) > 1:
+            from torch.utils.checkpoint import checkpoint_sequential
+
+            return checkpoint_sequential(self, min(self.segments, len(self)), x, use_reentrant=False)
+        return super().forward(x)
+
+
+def _checkpoint_sequentials(module: nn.Module) -> bool:
+    """Make every plain ``nn.Sequential`` child of ``module`` (recursively, outermost first) checkpointed."""
+    done = False
+    for name, child in list(module.named_children()):
+        if type(child) is nn.Sequential and len(child) > 1:
+            module.register_module(name, CheckpointedSequential(*child))
+            done = True
+        else:
+            done = _checkpoint_sequentials(child) or done
+    return done
+
+
+def enable_grad_checkpointing(model: nn.Module, spec: Model) -> None:
+    """Trade compute for memory: recompute activations in the backward pass instead of keeping them
+    (Chen et al., 2016, "Training deep nets with sublinear memory cost").
+
+    timm's ``set_grad_checkpointing`` is used where the model or reproai's classifier's backbone has it;
+    otherwise the model's plain ``nn.Sequential`` blocks are checkpointed with
+    ``torch.utils.checkpoint``. The gradients are the same, up to float rounding.
+
+    Raises:
+        ConfigError: the model has neither (name it, and how to give it one).
+    """
+    for candidate in (model, getattr(model, "backbone", None)):
+        setter = getattr(candidate, "set_grad_checkpointing", None)
+        if callable(setter):
+            setter(True)
+            return
+    if type(model) is nn.Sequential:
+        raise ConfigError(
+            f"`training.grad_checkpointing`: the model {model_name(spec)} is a bare nn.Sequential; wrap it in a "
+            "module (or return CheckpointedSequential(...) from reproai.models) to checkpoint it."
+        )
+    if not _checkpoint_sequentials(model):
+        raise ConfigError(
+            f"`training.grad_checkpointing`: the model {model_name(spec)} ({type(model).__name__}) has no "
+            "set_grad_checkpointing() and no nn.Sequential blocks to checkpoint; give it set_grad_checkpointing("
+            "enable) (timm's convention), or set training.grad_checkpointing=False."
+        )
 
 
 def recycle_model(model: nn.Module, spec: Model) -> None:

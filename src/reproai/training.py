@@ -24,14 +24,24 @@ from reproai import stopping
 from reproai.augment import Transform, make_augment
 from reproai.backbones import BackboneInfo, pretrained_identity
 from reproai.batching import FeatureBatches, ImageBatches
+from reproai.compilation import compile_seconds, compiled
 from reproai.components import describe
 from reproai.config.schema import Model, Phase, Training
 from reproai.data.source import ImageSet
 from reproai.errors import ConfigError, InvalidParamsError
 from reproai.features import backbone_features
 from reproai.losses import LossFn, make_loss
+from reproai.memory import peak_memory
 from reproai.metrics import METRICS, compute_metrics, predict_labels, youden_threshold
-from reproai.models import as_logits, backbone_eval, check_logits, create_model, model_parts, set_backbone_frozen
+from reproai.models import (
+    as_logits,
+    backbone_eval,
+    check_logits,
+    create_model,
+    enable_grad_checkpointing,
+    model_parts,
+    set_backbone_frozen,
+)
 from reproai.optim import make_optimizer, make_schedule
 from reproai.seeding import configure_determinism, derive_seed
 from reproai.tags import Level, Tag
@@ -81,7 +91,9 @@ class FitResult:
     dev_metrics: dict[str, float] = field(default_factory=dict)
     test_metrics: dict[str, float] = field(default_factory=dict)
     best_epochs: dict[str, int] = field(default_factory=dict)
-    history: list[dict[str, float | str]] = field(default_factory=list)  # per epoch: its phase's name, metrics
+    history: list[dict[str, float | str]] = field(default_factory=list)  # per epoch: its phase, its metrics
+    peak_memory: dict[str, float] = field(default_factory=dict)  # MiB: peak_rss_mib (and peak_cuda_mib)
+    compile_seconds: float | None = None  # spent compiling during this fit (with training.compile)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -124,14 +136,19 @@ class _Runner:
     def __init__(
         self, model: nn.Module, training: Training, device: torch.device, num_classes: int, spec: Model
     ) -> None:
-        self.model, self.device = model, device
+        self.device = device
         self.dtype = resolve_precision(training.precision, device)
         # Channels-last is faster for convolutions on GPUs and, through oneDNN, on CPUs too (about
         # 1.6x for efficientnet_lite0 on 2 cores: benchmarks/throughput.py).
         self.channels_last = training.channels_last is not False
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.full: Forward = _Logits(torch.compile(model) if training.compile else model, num_classes, spec)
+        forward: Forward = model
+        if training.compile:  # one compilation per architecture and process, reused by every fit
+            backend = training.compile if isinstance(training.compile, str) else "inductor"
+            model, forward = compiled(model, extra=f"{device}|{self.channels_last}|{self.dtype}", backend=backend)
+        self.model = model
+        self.full: Forward = _Logits(forward, num_classes, spec)
         self.scaler = torch.amp.GradScaler(device.type) if self.dtype == torch.float16 else None
 
     def autocast(self) -> AbstractContextManager[Any]:
@@ -147,7 +164,7 @@ def steps_per_epoch(n_train: int, batch_size: int, *, skips_single: bool) -> int
     return full + (1 if last > 1 or (last == 1 and not skips_single) else 0)
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all; nothing of the pass outlives it but the outputs
 def _predict(
     forward: Forward, runner: _Runner, num_classes: int, batches: Batches, index: np.ndarray, batch_size: int
 ) -> Predictions:
@@ -371,6 +388,9 @@ def fit(
     Without one, each phase trains ``epochs[i]`` epochs and ``threshold`` is used as given.
     ``on_epoch(i, row)`` is called after each epoch (it may raise to stop, e.g. to prune a trial).
     Every random choice derives from ``seed``; on a CPU, the same seed gives the same predictions.
+    With ``training.compile`` the returned model is the process's compiled module of its architecture,
+    which the next fit of that architecture reuses: use it before then. The result also holds the fit's
+    peak memory and, compiling, the seconds spent compiling.
     """
     device = resolve_device(training.device)
     tags = {**(tags or {}), **configure_determinism(training.deterministic, device)}
@@ -384,7 +404,59 @@ def fit(
         )
     torch.manual_seed(derive_seed(seed, "init"))
     model = create_model(model_spec, data.num_classes).to(device)
+    if training.grad_checkpointing:
+        enable_grad_checkpointing(model, model_spec)
+    compiling_before = compile_seconds() if training.compile else 0.0
+    with peak_memory(device) as measured:
+        result = _fit(
+            model,
+            model_spec,
+            training,
+            data,
+            info,
+            device,
+            train=train,
+            dev=dev,
+            test=test,
+            epochs=epochs,
+            threshold=threshold,
+            metric=metric,
+            seed=seed,
+            tracker=tracker,
+            parent=parent,
+            tags=tags,
+            on_epoch=on_epoch,
+            progress=progress,
+        )
+    result.peak_memory = measured.metrics()
+    if training.compile:
+        result.compile_seconds = compile_seconds() - compiling_before
+    return result
+
+
+def _fit(
+    model: nn.Module,
+    model_spec: Model,
+    training: Training,
+    data: ImageSet,
+    info: BackboneInfo,
+    device: torch.device,
+    *,
+    train: np.ndarray,
+    dev: np.ndarray | None,
+    test: np.ndarray | None,
+    epochs: Sequence[int] | None,
+    threshold: float | None,
+    metric: str,
+    seed: int,
+    tracker: Tracker | None,
+    parent: Run | None,
+    tags: dict[str, str],
+    on_epoch: EpochCallback | None,
+    progress: bool,
+) -> FitResult:
     runner = _Runner(model, training, device, data.num_classes, model_spec)
+    model = runner.model
     images = ImageBatches(data, info, device, channels_last=runner.channels_last)
     eval_bs = training.eval_batch_size or training.batch_size
     ctx = _PhaseContext(

@@ -73,3 +73,11 @@ def non_empty_str(x: Any) -> str | None:
 
 def optional_str(x: Any) -> str | None:
     return None if x is None else non_empty_str(x)
+
+
+def bool_or_str(x: Any) -> str | None:
+    return (
+        None
+        if isinstance(x, bool) or (isinstance(x, str) and x.strip())
+        else (f"must be True, False or a non-empty string, but got {x!r}")
+    )

@@ -202,7 +202,11 @@ class Training:
     frozen-backbone phase without augmentation on cached backbone features. ``log_every_n_steps`` adds
     an asynchronously logged per-step training loss.
     ``deterministic=True`` makes PyTorch use deterministic algorithms (needed for identical results on
-    a GPU; on a CPU they are identical anyway), and says so in the runs' tags.
+    a GPU; on a CPU they are identical anyway), and says so in the runs' tags. ``compile=True`` runs the
+    network through ``torch.compile`` (a string names its backend, default inductor), compiled once per
+    architecture and process and reused by every fit (see :mod:`reproai.compilation`).
+    ``grad_checkpointing=True`` recomputes activations in the backward pass instead of keeping them:
+    less memory, more compute (see :func:`reproai.models.enable_grad_checkpointing`).
     """
 
     batch_size: int = _f(32, check=c.int_at_least(1))
@@ -213,7 +217,8 @@ class Training:
     device: str = _f("auto", check=c.non_empty_str, hash=False)
     precision: str = _f("auto", check=c.one_of("auto", "fp32", "bf16", "fp16"))
     channels_last: bool | str = _f("auto", check=c.one_of("auto", True, False), hash=False)
-    compile: bool = _f(False, check=c.is_bool, hash=False)
+    compile: bool | str = _f(False, check=c.bool_or_str, hash=False)
+    grad_checkpointing: bool = _f(False, check=c.is_bool, hash=False)
     feature_cache: bool = _f(True, check=c.is_bool, hash=False)
     log_every_n_steps: int | None = _f(None, check=c.int_at_least(1, optional=True), hash=False)
     deterministic: bool = _f(False, check=c.is_bool, hash=False)
