@@ -29,7 +29,7 @@ def make_study(uri: str, *, outer: int, trials: int, inner: int, examples: int, 
     """Create the synthetic study; return how many runs it has."""
     import optuna
 
-    from reproai.tracking import TAG_PREFIX as T
+    from reproai.tags import PREFIX as T
     from reproai.tracking import MlflowTracker
 
     rng = np.random.default_rng(seed)

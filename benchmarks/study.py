@@ -209,14 +209,14 @@ class ModelAlone:
     tensors already in memory."""
 
     def __init__(self, exp, data, info) -> None:
+        from reproai.losses import make_loss
         from reproai.models import create_model
-        from reproai.training import _loss_fn
 
         torch.manual_seed(0)
         self.model = create_model(exp.model, 2).to(memory_format=torch.channels_last).train()
         self.x_all, self.y_all = _normalised(data, info), torch.from_numpy(data.labels)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
-        self.loss_fn = _loss_fn(2)
+        self.loss_fn = make_loss("cross_entropy", num_classes=2, train_labels=data.labels)
 
     def step(self, start: int, batch_size: int) -> float:
         """Seconds of one forward + backward + step on ``batch_size`` images from ``start``."""
@@ -262,9 +262,10 @@ class ModelAloneProbe:
     def after_each_fit(self):
         """Within the block, reproai's study loop calls the probe after each fit (finished, pruned or
         failed)."""
+        import reproai.inner_search as inner_search
         import reproai.outer_fold as outer_fold
 
-        run_fit = outer_fold._run_fit
+        run_fit = outer_fold.run_fit  # the name both modules call (reproai.fits.run_fit)
 
         def probed(*args, **kwargs):
             try:
@@ -272,11 +273,11 @@ class ModelAloneProbe:
             finally:
                 self()
 
-        outer_fold._run_fit = probed
+        outer_fold.run_fit = inner_search.run_fit = probed
         try:
             yield self
         finally:
-            outer_fold._run_fit = run_fit
+            outer_fold.run_fit = inner_search.run_fit = run_fit
 
 
 def evaluation_throughput(exp, data, info, epochs: int = 4) -> list[float]:

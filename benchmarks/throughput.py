@@ -24,13 +24,14 @@ from _common import Timer, pets_setup, report, require_shared  # noqa: E402
 
 def model_alone(spec, training, data, info, n_epochs: int) -> float:
     """Images per second of forward + backward + step on device-resident normalised tensors."""
+    from reproai.losses import make_loss
     from reproai.models import create_model
-    from reproai.training import _loss_fn, _Runner, resolve_device
+    from reproai.training import _Runner, resolve_device
 
     device = resolve_device(training.device)
     torch.manual_seed(0)
     model = create_model(spec, data.num_classes).to(device)
-    runner = _Runner(model, training, device)
+    runner = _Runner(model, training, device, data.num_classes, spec)
     mean = torch.tensor(info.mean, device=device).view(1, 3, 1, 1) * 255
     std = torch.tensor(info.std, device=device).view(1, 3, 1, 1) * 255
     x_all = (torch.from_numpy(np.array(data.images)).permute(0, 3, 1, 2).to(device).float() - mean) / std
@@ -38,7 +39,7 @@ def model_alone(spec, training, data, info, n_epochs: int) -> float:
     layout = torch.channels_last if runner.channels_last else torch.contiguous_format
     x_all = x_all.contiguous(memory_format=layout)
     y_all = torch.from_numpy(data.labels).to(device)
-    loss_fn = _loss_fn(data.num_classes)
+    loss_fn = make_loss("cross_entropy", num_classes=data.num_classes, train_labels=data.labels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     bs = training.batch_size
     times = []

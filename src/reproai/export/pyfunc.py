@@ -95,7 +95,10 @@ class ImageClassifier(PythonModel):
                 errors.append(None)
             except Exception as e:  # noqa: BLE001 - one bad image is that row's error, not the batch's
                 decoded.append(None)
-                errors.append(str(e))
+                cause = e.__cause__ or e  # the decoder's own failure, without the training-time advice
+                errors.append(
+                    f"Cannot decode image {names[i] if names else f'row {i}'}: {type(cause).__name__}: {cause}"
+                )
         good = [(i, a) for i, a in enumerate(decoded) if a is not None]
         ok = [i for i, _ in good]
         stacked = np.stack([a for _, a in good]) if good else np.empty((0, size, size, 3), np.uint8)
