@@ -39,7 +39,12 @@ epoch, test after each refit), so the script also prints them, timed on the mode
 folds (DESIGN.md's example) a dev set is a quarter of its training set; with ``--inner 2`` it is as
 large, and these passes alone come to about a fifth of the irreducible cost: more than the goal allows.
 
+With ``--compare-compile`` the script runs reproai's study twice, each in a fresh process with an empty
+inductor cache, with ``training.compile`` off and on, and prints the two wall times side by side: the net
+effect of compiling, compilation included (and the seconds spent compiling, summed over the fits).
+
     python benchmarks/study.py [--limit N] [--size 128] [--trials 6] [--outer 3] [--inner 5]
+    python benchmarks/study.py --compare-compile
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ from _common import PETS_ROOT, WEIGHTS, Timer, peak_memory_mb, report, require_s
 def build_experiment(args, cache_dir: str):
     from reproai import CrossValidation, Data, Experiment, Head, Model, Phase, Search, Training, hp
 
+    compile_ = bool(getattr(args, "compile", False))
     return Experiment(
         name="study-benchmark",
         data=Data.oxford_pets(root=str(PETS_ROOT), download=False, limit=args.limit, cache_dir=cache_dir),
@@ -70,6 +76,7 @@ def build_experiment(args, cache_dir: str):
         ),
         training=Training(
             batch_size=32,
+            compile=compile_,
             phases=[
                 Phase("warmup", epochs=1, freeze_backbone=True, lr=hp.float(1e-4, 1e-2, log=True), scheduler=None),
                 Phase("finetune", epochs=1, lr=hp.float(1e-5, 1e-3, log=True), scheduler=None),
@@ -312,8 +319,17 @@ def main() -> None:
     parser.add_argument(
         "--skip-reference", action="store_true", help="time reproai only (no speed-up or AUC comparison)"
     )
+    parser.add_argument("--compare-compile", action="store_true", help="reproai with training.compile off and on")
+    parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--only-reproai", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     require_shared()
+    if args.compare_compile:
+        compare_compile(args)
+        return
+    if args.only_reproai:
+        only_reproai(args)
+        return
     import warnings
 
     import optuna
@@ -462,6 +478,93 @@ def main() -> None:
         }
     )
     report(figures)
+
+
+def only_reproai(args) -> None:
+    """reproai's study alone (no model-alone timing, no reference): its wall time, test ROC AUC per fold,
+    and the seconds its fits spent compiling; one line of JSON."""
+    import json
+    import warnings
+
+    import optuna
+
+    from reproai.config.loader import LoadedConfig
+    from reproai.study import run_experiment
+    from reproai.tracking import MlflowTracker
+
+    warnings.simplefilter("ignore")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = build_experiment(args, f"{tmp}/cache")
+        tracker = MlflowTracker(exp.name, f"sqlite:///{tmp}/reproai.db")
+        with Timer() as ours:
+            result = run_experiment(
+                LoadedConfig(exp, None, "# benchmarks/study.py"),
+                tracker=tracker,
+                storage=f"sqlite:///{tmp}/optuna.db",
+                progress=False,
+            )
+        fits = tracker.find_runs({"reproai.level": "fit"})
+        compiling = sum(r.metrics.get("compile_seconds", 0.0) for r in fits)
+        print(
+            json.dumps(
+                {
+                    "seconds": ours.seconds,
+                    "auc": result.fold_metrics["roc_auc"].tolist(),
+                    "fits": len(fits),
+                    "compile_seconds": compiling,
+                    "peak_memory_mib": peak_memory_mb(),
+                }
+            )
+        )
+
+
+def compare_compile(args) -> None:
+    """reproai's study with training.compile off and on, each in a fresh process and inductor cache."""
+    import json
+    import os
+    import subprocess
+
+    base = [
+        sys.executable,
+        __file__,
+        "--only-reproai",
+        "--size",
+        str(args.size),
+        "--trials",
+        str(args.trials),
+        "--outer",
+        str(args.outer),
+        "--inner",
+        str(args.inner),
+    ] + (["--limit", str(args.limit)] if args.limit else [])
+    runs = {}
+    for name, extra in (("eager", []), ("compiled", ["--compile"])):
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}  # a cold compile, as a new machine has
+            out = subprocess.run(base + extra, env=env, capture_output=True, text=True)
+        if out.returncode:
+            sys.exit(f"{name} failed:\n{out.stderr[-4000:]}")
+        runs[name] = json.loads(out.stdout.strip().splitlines()[-1])
+        r = runs[name]
+        print(
+            f"reproai, {name:<9} {r['seconds']:7.1f} s for {r['fits']} fits (compiling {r['compile_seconds']:.1f} s of "
+            f"it); test ROC AUC per fold {[round(a, 4) for a in r['auc']]}; peak memory {r['peak_memory_mib']:.0f} MiB",
+            flush=True,
+        )
+    ratio = runs["compiled"]["seconds"] / runs["eager"]["seconds"]
+    net = runs["compiled"]["seconds"] - runs["eager"]["seconds"]
+    print(f"compiled / eager wall time: {ratio:.2f} (net {net:+.1f} s, compilation included)")
+    report(
+        {
+            "benchmark": "study-compile",
+            "eager_s": round(runs["eager"]["seconds"], 1),
+            "compiled_s": round(runs["compiled"]["seconds"], 1),
+            "compiled_over_eager": round(ratio, 3),
+            "compile_s": round(runs["compiled"]["compile_seconds"], 1),
+            "runs": runs,
+        }
+    )
 
 
 def count_work(tracker, study_run_id: str, n_images: int) -> dict:

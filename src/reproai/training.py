@@ -34,6 +34,7 @@ from reproai.losses import LossFn, make_loss
 from reproai.memory import peak_memory
 from reproai.metrics import METRICS, compute_metrics, predict_labels, youden_threshold
 from reproai.models import (
+    ModelParts,
     as_logits,
     backbone_eval,
     check_logits,
@@ -128,6 +129,20 @@ class _Logits:
             check_logits(out, self.num_classes, self.spec)
             self.checked = True
         return as_logits(out, self.num_classes)
+
+
+class _FrozenBackbone:
+    """A model whose backbone is frozen: its features computed without autograd, then the head with it.
+    The same outputs as the whole model (its declared ``head(backbone(x))``), without the bookkeeping
+    (and without activation checkpointing's recomputation) for the part nothing trains."""
+
+    def __init__(self, parts: ModelParts) -> None:
+        self.parts = parts
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            features = self.parts.features(x)
+        return self.parts.head(features)
 
 
 class _Runner:
@@ -491,6 +506,9 @@ def _fit(
                 FeatureBatches(features, data.labels, device),
                 _Logits(parts.head, data.num_classes, model_spec),
             )
+        elif phase.freeze_backbone and not training.compile and (parts := model_parts(model)) is not None:
+            # The frozen backbone runs without autograd (nothing of it is trained), the head with it.
+            batches, forward = images, _Logits(_FrozenBackbone(parts), data.num_classes, model_spec)
         else:
             batches, forward = images, runner.full
         phase_tags = {**(tags or {}), Tag.LEVEL: Level.PHASE, Tag.PHASE: phase.name}
