@@ -57,7 +57,7 @@ def _identical_files(root):
 
 
 CASES = {
-    "empty class": (_empty_class, "", r"Found no valid file for the classes bird"),
+    "empty class": (_empty_class, "", r"Class folder\(s\) \['bird'\] under data\.root='.*' hold no image files"),
     "class smaller than the folds": (
         _too_few_for_the_folds,
         "",
