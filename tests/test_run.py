@@ -106,3 +106,11 @@ def test_tracking_uri_defaults_to_sqlite_in_the_working_directory(tmp_path, writ
     assert main(["run", str(path), "--quiet"]) == 0
     assert (tmp_path / "mlflow.db").exists()
     assert "sqlite:///mlflow.db" in capsys.readouterr().out
+
+
+def test_status_reports_a_finished_study(tracked, tmp_path, capsys):
+    capsys.readouterr()
+    uri = f"sqlite:///{tmp_path / 'runs.db'}"
+    assert main(["status", "tiny-e2e", "--tracking-uri", uri, "--storage", f"sqlite:///{tmp_path / 'optuna.db'}"]) == 0
+    out = capsys.readouterr().out
+    assert "finished; 1 of 1 outer folds done" in out

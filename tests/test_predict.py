@@ -1,0 +1,42 @@
+"""`reproai predict`'s inputs: files, folders (hidden files skipped), tables; and model references."""
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from reproai.errors import DataError
+from reproai.predict import list_inputs, resolve_model
+
+
+def test_files_folders_and_tables(tmp_path):
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    (folder / ".ipynb_checkpoints").mkdir()
+    for name in ("b.png", "a.jpg", "sub/c.gif", ".ipynb_checkpoints/a-checkpoint.jpg", "._a.jpg"):
+        Image.new("RGB", (4, 4)).save(folder / name, format="PNG")
+    (folder / "notes.txt").write_text("not an image")
+    single = tmp_path / "one.png"
+    Image.new("RGB", (4, 4)).save(single)
+    table = tmp_path / "list.csv"
+    pd.DataFrame({"file": ["images/a.jpg", str(single)]}).to_csv(table, index=False)
+    found = list_inputs([str(folder), str(single), str(table)], image_column="file")
+    assert [i for i, _ in found] == [
+        f"{folder}/a.jpg",
+        f"{folder}/b.png",
+        f"{folder}/sub/c.gif",
+        str(single),
+        "images/a.jpg",
+        str(single),
+    ]
+    assert found[4][1] == folder / "a.jpg"  # a table's relative paths resolve against its folder
+    with pytest.raises(DataError, match=r"has no column 'path'.*--image-column"):
+        list_inputs([str(table)])
+    with pytest.raises(DataError, match=r"'nowhere\.png' does not exist"):
+        list_inputs(["nowhere.png"])
+
+
+def test_model_references_pass_through_or_need_a_final_model(tmp_path):
+    assert resolve_model("models:/name@final") == "models:/name@final"
+    assert resolve_model("runs:/abc/model") == "runs:/abc/model"
+    with pytest.raises(Exception, match=r"neither an experiment name nor a run id"):
+        resolve_model("no-such-study", f"sqlite:///{tmp_path / 'm.db'}")
