@@ -114,3 +114,11 @@ def test_status_reports_a_finished_study(tracked, tmp_path, capsys):
     assert main(["status", "tiny-e2e", "--tracking-uri", uri, "--storage", f"sqlite:///{tmp_path / 'optuna.db'}"]) == 0
     out = capsys.readouterr().out
     assert "finished; 1 of 1 outer folds done" in out
+
+
+def test_status_with_another_storage_says_which_one_the_study_ran_with(tracked, tmp_path, capsys):
+    capsys.readouterr()
+    uri = f"sqlite:///{tmp_path / 'runs.db'}"
+    assert main(["status", "tiny-e2e", "--tracking-uri", uri, "--storage", f"sqlite:///{tmp_path / 'other.db'}"]) == 2
+    err = capsys.readouterr().err
+    assert "holds nothing of study run" in err and "it ran with sqlite:///optuna.db" in err

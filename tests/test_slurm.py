@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +27,8 @@ from reproai.submit import (
     SlurmWorker,
     check_cluster_storage,
     check_cluster_tracking,
+    check_reachable,
+    exit_meaning,
     executor_parameters,
     parse_time,
     sbatch_script,
@@ -423,3 +426,21 @@ def test_the_plain_script_stops_the_worker_and_requeues_its_task_on_the_signal(t
     assert proc.wait(timeout=20) == 0
     assert (tmp_path / "worker.log").read_text().split() == ["started", "SIGTERM"]
     assert (tmp_path / "scontrol.args").read_text().split() == ["requeue", "77_1"]
+
+
+def test_an_unreachable_storage_or_tracking_server_is_refused_before_submitting(tmp_path):
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    journal = f"journal:{tmp_path / 'optuna.journal'}"
+    with pytest.raises(ConfigError, match=rf"Cannot reach the MLflow tracking server .*127.0.0.1:{port}.*--no-check"):
+        check_reachable(journal, f"http://127.0.0.1:{port}")
+    with pytest.raises(ConfigError, match=r"(?s)Cannot open the Optuna storage 'sqlite:////no/such/folder/x.db'.*--no-check"):
+        check_reachable("sqlite:////no/such/folder/x.db", "databricks")
+
+
+def test_the_worker_says_what_its_exit_status_means():
+    assert exit_meaning(143) == "stopped by SIGTERM, e.g. scancel"
+    assert exit_meaning(2).startswith("an error in the config")
+    assert exit_meaning(1).startswith("an unexpected error")
+    assert exit_meaning(-9).startswith("killed by SIGKILL")

@@ -161,6 +161,11 @@ def _add_submit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--max-requeues", type=int, default=20, metavar="N", help="requeues after a time limit per task (default 20)"
     )
     p.add_argument("--log-dir", default="reproai-slurm", help="logs and scripts go to LOG_DIR/<job id>/")
+    p.add_argument(
+        "--no-check",
+        action="store_true",
+        help="submit without first opening the storage and reaching the tracking server from this machine",
+    )
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -185,6 +190,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         overrides=args.overrides,
         storage=args.storage,
         tracking_uri=args.tracking_uri,
+        check=not args.no_check,
     )
     print(f"submitted job {s.job_id}: {s.workers} worker(s); logs and scripts in {s.folder}/")
     print(f"the same as a plain sbatch script: {s.sbatch_script}")

@@ -19,6 +19,7 @@ from reproai.trials import cached_storage, trial_id
 
 __all__ = [
     "open_storage",
+    "storage_label",
     "make_sampler",
     "make_pruner",
     "grid_space",
@@ -70,6 +71,19 @@ def open_storage(url: str | None = None) -> optuna.storages.BaseStorage:
             "(e.g. sqlite:///optuna.db, postgresql://user@host/db, journal:/shared/study.log) "
             "and that the database server is up."
         ) from e
+
+
+def storage_label(url: str | None) -> str:
+    """``url`` (default :data:`DEFAULT_STORAGE`) as it may be shown and logged: a password is hidden."""
+    url = url or DEFAULT_STORAGE
+    if url.startswith("journal:") or url.endswith((".log", ".journal")):
+        return url
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a database URL: open_storage reports it
+        return url
 
 
 def _rdb_storage(url: str, engine: dict[str, Any], attempts: int = 5) -> optuna.storages.RDBStorage:

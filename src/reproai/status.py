@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from reproai.analysis.load import find_study
 from reproai.coordination import CLAIMS_PREFIX, is_dead
 from reproai.errors import ReproaiError
-from reproai.search import open_storage
+from reproai.search import open_storage, storage_label
 from reproai.tags import Tag
 
 __all__ = ["StudyStatus", "study_status"]
@@ -57,15 +57,30 @@ def _claim_state(storage: optuna.storages.BaseStorage, names: set[str], name: st
 
 
 def study_status(reference: str, *, tracking_uri: str | None = None, storage: str | None = None) -> StudyStatus:
-    """The progress of the study ``reference`` (experiment name or run id) from its Optuna storage."""
-    _, run = find_study(reference, tracking_uri, finished=False)
+    """The progress of the study ``reference`` (experiment name or run id) from its Optuna storage.
+
+    Raises :class:`~reproai.errors.ReproaiError` when ``storage`` is not the one the study ran with.
+    """
+    tracker, run = find_study(reference, tracking_uri, finished=False)
+    where = f"tracked at {tracker.tracking_uri}"
     prefix = run.tags.get(Tag.OPTUNA_PREFIX)
     if not prefix:
         raise ReproaiError(
             f"Study run {run.id} has no {Tag.OPTUNA_PREFIX} tag; it was not made by this version of reproai."
         )
+    recorded = run.tags.get(Tag.OPTUNA_STORAGE)
+    given = storage_label(storage)
     store = open_storage(storage)
     names = {s.study_name for s in optuna.get_all_study_summaries(store, include_best_trial=False)}
+    found = any(n.startswith((f"{prefix}/", f"{CLAIMS_PREFIX}/{prefix}/")) for n in names)
+    # A study claims its first outer fold in its storage within moments of starting; one that ran
+    # elsewhere would otherwise show as "0 of 0 outer folds done".
+    if not found and (run.status != "RUNNING" or (recorded and recorded != given)):
+        ran_with = f"it ran with {recorded}" if recorded else "pass the --storage it ran with"
+        raise ReproaiError(
+            f"The Optuna storage {given} holds nothing of study run {run.id} ({where}; its Optuna "
+            f"studies are named {prefix}/...): {ran_with}. Give --storage (and --tracking-uri) as for the run."
+        )
     folds = sorted(
         {n.rsplit("/", 1)[0].rsplit("outer-", 1)[1] for n in names if n.startswith(f"{CLAIMS_PREFIX}/{prefix}/outer-")}
         | {n.rsplit("outer-", 1)[1] for n in names if n.startswith(f"{prefix}/outer-")}

@@ -31,7 +31,7 @@ from reproai.metrics import metric_bounds
 from reproai.models import check_model
 from reproai.outer_fold import fold_outcome, run_outer_fold
 from reproai.provenance import environment
-from reproai.search import make_sampler, open_storage
+from reproai.search import make_sampler, open_storage, storage_label
 from reproai.stats import corrected_t_interval, t_interval
 from reproai.tags import Level, Tag
 from reproai.tracking import MlflowTracker, Run, RunRecord, Tracker, end_status
@@ -323,7 +323,14 @@ def run_experiment(
                 **(extra_tags or {}),
             },
         )
-        run.set_tags({Tag.STUDY_ID: run.id, Tag.OPTUNA_PREFIX: prefix, Tag.WORKER: worker_id()})
+        run.set_tags(
+            {
+                Tag.STUDY_ID: run.id,
+                Tag.OPTUNA_PREFIX: prefix,
+                Tag.OPTUNA_STORAGE: storage_label(storage),
+                Tag.WORKER: worker_id(),
+            }
+        )
         _log_provenance(run, loaded, data, splits)
         return {"run_id": run.id, "prefix": prefix}
 

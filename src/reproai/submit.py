@@ -50,6 +50,8 @@ __all__ = [
     "submit",
     "check_cluster_storage",
     "check_cluster_tracking",
+    "check_reachable",
+    "exit_meaning",
     "parse_time",
     "slurm_extras",
     "executor_parameters",
@@ -146,6 +148,52 @@ def check_cluster_tracking(tracking_uri: str | None, environ: Mapping[str, str] 
             "MLFLOW_TRACKING_URI to it."
         )
     return uri
+
+
+def check_reachable(storage: str, tracking_uri: str, timeout_s: float = 10) -> None:
+    """Raise ConfigError unless this machine can open the Optuna storage and, for an ``http(s)`` URI, reach
+    the MLflow tracking server (its ``/health``): a wrong URL then fails now, not after the queue wait."""
+    import urllib.error
+    import urllib.request
+
+    from reproai.search import open_storage
+
+    hint = " If only the cluster's nodes can reach it, submit with --no-check."
+    try:
+        open_storage(storage)
+    except ConfigError as e:
+        raise ConfigError(f"{e}{hint}") from e
+    if tracking_uri.startswith(("http://", "https://")):
+        url = tracking_uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                response.read()
+        except urllib.error.HTTPError as e:
+            if e.code not in (401, 403):  # a server that wants credentials is up; the workers have them
+                raise ConfigError(
+                    f"--tracking-uri {tracking_uri}: {url} answered HTTP {e.code}; is it an MLflow tracking "
+                    f"server?{hint}"
+                ) from e
+        except (OSError, ValueError) as e:
+            raise ConfigError(
+                f"Cannot reach the MLflow tracking server at --tracking-uri {tracking_uri} ({url}: {e}). Start it "
+                f"(docs/cluster.md) or correct the URI.{hint}"
+            ) from e
+
+
+def exit_meaning(code: int) -> str:
+    """What an exit status of ``reproai run`` means, in words."""
+    if code in (143, -signal.SIGTERM):
+        return "stopped by SIGTERM, e.g. scancel"
+    if code in (130, -signal.SIGINT):
+        return "interrupted"
+    if code in (137, -signal.SIGKILL):
+        return "killed by SIGKILL, e.g. out of memory"
+    if code == 2:
+        return "an error in the config, the data or a server: its message is above"
+    if code < 0:
+        return f"killed by signal {-code}"
+    return "an unexpected error: its traceback is above"
 
 
 def parse_time(value: str) -> int:
@@ -269,8 +317,8 @@ class SlurmWorker:
             time.sleep(0.5)
         if code != 0:
             raise ReproaiError(
-                f"reproai run exited with status {code} (143: stopped by SIGTERM, e.g. scancel); finished work is "
-                "kept, and submitting the same command again resumes the study."
+                f"reproai run exited with status {code} ({exit_meaning(code)}); finished work is kept, and "
+                "submitting the same command again resumes the study."
             )
         return code
 
@@ -378,12 +426,15 @@ def submit(
     overrides: Sequence[str] = (),
     storage: str | None = None,
     tracking_uri: str | None = None,
+    check: bool = True,
 ) -> Submission:
     """Submit ``workers`` workers on the study of ``config`` as one Slurm job array; return without waiting.
 
     Raises ConfigError for options the nodes cannot work with (an SQLite storage or tracking store, a bad
     time limit or sbatch option) and for a bad config, and ReproaiError when submitit or Slurm's commands
-    are missing or sbatch refuses the job. Submitting the same command again resumes the study.
+    are missing or sbatch refuses the job. With ``check``, a ConfigError too when this machine cannot open
+    the storage or reach the tracking server (:func:`check_reachable`). Submitting the same command again
+    resumes the study.
     """
     from reproai.config.loader import load_config
 
@@ -395,6 +446,8 @@ def submit(
     base = Path(slurm.log_dir).absolute()
     executor = _slurm_executor(base / ("%A" if workers > 1 else "%j"), slurm.max_requeues)
     executor.update_parameters(**params)
+    if check:
+        check_reachable(storage, uri)
     from submitit import JobEnvironment
     from submitit.core.utils import FailedJobError, FailedSubmissionError
 

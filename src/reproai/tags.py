@@ -31,6 +31,7 @@ class Tag:
     BEST_TRIAL = PREFIX + "best_trial"
     OPTUNA_STUDY = PREFIX + "optuna_study"
     OPTUNA_PREFIX = PREFIX + "optuna_prefix"
+    OPTUNA_STORAGE = PREFIX + "optuna_storage"
     DISTRIBUTIONS = PREFIX + "distributions"
     METRIC = PREFIX + "metric"
     DIRECTION = PREFIX + "direction"
