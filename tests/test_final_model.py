@@ -76,12 +76,13 @@ def probabilities(table: pd.DataFrame) -> np.ndarray:
 
 def test_the_study_ends_with_a_registered_final_model(study, monkeypatch):
     folder, out = study
-    assert "final model: models:/final-test@final" in out
+    assert "final model: models:/final-test@final (the same procedure, search and refit, run once more on all" in out
     assert "the procedure's test roc_auc is" in out and "over 2 outer folds" in out
     client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
     version = client.get_model_version_by_alias("final-test", "final")
     tags = version.tags
     assert tags["reproai.metric"] == "roc_auc" and tags["reproai.n_outer_folds"] == "2"
+    assert tags["reproai.trained_on"].endswith("run once more on all the data")
     assert float(tags["reproai.estimate_ci_low"]) <= float(tags["reproai.estimate_mean"]) <= 1.0
     runs = client.search_runs([client.get_experiment_by_name("final-test").experiment_id], max_results=1000)
     final = [r for r in runs if r.data.tags["reproai.level"] == "final"]
@@ -159,3 +160,18 @@ def test_the_registered_model_serves_the_same_probabilities(study, monkeypatch):
     assert list(served["id"]) == [p.name for p in images]
     assert np.array_equal(probabilities(served), probabilities(direct))
     assert list(served["predicted"].astype(str)) == list(direct["predicted"].astype(str))
+
+
+def test_analyze_reports_the_final_model_and_its_own_choice(study, monkeypatch, capsys, tmp_path):
+    folder, _ = study
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+    capsys.readouterr()
+    assert main(["analyze", "final-test", "--out", str(tmp_path / "report"), "--no-log"]) == 0
+    out = capsys.readouterr().out
+    assert "final model: models:/final-test@final (the same procedure" in out and "over 2 outer folds" in out
+    md = (tmp_path / "report" / "report.md").read_text()
+    final = md.split("## Final model", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in final.splitlines() if line.startswith("|")]
+    assert len(rows) == 3 and "head.dropout" in rows[0]  # header, rule, the final search's one choice
+    chosen = md.split("## Chosen hyperparameters", 1)[1].split("\n## ", 1)[0]
+    assert len([line for line in chosen.splitlines() if line.startswith("|")]) == 4  # and the 2 outer folds'

@@ -122,3 +122,16 @@ def test_status_with_another_storage_says_which_one_the_study_ran_with(tracked, 
     assert main(["status", "tiny-e2e", "--tracking-uri", uri, "--storage", f"sqlite:///{tmp_path / 'other.db'}"]) == 2
     err = capsys.readouterr().err
     assert "holds nothing of study run" in err and "it ran with sqlite:///optuna.db" in err
+
+
+def test_with_one_outer_fold_the_final_model_is_that_folds_refit_and_says_so(tmp_path, write_config, capsys):
+    uri = f"sqlite:///{tmp_path / 'runs.db'}"
+    path = write_config(tiny_config_text(name="one-fold-final", epochs=1, final_model=True))
+    assert main(["run", str(path), "--tracking-uri", uri, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "final model: models:/one-fold-final@final (outer fold 0's refit, trained on that fold's training" in out
+    version = MlflowClient(uri).get_model_version_by_alias("one-fold-final", "final")
+    assert version.tags["reproai.trained_on"].startswith("outer fold 0's refit")
+    assert MlflowClient(uri).get_run(version.run_id).data.tags["reproai.level"] == "outer_fold"
+    with pytest.warns(UserWarning, match=r"@final moved from version 1 .* to version 2; .*models:/one-fold-final/1"):
+        assert main(["run", str(path), "--tracking-uri", uri, "--quiet", "--fresh"]) == 0

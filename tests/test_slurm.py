@@ -28,8 +28,8 @@ from reproai.submit import (
     check_cluster_storage,
     check_cluster_tracking,
     check_reachable,
-    exit_meaning,
     executor_parameters,
+    exit_meaning,
     parse_time,
     sbatch_script,
     slurm_extras,
@@ -435,7 +435,9 @@ def test_an_unreachable_storage_or_tracking_server_is_refused_before_submitting(
     journal = f"journal:{tmp_path / 'optuna.journal'}"
     with pytest.raises(ConfigError, match=rf"Cannot reach the MLflow tracking server .*127.0.0.1:{port}.*--no-check"):
         check_reachable(journal, f"http://127.0.0.1:{port}")
-    with pytest.raises(ConfigError, match=r"(?s)Cannot open the Optuna storage 'sqlite:////no/such/folder/x.db'.*--no-check"):
+    with pytest.raises(
+        ConfigError, match=r"(?s)Cannot open the Optuna storage 'sqlite:////no/such/folder/x.db'.*--no-check"
+    ):
         check_reachable("sqlite:////no/such/folder/x.db", "databricks")
 
 

@@ -286,12 +286,13 @@ def _print_result(result: StudyResult, loaded: LoadedConfig, tracking_uri: str |
         )
         print(f"test {metric}: {s['mean']:.4f}{ci} over {s['n']} outer fold(s)")
     if result.final_model:
-        from reproai.final import quote
+        from reproai.final import quote, trained_on
 
+        cv = loaded.experiment.cv
         estimate = {k: s[k] for k in ("mean", "ci_low", "ci_high", "n")} if s else {}
         print(
-            f"final model: {result.final_model} (the same procedure on all the data); quote it with its "
-            f"nested estimate: {quote(metric, estimate)}"
+            f"final model: {result.final_model} ({trained_on(cv.outer_folds > 1 or cv.repeats > 1)}); quote it "
+            f"with its nested estimate: {quote(metric, estimate)}"
         )
         print(f"predict with: reproai predict {result.final_model} IMAGES... --out predictions.csv")
     print("Browse the runs with: mlflow ui")
@@ -337,6 +338,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             f"\ngroup level ({len(g.predictions)} group predictions; each group's probability the mean of its images'):"
         )
         print(g.summary[cols].to_string(float_format=lambda v: f"{v:.4f}"))
+    if result.final_model:
+        f = result.final_model
+        print(f"\nfinal model: {f['uri']} ({f['trained_on']}); quote it with its nested estimate: {f['quote']}")
     print("\n" + BOUNDS_NOTE)
     for note in result.notes:
         print(f"note: {note}")

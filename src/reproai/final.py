@@ -20,7 +20,7 @@ from reproai.tags import Tag
 from reproai.tracking import Run
 from reproai.training import FitResult
 
-__all__ = ["FINAL_ALIAS", "log_fitted_model", "logs_model", "is_final_model", "quote"]
+__all__ = ["FINAL_ALIAS", "log_fitted_model", "logs_model", "is_final_model", "quote", "trained_on"]
 
 FINAL_ALIAS = "final"
 
@@ -37,6 +37,17 @@ def is_final_model(ctx: StudyContext, fold: OuterFold) -> bool:
 def logs_model(ctx: StudyContext, fold: OuterFold) -> bool:
     """Whether this fold's refit is logged as an MLflow model."""
     return is_final_model(ctx, fold) or (ctx.experiment.cv.log_refits and not fold.final)
+
+
+def trained_on(all_data: bool) -> str:
+    """What the final model was trained on, in words: ``all_data`` when a final stage made it, else it is
+    the single outer fold's refit (see :func:`is_final_model`)."""
+    if all_data:
+        return "the same procedure, search and refit, run once more on all the data"
+    return (
+        "outer fold 0's refit, trained on that fold's training part: with a single outer fold the procedure "
+        "is not run again on all the data"
+    )
 
 
 def quote(metric: str, estimate: dict[str, float]) -> str:
@@ -65,7 +76,7 @@ def log_fitted_model(ctx: StudyContext, fold: OuterFold, fold_run: Run, result: 
     info: dict[str, Any] = {
         "reproai.study_id": ctx.study_run.id,
         "reproai.metric": ctx.metric,
-        **({f"reproai.estimate_{k}": v for k, v in estimate.items()}),
+        **({f"reproai.estimate_{k}": int(v) if k == "n" else v for k, v in estimate.items()}),
     }
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -96,6 +107,7 @@ def log_fitted_model(ctx: StudyContext, fold: OuterFold, fold_run: Run, result: 
                 "reproai.n_outer_folds": int(estimate.get("n", 1)),
                 "reproai.quote": quote(ctx.metric, estimate) if estimate else "",
                 "reproai.run_id": fold_run.id,
+                "reproai.trained_on": trained_on(fold.final),
             },
         )
         tags[Tag.FINAL_MODEL] = registered or uri

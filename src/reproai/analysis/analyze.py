@@ -43,6 +43,7 @@ class Analysis:
     out_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
     by_group: GroupAnalysis | None = None
+    final_model: dict[str, Any] = field(default_factory=dict)  # uri, trained_on, quote, params; {} without one
 
 
 @dataclass
@@ -144,19 +145,22 @@ def _facts(data: StudyData) -> dict[str, str]:
     }
 
 
-def _final_model(data: StudyData, summary: pd.DataFrame, best: pd.DataFrame) -> dict[str, Any]:
-    """The report's final-model section: its URI, the sentence to quote, its parameters beside the folds'."""
+def _final_model(data: StudyData, summary: pd.DataFrame) -> dict[str, Any]:
+    """The report's final-model section: its URI, what it was trained on, the sentence to quote, and the
+    hyperparameters its own search chose (one row; none when it is the single outer fold's refit)."""
     if not data.final_model:
         return {}
-    from reproai.final import quote
+    from reproai.final import quote, trained_on
 
     row = summary.loc[data.metric] if data.metric in summary.index else None
     estimate = {k: float(row[k]) for k in ("mean", "ci_low", "ci_high", "n")} if row is not None else {}
     final = data.final_params()
-    params = best.assign(outer_fold=best["outer_fold"].astype(str)) if not best.empty else pd.DataFrame()
-    if final is not None and final:
-        params = pd.concat([params, pd.DataFrame([{"repeat": "", "outer_fold": "final", **final}])], ignore_index=True)
-    return {"uri": data.final_model, "quote": quote(data.metric, estimate) if estimate else "", "params": params}
+    return {
+        "uri": data.final_model,
+        "trained_on": trained_on(bool(data.final_runs)),
+        "quote": quote(data.metric, estimate) if estimate else "",
+        "params": pd.DataFrame([final]) if final else pd.DataFrame(),
+    }
 
 
 def _log(data: StudyData, analysis: Analysis, report_html: str, report_md: str) -> None:
@@ -228,6 +232,7 @@ def analyze(
     analysis = Analysis(data.study.id, name, data.metric, folds, summary, boot, matrix, best, pngs)
     if by_group:
         analysis.by_group = group_analysis(data, n_resamples=n_resamples)
+    analysis.final_model = _final_model(data, summary)
     worst, thumbs = pd.DataFrame(), {}
     if thumbnails:
         worst = worst_examples(data.predictions, data.classes, thumbnails)
@@ -254,7 +259,7 @@ def analyze(
         thumbnails=thumbs,
         notes=analysis.notes,
         by_group=analysis.by_group,
-        final_model=_final_model(data, summary, best),
+        final_model=analysis.final_model,
     )
     report_html, report_md = render_html(content), render_markdown(content)
     if write:

@@ -116,6 +116,9 @@ _SCRIPT = """window.addEventListener('load',function(){var i=document.images,ok=
 document.body.setAttribute('data-images-loaded',ok)});"""
 
 
+_FINAL_PARAMS = "The hyperparameters its own search chose (each outer fold's are under Chosen hyperparameters):"
+
+
 def render_html(report: ReportContent) -> str:
     """The report as one HTML page that needs no network and no other file."""
     e = html.escape
@@ -141,12 +144,12 @@ def render_html(report: ReportContent) -> str:
         f = report.final_model
         parts += [
             "<h2>Final model</h2>",
-            f"<p>The same procedure (search and refit) run once more on all the data: <code>{e(f['uri'])}</code>. "
+            f"<p><code>{e(f['uri'])}</code>: {e(f['trained_on'])}. "
             f"Quote it with its nested estimate: <b>{e(f['quote'])}</b>.</p>",
         ]
         if not f["params"].empty:
             parts += [
-                "<p>Its hyperparameters beside each outer fold's (how stable the choice was):</p>",
+                f"<p>{_FINAL_PARAMS}</p>",
                 _html_table(f["params"], index=False),
             ]
     if report.by_group is not None:
@@ -217,12 +220,11 @@ def render_markdown(report: ReportContent, figure_dir: str = "figures") -> str:
         lines += [
             "## Final model",
             "",
-            f"The same procedure (search and refit) run once more on all the data: `{f['uri']}`. Quote it with its "
-            f"nested estimate: **{f['quote']}**.",
+            f"`{f['uri']}`: {f['trained_on']}. Quote it with its nested estimate: **{f['quote']}**.",
             "",
         ]
         if not f["params"].empty:
-            lines += [_md_table(f["params"], index=False), ""]
+            lines += [_FINAL_PARAMS, "", _md_table(f["params"], index=False), ""]
     if report.by_group is not None:
         g = report.by_group
         lines += [

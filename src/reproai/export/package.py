@@ -124,13 +124,17 @@ def save_model(
                 ]
             ),
         )
-        mlflow.pyfunc.save_model(
-            str(path),
-            python_model=str(Path(__file__).with_name("model_code.py")),
-            artifacts={"network": str(network), "preprocessing": str(preprocessing)},
-            code_paths=[str(Path(__file__).resolve().parents[1])],  # reproai itself, for its decoder
-            signature=signature,
-            input_example=pd.DataFrame({INPUT_COLUMN: [_png(example_image)], "id": ["example"]}),
-            pip_requirements=pinned_requirements(),
-        )
+        with warnings.catch_warnings():
+            # MLflow compares the example's columns with a range (mlflow/models/utils.py), which pandas 3
+            # deprecates; nothing of ours to change.
+            warnings.filterwarnings("ignore", message="Operation with range is deprecated")
+            mlflow.pyfunc.save_model(
+                str(path),
+                python_model=str(Path(__file__).with_name("model_code.py")),
+                artifacts={"network": str(network), "preprocessing": str(preprocessing)},
+                code_paths=[str(Path(__file__).resolve().parents[1])],  # reproai itself, for its decoder
+                signature=signature,
+                input_example=pd.DataFrame({INPUT_COLUMN: [_png(example_image)], "id": ["example"]}),
+                pip_requirements=pinned_requirements(),
+            )
     return path

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -272,7 +273,7 @@ class MlflowTracker(Tracker):
         self, model_uri: str, name: str, *, alias: str, tags: Mapping[str, Any] | None = None
     ) -> str | None:
         """A version of ``name`` (the registered model is created on first use), with ``alias`` on it:
-        MLflow's aliases, not its deprecated stages."""
+        MLflow's aliases, not its deprecated stages. Moving the alias off another version warns."""
         try:
             self.client.get_registered_model(name)
         except Exception:  # not there yet (or created by another worker a moment ago: tolerated below)
@@ -282,5 +283,14 @@ class MlflowTracker(Tracker):
         version = self.client.create_model_version(
             name, source=model_uri, run_id=run_id, tags={str(k): str(v) for k, v in (tags or {}).items()}
         )
+        previous = None
+        with contextlib.suppress(Exception):  # no version has the alias yet
+            previous = self.client.get_model_version_by_alias(name, alias)
         self.client.set_registered_model_alias(name, alias, version.version)
+        if previous is not None and previous.version != version.version:
+            warnings.warn(
+                f"models:/{name}@{alias} moved from version {previous.version} (run {previous.run_id}) to version "
+                f"{version.version}; the previous one stays in the registry as models:/{name}/{previous.version}.",
+                stacklevel=2,
+            )
         return f"models:/{name}@{alias}"
