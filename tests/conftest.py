@@ -194,7 +194,12 @@ def model_server(model_uri: str, tracking_uri: str, cwd: Path):
                 data=json.dumps(body).encode(),
                 headers={"Content-Type": "application/json"},
             )
-            return pd.DataFrame(json.loads(urllib.request.urlopen(request, timeout=120).read())["predictions"])
+
+            def not_json(constant: str) -> None:
+                raise ValueError(f"the server's answer has {constant}, which is not JSON")
+
+            answer = urllib.request.urlopen(request, timeout=120).read()
+            return pd.DataFrame(json.loads(answer, parse_constant=not_json)["predictions"])
 
         yield post
     finally:

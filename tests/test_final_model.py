@@ -110,7 +110,10 @@ def test_reproai_predict_equals_the_models_own_predictions(study, monkeypatch, c
     table = pd.read_csv(folder / "predictions.csv", dtype={"id": str, "predicted": str})
     assert len(table) == len(images) + 1
     broken = table[table["id"] == "images/broken.png"]
-    assert broken["error"].str.contains("Cannot decode image").all() and broken["predicted"].isna().all()
+    assert broken["error"].iloc[0] == (
+        f"Cannot decode image {folder / 'images' / 'broken.png'}: UnidentifiedImageError: cannot identify image file"
+    )
+    assert broken["predicted"].isna().all()
     ok = table[table["error"].isna()].reset_index(drop=True)
     assert set(ok["predicted"]) <= {str(c) for c in range(10)}
     model = mlflow.pyfunc.load_model("models:/final-test@final")
@@ -121,6 +124,10 @@ def test_reproai_predict_equals_the_models_own_predictions(study, monkeypatch, c
     assert np.array_equal(probabilities(direct), probabilities(ok))  # exactly, on a CPU
     assert (direct["predicted"].astype(str) == ok["predicted"].astype(str)).all()
     capsys.readouterr()
+    assert main(["predict", "final-test", "images/broken.png", "nowhere.png", "--quiet"]) == 1  # none could be read
+    out, err = capsys.readouterr()
+    assert f"Cannot read image file {folder / 'nowhere.png'}: No such file or directory." in out
+    assert "reproai: 2 of 2 image(s) could not be read (see the error column)" in err
     assert main(["predict", "final-test", "images", "--strict", "--quiet"]) == 2  # the study's name: its final model
     assert re.search(r"images/broken\.png: Cannot decode image .*--strict stops at the first", capsys.readouterr().err)
 
@@ -151,8 +158,17 @@ def test_the_registered_model_serves_the_same_probabilities(study, monkeypatch):
     folder, _ = study
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     images = digits_png(folder / "served", [5, 17])
+    broken = folder / "served" / "broken.png"
+    broken.write_bytes(b"not an image")
     with model_server("models:/final-test@final", uri, folder) as post:
         served = post(images)
+        mixed = post([images[0], broken])  # strict JSON: null, not NaN, where a row has no value
+    # post() parsed the answer as strict JSON: the missing values were null (None, here NaN in pandas)
+    assert mixed["error"].isna().tolist() == [True, False] and mixed["predicted"].isna().tolist() == [False, True]
+    assert (
+        mixed["error"].iloc[1] == "Cannot decode image broken.png: UnidentifiedImageError: cannot identify image file"
+    )
+    assert mixed["probability_0"].isna().tolist() == [False, True]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     direct = mlflow.pyfunc.load_model("models:/final-test@final").predict(
         pd.DataFrame({"image": [b64(p) for p in images], "id": [p.name for p in images]})

@@ -10,10 +10,12 @@ from sklearn.utils.class_weight import compute_class_weight
 import reproai.training
 from reproai import Component
 from reproai.backbones import backbone_info
+from reproai.cli import main
 from reproai.config.schema import Data, Head, Model, Phase, Training
 from reproai.data import list_source, load_images
 from reproai.errors import ConfigError
-from reproai.losses import CrossEntropy, balanced_class_weight, make_loss
+from reproai.losses import CrossEntropy, balanced_class_weight, check_loss, make_loss
+from tests.conftest import tiny_config_text
 
 
 def test_balanced_weights_are_scikit_learns():
@@ -81,3 +83,45 @@ def test_balanced_class_weight_uses_the_fits_training_labels_only(monkeypatch):
     assert torch.equal(a_weight, b_weight)  # other dev and test sets, the same weights
     everything = compute_class_weight("balanced", classes=np.arange(10), y=labels)
     assert not np.allclose(expected, everything)  # the test would notice weights from all the labels
+
+
+def one_argument(logits):
+    return logits.mean()
+
+
+def per_example(logits, targets):
+    return F.cross_entropy(logits, targets, reduction="none")
+
+
+def constant(logits, targets):
+    return torch.tensor(1.0)
+
+
+def test_a_loss_is_called_once_before_any_work_and_must_return_a_scalar():
+    for spec in ("cross_entropy", Component("cross_entropy", class_weight="balanced", label_smoothing=0.1)):
+        check_loss(spec, 2)
+        check_loss(spec, 5)
+    with pytest.raises(
+        ConfigError, match=r"failed when called with logits of shape \(2, 1\) .*TypeError: .*loss\(logits"
+    ):
+        check_loss(Component(one_argument), 2)
+    with pytest.raises(ConfigError, match=r"returned \(2,\) for logits of shape \(2, 3\).*not a scalar.*\.mean\(\)"):
+        check_loss(Component(per_example), 3)
+    with pytest.raises(ConfigError, match=r"does not depend on the logits"):
+        check_loss(Component(constant), 3)
+
+
+def test_a_config_with_a_wrong_loss_stops_before_any_fit(write_config, capsys):
+    text = (
+        tiny_config_text(name="bad-loss", epochs=1)
+        + """
+def smooth_ce(logits):
+    return logits.mean()
+
+experiment.training.loss = smooth_ce
+"""
+    )
+    path = write_config(text)
+    assert main(["run", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: `training.loss`: <config>:smooth_ce failed when called with" in err and "TypeError" in err

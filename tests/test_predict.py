@@ -1,5 +1,7 @@
 """`reproai predict`'s inputs: files, folders (hidden files skipped), tables; and model references."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from PIL import Image
@@ -31,8 +33,9 @@ def test_files_folders_and_tables(tmp_path):
     assert found[4][1] == folder / "a.jpg"  # a table's relative paths resolve against its folder
     with pytest.raises(DataError, match=r"has no column 'path'.*--image-column"):
         list_inputs([str(table)])
-    with pytest.raises(DataError, match=r"'nowhere\.png' does not exist"):
-        list_inputs(["nowhere.png"])
+    assert list_inputs(["nowhere.png"]) == [("nowhere.png", Path("nowhere.png"))]  # a file that cannot be read
+    elsewhere = list_inputs([str(table)], image_column="file", root=tmp_path / "copy")
+    assert elsewhere[0] == ("images/a.jpg", tmp_path / "copy" / "images" / "a.jpg")  # --root
 
 
 def test_model_references_pass_through_or_need_a_final_model(tmp_path):

@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--strict", action="store_true", help="stop at the first image that cannot be read")
     predict.add_argument("--batch-size", type=int, default=64, help="images per call to the model (default 64)")
     predict.add_argument("--image-column", default="path", help="a table's column of image paths (default: path)")
+    predict.add_argument(
+        "--root", default=None, help="the folder a table's relative paths are under (default: the table's folder)"
+    )
     predict.add_argument("--tracking-uri", default=None, help="where the model is tracked (default as for run)")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -392,17 +395,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         strict=args.strict,
         batch_size=args.batch_size,
         image_column=args.image_column,
+        root=args.root,
         progress=not args.quiet,
     )
     errors = int(table["error"].notna().sum())
+    unread = f"{errors} of {len(table)} image(s) could not be read (see the error column)"
     if args.out is None:
         print(table.to_csv(index=False), end="")
+        if errors:
+            print(f"reproai: {unread}", file=sys.stderr)
     else:
-        print(
-            f"{len(table)} predictions written to {args.out}"
-            + (f"; {errors} image(s) could not be read" if errors else "")
-        )
-    return 0
+        print(f"{len(table)} predictions written to {args.out}" + (f"; {unread}" if errors else ""))
+    return 1 if errors == len(table) else 0
 
 
 def _cmd_space(args: argparse.Namespace) -> int:

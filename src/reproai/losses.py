@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reproai.components import create, registry, target_and_kwargs
+from reproai.components import create, describe, registry, target_and_kwargs
 from reproai.errors import ConfigError
 
-__all__ = ["CrossEntropy", "balanced_class_weight", "make_loss", "LossFn"]
+__all__ = ["CrossEntropy", "balanced_class_weight", "make_loss", "check_loss", "LossFn"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -105,3 +105,33 @@ def make_loss(spec: Any, *, num_classes: int, train_labels: np.ndarray) -> LossF
     if not callable(obj):
         raise ConfigError(f"training.loss: {obj!r} is not callable; give a loss class or a function (logits, targets).")
     return functools.partial(obj, **kwargs) if kwargs else obj
+
+
+def check_loss(spec: Any, num_classes: int) -> None:
+    """Call the loss ``spec`` names once, on a batch of two, before any work: it must take
+    ``(logits, targets)`` and return a scalar that depends on the logits.
+
+    Raises:
+        ConfigError: naming ``training.loss``, what it was given and what it did.
+    """
+    width = 1 if num_classes == 2 else num_classes
+    logits = torch.zeros(2, width, requires_grad=True)
+    targets = torch.tensor([0, num_classes - 1])
+    given = f"logits of shape (2, {width}) and targets of shape (2,) int64"
+    contract = "A loss is called as loss(logits, targets) and returns a scalar (reduce with .mean())."
+    name = describe(spec)
+    loss = make_loss(spec, num_classes=num_classes, train_labels=np.arange(num_classes))
+    try:
+        value = loss(logits, targets)
+    except Exception as e:  # noqa: BLE001 - whatever the user's loss raises, said with its contract
+        raise ConfigError(
+            f"`training.loss`: {name} failed when called with {given}: {type(e).__name__}: {e}. {contract}"
+        ) from e
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ConfigError(f"`training.loss`: {name} returned {shape} for {given}, not a scalar. {contract}")
+    if not value.requires_grad:
+        raise ConfigError(
+            f"`training.loss`: {name} returned a value that does not depend on the logits (no gradient), for "
+            f"{given}. {contract}"
+        )

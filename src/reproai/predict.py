@@ -56,13 +56,16 @@ def _folder(path: Path) -> Iterator[Path]:
                 yield Path(folder) / name
 
 
-def list_inputs(inputs: Sequence[str], *, image_column: str = "path") -> list[tuple[str, Path]]:
+def list_inputs(
+    inputs: Sequence[str], *, image_column: str = "path", root: str | Path | None = None
+) -> list[tuple[str, Path]]:
     """``(id, file)`` for every image the inputs name: files as given, folders searched recursively
-    (hidden files and folders skipped), and tables (CSV, TSV, Parquet) by their ``image_column``,
-    relative paths resolving against the table's folder.
+    (hidden files and folders skipped), and tables (CSV, TSV, Parquet) by their ``image_column``, relative
+    paths resolving against ``root`` (default: the table's folder). A path that does not exist is kept, as
+    a file that cannot be read.
 
     Raises:
-        DataError: an input that does not exist, or a table without the column.
+        DataError: a table without the column.
     """
     out: list[tuple[str, Path]] = []
     for text in inputs:
@@ -80,13 +83,12 @@ def list_inputs(inputs: Sequence[str], *, image_column: str = "path") -> list[tu
                     f"the table {text!r} has no column {image_column!r}; its columns are "
                     f"{list(table.columns)}. Name the image column with --image-column."
                 )
+            base = Path(root).expanduser() if root is not None else path.parent
             for value in table[image_column].astype(str):
                 file = Path(value).expanduser()
-                out.append((value, file if file.is_absolute() else path.parent / file))
-        elif path.exists():
-            out.append((text, path))
+                out.append((value, file if file.is_absolute() else base / file))
         else:
-            raise DataError(f"{text!r} does not exist; give image files, folders of images, or a table.")
+            out.append((text, path))
     return out
 
 
@@ -122,11 +124,13 @@ def predict(
     strict: bool = False,
     batch_size: int = 64,
     image_column: str = "path",
+    root: str | Path | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Predict every image ``inputs`` name with ``model``: one row per image, ``id``, ``predicted`` (a class
-    name), ``probability_<class>`` for each class, and ``error`` (why an image could not be read, or empty).
-    Written to ``out`` as CSV when given.
+    name), ``probability_<class>`` for each class, and ``error`` (why an image could not be read, or None).
+    A table's relative paths resolve against ``root`` (default: its folder). Written to ``out`` as CSV when
+    given.
 
     Raises:
         DataError: with ``strict``, the first image that cannot be read or decoded.
@@ -136,7 +140,7 @@ def predict(
 
     uri = resolve_model(model, tracking_uri)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # ours is the one to watch
-    items = list_inputs(inputs, image_column=image_column)
+    items = list_inputs(inputs, image_column=image_column, root=root)
     if not items:
         raise DataError(f"No images in {list(inputs)}.")
     parts = []
@@ -149,17 +153,19 @@ def predict(
         loaded = mlflow.pyfunc.load_model(local)
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
-            ids, images, unread = [], [], {}
-            for name, file in chunk:
-                ids.append(name)
+            files = [str(file.absolute()) for _, file in chunk]
+            images, unread = [], {}
+            for file in files:
                 try:
-                    images.append(base64.b64encode(file.read_bytes()).decode())
+                    images.append(base64.b64encode(Path(file).read_bytes()).decode())
                 except OSError as e:
                     images.append("")
-                    unread[name] = f"Cannot read image file {file}: {e}."
-            table = loaded.predict(pd.DataFrame({"image": images, "id": ids}))
+                    unread[file] = f"Cannot read image file {file}: {e.strerror or e}."
+            # The model names each image by its file in its errors; the table keeps the ids as given.
+            table = loaded.predict(pd.DataFrame({"image": images, "id": files}))
+            table["id"] = [name for name, _ in chunk]
             if unread:
-                table["error"] = [unread.get(i, e) for i, e in zip(ids, table["error"], strict=True)]
+                table["error"] = [unread.get(f, e) for f, e in zip(files, table["error"], strict=True)]
             parts.append(table)
             bar.update(len(chunk))
             if strict:

@@ -27,6 +27,7 @@ from reproai.data.loading import list_source, load_images
 from reproai.data.source import ImageSet
 from reproai.errors import ConfigError, DataError, InvalidParamsError
 from reproai.fits import StudyContext
+from reproai.losses import check_loss
 from reproai.metrics import metric_bounds
 from reproai.models import check_model
 from reproai.outer_fold import fold_outcome, run_outer_fold
@@ -77,14 +78,15 @@ def prepare_data(
     experiment: Experiment, *, progress: bool = True, source_name: str | None = None
 ) -> tuple[ImageSet, BackboneInfo]:
     """List, limit and decode the experiment's data at the model's input size, after building the model
-    once to check it (see :func:`reproai.models.check_model`; its errors name ``source_name``, the
-    config file)."""
+    and calling the loss once to check them (:func:`reproai.models.check_model`,
+    :func:`reproai.losses.check_loss`; their errors name ``source_name``, the config file)."""
     info = backbone_info(experiment.model)
     source = list_source(experiment.data, seed=experiment.seed)
     size = info.image_size or source.native_size or 32
     concrete = first_values(experiment)
     try:
         check_model(concrete.model, concrete.training.phases, len(source.classes), size)
+        check_loss(concrete.training.loss, len(source.classes))
     except ConfigError as e:
         raise ConfigError(f"{source_name}: {e}" if source_name else str(e)) from e
     data = load_images(

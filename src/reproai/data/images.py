@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from PIL import Image, ImageOps
 from reproai import stopping
 from reproai.errors import DataError
 
-__all__ = ["decode_image", "decode_files", "to_rgb"]
+__all__ = ["decode_image", "decode_files", "decoder_error", "to_rgb"]
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -40,6 +41,11 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def decoder_error(e: BaseException) -> str:
+    """A decoder's exception in words, without the in-memory file object Pillow names in its message."""
+    return f"{type(e).__name__}: " + re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(e))
+
+
 def decode_image(data: bytes, size: int, *, name: str = "<bytes>") -> np.ndarray:
     """Decode image bytes to a ``(size, size, 3)`` uint8 array: resize the short side, centre-crop."""
     try:
@@ -49,7 +55,7 @@ def decode_image(data: bytes, size: int, *, name: str = "<bytes>") -> np.ndarray
             rgb = to_rgb(image)
     except Exception as e:  # noqa: BLE001 - any decoder failure (a decompression bomb, a truncated file, ...)
         raise DataError(
-            f"Cannot decode image {name}: {type(e).__name__}: {e}. Remove or replace the file, or set "
+            f"Cannot decode image {name}: {decoder_error(e)}. Remove or replace the file, or set "
             "data.on_error='skip' to leave undecodable files out with a warning."
         ) from e
     if rgb.size != (size, size):

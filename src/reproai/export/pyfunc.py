@@ -42,8 +42,8 @@ class ImageClassifier(PythonModel):
     (PNG, JPEG, GIF, ... as on disk), with an optional ``id`` column that is passed through.
 
     Returns one row per image: ``id`` (when given), ``predicted`` (a class name), ``probability_<class>``
-    for every class, and ``error`` (empty, or why the image could not be read: that row's other columns
-    are then empty, and the others are unaffected).
+    for every class, and ``error`` (None, or why the image could not be read: that row's other columns
+    are then None, and the others are unaffected).
     """
 
     def load_context(self, context: Any) -> None:
@@ -78,7 +78,7 @@ class ImageClassifier(PythonModel):
         return np.concatenate(out) if out else np.empty((0,))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        from reproai.data.images import decode_image
+        from reproai.data.images import decode_image, decoder_error
 
         if "image" not in model_input.columns:
             raise ValueError(
@@ -96,9 +96,7 @@ class ImageClassifier(PythonModel):
             except Exception as e:  # noqa: BLE001 - one bad image is that row's error, not the batch's
                 decoded.append(None)
                 cause = e.__cause__ or e  # the decoder's own failure, without the training-time advice
-                errors.append(
-                    f"Cannot decode image {names[i] if names else f'row {i}'}: {type(cause).__name__}: {cause}"
-                )
+                errors.append(f"Cannot decode image {names[i] if names else f'row {i}'}: {decoder_error(cause)}")
         good = [(i, a) for i, a in enumerate(decoded) if a is not None]
         ok = [i for i, _ in good]
         stacked = np.stack([a for _, a in good]) if good else np.empty((0, size, size, 3), np.uint8)
@@ -119,4 +117,13 @@ class ImageClassifier(PythonModel):
         for k, c in enumerate(classes):
             table[f"probability_{c}"] = columns[:, k]
         table["error"] = errors
-        return pd.DataFrame(table)
+        frame = pd.DataFrame(table)
+        # Missing values as None, not NaN (pandas' choice for strings and floats), so that the server's
+        # JSON is valid: null, where NaN is not JSON at all.
+        frame["predicted"] = pd.Series(predicted, dtype=object)
+        frame["error"] = pd.Series(errors, dtype=object)
+        if len(ok) < len(decoded):
+            for c in classes:
+                column = frame[f"probability_{c}"].astype(object)
+                frame[f"probability_{c}"] = column.where(column.notna(), None)
+        return frame
