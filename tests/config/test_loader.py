@@ -71,6 +71,28 @@ def test_invalid_values_name_file_and_field(write_config, body, path_re, what):
     assert re.search(what, message), message
 
 
+def test_every_problem_names_the_line_of_its_config_node_and_a_bad_space_is_one_problem(write_config):
+    body = """experiment = Experiment(
+    name="x",
+    training=Training(
+        batch_size=0,
+        phases=[
+            Phase("a", lr=hp.float(0.0, 0.1, log=True)),
+            Phase("b", optimizer="SDG"),
+        ],
+    ),
+)
+"""
+    path = write_config(HEADER + body)
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    message = str(info.value)
+    assert f"`training.batch_size` (at {path}:4): must be an integer >= 1" in message
+    assert f"`training.phases.a.lr` (at {path}:7): `low > 0` must hold when log=True" in message
+    assert f"`training.phases.b.optimizer` (at {path}:8): unknown optimizer 'SDG'" in message
+    assert message.count("training.phases.a.lr") == 1 and "3 problems" in message
+
+
 def test_unknown_field_names_file_line_and_close_match(write_config):
     path = write_config(
         HEADER + 'experiment = Experiment(\n    name="x",\n    training=Training(phases=[Phase("a", lrr=0.1)]),\n)\n'

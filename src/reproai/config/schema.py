@@ -14,11 +14,19 @@ from typing import Any
 
 from reproai.components import register
 from reproai.config import checks as c
+from reproai.config.space import config_site
 
 __all__ = ["Experiment", "Data", "Model", "Head", "Phase", "Training", "CrossValidation", "Search"]
 
 
 _REQUIRED = object()
+
+
+class _Located:
+    """A config class whose instances remember the config file's line that made them (for errors)."""
+
+    def __post_init__(self) -> None:
+        self._site = config_site()
 
 
 def _f(
@@ -42,7 +50,7 @@ def _f(
 
 @register("config")
 @dataclass
-class Data:
+class Data(_Located):
     """Where the examples come from. Use the constructors: ``Data.oxford_pets(...)`` and friends.
 
     ``kind``: a built-in kind (``"digits"``, ``"image_folder"``, ``"oxford_pets"``), or your own dataset:
@@ -121,7 +129,7 @@ class Data:
 
 @register("config")
 @dataclass
-class Head:
+class Head(_Located):
     """The classifier on top of the backbone: an optional hidden layer, then the output layer."""
 
     hidden: int | None = _f(None, check=c.int_at_least(0, optional=True))
@@ -130,7 +138,7 @@ class Head:
 
 @register("config")
 @dataclass
-class Model:
+class Model(_Located):
     """The network: reproai's classifier (a backbone by name, timm's or ``small_cnn``, with a new
     :class:`Head`), or your own.
 
@@ -156,7 +164,7 @@ class Model:
 
 @register("config")
 @dataclass
-class Phase:
+class Phase(_Located):
     """One stage of training, e.g. a warm-up with a frozen backbone, then full fine-tuning.
 
     ``optimizer``: ``"adamw"``, ``"adam"``, ``"sgd"`` (momentum 0.9), any ``torch.optim`` optimizer by
@@ -185,7 +193,7 @@ class Phase:
 
 @register("config")
 @dataclass
-class Training:
+class Training(_Located):
     """How each fit is trained: batch size, loss, augmentation and the phases in order.
 
     ``loss``: ``"cross_entropy"`` (binary cross-entropy for one logit), optionally as
@@ -226,7 +234,7 @@ class Training:
 
 @register("config")
 @dataclass
-class CrossValidation:
+class CrossValidation(_Located):
     """Outer folds hold out test data; inner folds split the rest into train and dev.
 
     ``outer_folds=1`` holds out ``test_size`` of the data once; ``inner_folds=1`` holds out
@@ -255,7 +263,7 @@ class CrossValidation:
 
 @register("config")
 @dataclass
-class Search:
+class Search(_Located):
     """The hyperparameter search run inside each outer fold, and the metric it optimises.
 
     ``metric`` also drives early stopping; ``direction`` defaults to the metric's own. ``sampler``:
@@ -275,7 +283,7 @@ class Search:
 
 @register("config")
 @dataclass
-class Experiment:
+class Experiment(_Located):
     """A whole experiment: data, model, training, cross-validation, search and the root seed."""
 
     name: str = _f(_REQUIRED, check=c.non_empty_str)

@@ -17,7 +17,7 @@ from reproai.errors import SearchSpaceError
 if TYPE_CHECKING:  # Optuna is imported when a space is sampled, so that config files load fast
     import optuna
 
-__all__ = ["Space", "Float", "Int", "Categorical", "deferred_validation"]
+__all__ = ["Space", "Float", "Int", "Categorical", "deferred_validation", "config_site"]
 
 # While a config file is executed, construction errors are recorded on the object instead of
 # raised, so that the loader can report them with the field's path in the tree (which the
@@ -38,6 +38,17 @@ class deferred_validation:
     def __exit__(self, *exc: object) -> None:
         assert self._token is not None
         _deferred.reset(self._token)
+
+
+def config_site() -> str | None:
+    """``file:line`` of the config file's line being executed, while a config file is loaded; else None."""
+    config_file = _deferred.get()
+    if config_file is None:
+        return None
+    for frame in reversed(traceback.extract_stack()):
+        if frame.filename == config_file:
+            return f"{frame.filename}:{frame.lineno}"
+    return None
 
 
 _PRIMITIVES = (type(None), bool, int, float, str)
@@ -66,10 +77,7 @@ class Space:
         if config_file is None:
             raise SearchSpaceError(message)
         self.error = message
-        for frame in reversed(traceback.extract_stack()):
-            if frame.filename == config_file:
-                self.location = f"{frame.filename}:{frame.lineno}"
-                break
+        self.location = config_site()
 
     # -- the contract every space implements ------------------------------------------------
     def to_optuna(self) -> optuna.distributions.BaseDistribution:

@@ -79,11 +79,24 @@ def _check_value(check: Any, value: Any) -> Iterator[str]:
 class _Validator:
     def __init__(self) -> None:
         self.found: list[Problem] = []
+        self.sites: dict[str, str] = {}  # path of a config node -> the config file's line that made it
 
     def problem(self, path: str, message: str) -> None:
-        self.found.append(Problem(path, message))
+        self.found.append(Problem(path, message, self.site(path)))
+
+    def site(self, path: str) -> str | None:
+        """The line that made the innermost config node on ``path`` (the field's own object, or its owner)."""
+        while True:
+            if path in self.sites:
+                return self.sites[path]
+            if not path:
+                return None
+            path = path.rpartition(".")[0]
 
     def node(self, obj: Any, path: str) -> None:
+        site = getattr(obj, "_site", None)
+        if site:
+            self.sites[path] = site
         for f in dataclasses.fields(obj):
             if f.init:
                 self.value(getattr(obj, f.name), _join(path, f.name), f.metadata, obj)
@@ -238,7 +251,8 @@ def problems(experiment: Any) -> list[Problem]:
     # 2. Every field as its metadata says, inside choice branches too; classes and functions recordable.
     checker = _Validator()
     checker.node(experiment, "")
-    out += checker.found
+    broken = {p.path for p in out}  # a space built wrong is one problem, not also its field's
+    out += [p for p in checker.found if p.path not in broken]
     seen = {p.path for p in out}
     out += [p for p in _recordable(experiment, "") if p.path not in seen]
 
