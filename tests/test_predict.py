@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from PIL import Image
 
-from reproai.errors import DataError
+from reproai.errors import DataError, TrackingError
 from reproai.predict import list_inputs, resolve_model
 
 
@@ -41,5 +42,10 @@ def test_files_folders_and_tables(tmp_path):
 def test_model_references_pass_through_or_need_a_final_model(tmp_path):
     assert resolve_model("models:/name@final") == "models:/name@final"
     assert resolve_model("runs:/abc/model") == "runs:/abc/model"
-    with pytest.raises(Exception, match=r"neither an experiment name nor a run id"):
-        resolve_model("no-such-study", f"sqlite:///{tmp_path / 'm.db'}")
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    with pytest.raises(TrackingError, match=rf"No MLflow tracking store at {uri}: .*m.db does not exist"):
+        resolve_model("no-such-study", uri)
+    assert not (tmp_path / "m.db").exists()  # a command that only reads makes no empty store
+    MlflowClient(uri).search_experiments()  # now there is one
+    with pytest.raises(TrackingError, match=r"neither an experiment name nor a run id"):
+        resolve_model("no-such-study", uri)

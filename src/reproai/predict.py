@@ -20,7 +20,7 @@ from reproai.data.datasets import IMAGE_EXTENSIONS
 from reproai.data.source import is_hidden
 from reproai.errors import DataError, ReproaiError
 from reproai.tags import Tag
-from reproai.tracking import default_tracking_uri
+from reproai.tracking import default_tracking_uri, existing_store
 
 __all__ = ["predict", "resolve_model", "list_inputs"]
 
@@ -140,6 +140,9 @@ def predict(
 
     uri = resolve_model(model, tracking_uri)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # ours is the one to watch
+    store = tracking_uri or default_tracking_uri()
+    if not Path(uri).is_dir():
+        existing_store(store)
     items = list_inputs(inputs, image_column=image_column, root=root)
     if not items:
         raise DataError(f"No images in {list(inputs)}.")
@@ -149,7 +152,7 @@ def predict(
         tqdm(total=len(items), desc="predict", unit="img", disable=not progress, leave=False) as bar,
     ):
         # Downloaded first, with this tracking URI (no global MLflow state), then loaded from the folder.
-        local = uri if Path(uri).is_dir() else _download(uri, tracking_uri or default_tracking_uri(), tmp)
+        local = uri if Path(uri).is_dir() else _download(uri, store, tmp)
         loaded = mlflow.pyfunc.load_model(local)
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]

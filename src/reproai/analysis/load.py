@@ -12,7 +12,7 @@ import pandas as pd
 
 from reproai.errors import ReproaiError, TrackingError
 from reproai.tags import Level, Tag
-from reproai.tracking import MlflowTracker, RunRecord, Tracker
+from reproai.tracking import MlflowTracker, RunRecord, Tracker, default_tracking_uri, existing_store
 
 __all__ = ["StudyData", "find_study", "load_study"]
 
@@ -96,6 +96,7 @@ def find_study(
 ) -> tuple[MlflowTracker, RunRecord]:
     """The study named by ``reference``: an MLflow experiment name (its latest finished study, or with
     ``finished=False`` its latest study), or the id of a study run or of any run inside a study."""
+    existing_store(tracking_uri or default_tracking_uri())  # before trying the reference two ways
     try:
         tracker = MlflowTracker(reference, tracking_uri, create=False)
     except TrackingError as by_name:

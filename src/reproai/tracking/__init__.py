@@ -3,7 +3,7 @@
 Only :mod:`reproai.tracking.mlflow_tracker` talks to MLflow.
 """
 
-from reproai.tracking.base import Run, RunRecord, Tracker, default_tracking_uri, end_status
+from reproai.tracking.base import Run, RunRecord, Tracker, default_tracking_uri, end_status, existing_store
 from reproai.tracking.memory import MemoryRun, MemoryTracker, NullRun, NullTracker
 from reproai.tracking.mlflow_tracker import MlflowRun, MlflowTracker
 
@@ -19,4 +19,5 @@ __all__ = [
     "NullTracker",
     "default_tracking_uri",
     "end_status",
+    "existing_store",
 ]

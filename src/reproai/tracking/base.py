@@ -11,17 +11,39 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
 
-__all__ = ["Run", "RunRecord", "Tracker", "end_status", "default_tracking_uri"]
+__all__ = ["Run", "RunRecord", "Tracker", "end_status", "default_tracking_uri", "existing_store"]
 
 
 def default_tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///mlflow.db`` in the working directory."""
     return os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+
+
+def existing_store(uri: str) -> str:
+    """``uri``, if it is not an SQLite file that does not exist: a command that only reads runs would
+    otherwise create an empty store in the wrong folder and report that nothing is there.
+
+    Raises:
+        TrackingError: naming the file it looked for and what to do.
+    """
+    from reproai.errors import TrackingError
+
+    if not uri.startswith("sqlite:///"):
+        return uri
+    path = Path(uri[len("sqlite:///") :])
+    if str(path) != ":memory:" and not path.exists():
+        hint = " (the default)" if uri == "sqlite:///mlflow.db" else ""
+        raise TrackingError(
+            f"No MLflow tracking store at {uri}{hint}: {path.absolute()} does not exist. Run this in the folder "
+            "where `reproai run` ran (it made mlflow.db there), or pass --tracking-uri (or set MLFLOW_TRACKING_URI)."
+        )
+    return uri
 
 
 class Run(ABC):

@@ -15,7 +15,7 @@ import pandas as pd
 
 from reproai.errors import DiskFullError, TrackingError, is_disk_full
 from reproai.retry import PatientClient, is_unreachable
-from reproai.tracking.base import Run, RunRecord, Tracker, default_tracking_uri
+from reproai.tracking.base import Run, RunRecord, Tracker, default_tracking_uri, existing_store
 
 __all__ = ["MlflowRun", "MlflowTracker"]
 
@@ -167,6 +167,8 @@ class MlflowTracker(Tracker):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
         self.tracking_uri = tracking_uri or default_tracking_uri()
+        if not create:
+            existing_store(self.tracking_uri)
         self.client: MlflowClient | PatientClient = MlflowClient(tracking_uri=self.tracking_uri)
         experiment_id: str | None
         try:
@@ -207,7 +209,7 @@ class MlflowTracker(Tracker):
         """The tracker of the experiment that holds run ``run_id``, and that run."""
         from mlflow import MlflowClient
 
-        uri = tracking_uri or default_tracking_uri()
+        uri = existing_store(tracking_uri or default_tracking_uri())
         try:
             run = MlflowClient(tracking_uri=uri).get_run(run_id)
             name = MlflowClient(tracking_uri=uri).get_experiment(run.info.experiment_id).name
