@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -26,6 +27,15 @@ def test_config_errors_exit_2_with_the_message(write_config, capsys):
     assert main(["run", str(path), "--set", "training.batch_size=0", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("reproai: error: Invalid config") and "`training.batch_size`" in err and str(path) in err
+
+
+def test_progress_bars_written_to_a_file_update_every_30_seconds(write_config, monkeypatch):
+    monkeypatch.delenv("TQDM_MININTERVAL", raising=False)
+    assert main(["space", str(write_config(tiny_config_text()))]) == 0  # pytest's stderr is not a terminal
+    assert os.environ["TQDM_MININTERVAL"] == "30"
+    monkeypatch.setenv("TQDM_MININTERVAL", "5")  # the user's own setting wins
+    assert main(["space", str(write_config(tiny_config_text()))]) == 0
+    assert os.environ["TQDM_MININTERVAL"] == "5"
 
 
 def test_a_reader_that_goes_away_ends_the_output_quietly(write_config):

@@ -441,6 +441,10 @@ _COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``reproai`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if not (sys.stderr is not None and sys.stderr.isatty()):
+        # A log file (Slurm, nohup, CI) gets a progress line every 30 s, not one per redraw: tqdm reads
+        # its defaults from TQDM_* variables, which a user's own setting overrides.
+        os.environ.setdefault("TQDM_MININTERVAL", "30")
     import faulthandler
     import signal
 
