@@ -374,7 +374,7 @@ def test_the_worker_runs_what_reproai_run_takes_and_the_plain_script_the_same(tm
     assert (args.command, args.config, args.overrides, args.storage, args.tracking_uri) == (
         "run", "c.py", ["a.b=1"], "postgresql://u@h/db", "http://h:5000",
     )  # fmt: skip
-    assert args.quiet and args.no_summary and args.workers == 1
+    assert not args.quiet and args.no_summary and args.workers == 1
     params = executor_parameters("pets", 3, SlurmOptions(time="60", cpus_per_worker=4, extra=["qos=high"]))
     text = sbatch_script(argv, workers=3, params=params, folder=tmp_path, cwd="/work dir", python="/venv/bin/python")
     for line in (
@@ -386,7 +386,7 @@ def test_the_worker_runs_what_reproai_run_takes_and_the_plain_script_the_same(tm
         "#SBATCH --signal=B:USR2@120",
         "cd '/work dir'",
         "/venv/bin/python -m reproai run c.py --set=a.b=1 --tracking-uri http://h:5000 --storage "
-        "postgresql://u@h/db --quiet --no-summary &",
+        "postgresql://u@h/db --no-summary &",
         'scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
     ):
         assert line in [s.strip() for s in text.splitlines()], line

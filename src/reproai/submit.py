@@ -266,7 +266,8 @@ def executor_parameters(name: str, workers: int, options: SlurmOptions) -> dict[
 
 
 def worker_argv(config: str | Path, overrides: Sequence[str], *, storage: str, tracking_uri: str) -> list[str]:
-    """The arguments of ``reproai`` for one worker: the same run as ``reproai run --workers`` starts."""
+    """The arguments of ``reproai`` for one worker: the same run as ``reproai run --workers`` starts, with its
+    progress bars (in a log file they update every 30 s)."""
     return [
         "run",
         str(config),
@@ -275,8 +276,7 @@ def worker_argv(config: str | Path, overrides: Sequence[str], *, storage: str, t
         tracking_uri,
         "--storage",
         storage,
-        "--quiet",
-        "--no-summary",
+        "--no-summary",  # a worker may end before the others finish: `reproai analyze` gives the headline
     ]
 
 
