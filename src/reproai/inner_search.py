@@ -219,7 +219,7 @@ def search(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> bool:
     bar = tqdm(
         total=search.n_trials,
         initial=finished_trials(study),
-        desc=f"outer {fold.key} trials",
+        desc="final trials" if fold.final else f"outer {fold.key} trials",
         unit="trial",
         disable=not ctx.progress,
         leave=False,

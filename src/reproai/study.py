@@ -100,12 +100,18 @@ def prepare_splits(experiment: Experiment, data: ImageSet) -> Splits:
     ``cv.splits_file``. Warns, before any work, where groups made stratification poor."""
     cv = experiment.cv
     groups = None if data.groups is None else data.groups.tolist()
-    if cv.splits_file:
-        from reproai.cv import splits_from_file
+    try:
+        if cv.splits_file:
+            from reproai.cv import splits_from_file
 
-        splits = splits_from_file(cv.splits_file, data.labels, cv, seed=experiment.seed, ids=data.ids, groups=groups)
-    else:
-        splits = make_splits(data.labels, cv, seed=experiment.seed, ids=data.ids, groups=groups)
+            splits = splits_from_file(
+                cv.splits_file, data.labels, cv, seed=experiment.seed, ids=data.ids, groups=groups
+            )
+        else:
+            splits = make_splits(data.labels, cv, seed=experiment.seed, ids=data.ids, groups=groups)
+    except DataError as e:  # the splits know classes by index; the user knows them by name
+        legend = ", ".join(f"{i} = {c}" for i, c in enumerate(data.classes))
+        raise DataError(f"{e} (Classes: {legend}.)") from e
     batch_size = experiment.training.batch_size
     smallest = min(len(inner.train) for fold in splits.outer for inner in fold.inner)
     if isinstance(batch_size, int) and batch_size > smallest:  # not a search space: every fit would fail

@@ -136,3 +136,17 @@ def test_hidden_paths_in_a_table_are_left_out(tmp_path, images):
     with pytest.warns(UserWarning, match=r"left out 1 row\(s\) whose path is in a hidden folder"):
         source = list_source(Data.table(str(csv)))
     assert len(source.ids) == 8
+
+
+def test_too_few_groups_for_the_folds_names_the_classes(tmp_path, images):
+    from reproai import CrossValidation, Experiment
+    from reproai.study import prepare_splits
+
+    path = tmp_path / "t.csv"
+    frame(subject=["d0", "c0", "d1", "c1"] * 2).to_csv(path, index=False)  # two subjects per class
+    experiment = Experiment(
+        name="x", data=Data.table(str(path), group="subject"), cv=CrossValidation(outer_folds=3, inner_folds=2)
+    )
+    data = load_images(list_source(experiment.data), 8, progress=False, cache=False)
+    with pytest.raises(DataError, match=r"class\(es\) \[0, 1\] have only 2, 2 group.*\(Classes: 0 = cat, 1 = dog\.\)"):
+        prepare_splits(experiment, data)
