@@ -197,7 +197,7 @@ def test_a_missing_required_argument_says_where_to_add_it(write_config):
     )
     with pytest.raises(
         ConfigError,
-        match=r"`model\.factory`: needs_depth\(\) needs the argument `depth`, which is "
+        match=r"`model\.factory` \(at \S+\.py:\d+\): needs_depth\(\) needs the argument `depth`, which is "
         r"not given; add it to model\.kwargs",
     ):
         load_config(write_config(text))
@@ -208,7 +208,10 @@ def test_a_closure_is_refused(write_config):
         "\nexperiment",
         "\ndef make_loss():\n    def inner(logits, y):\n        return logits.sum()\n    return inner\n\nexperiment",
     )
-    with pytest.raises(ConfigError, match=r"`training\.loss`: make_loss\.<locals>\.inner is defined inside a function"):
+    with pytest.raises(
+        ConfigError,
+        match=r"`training\.loss` \(at \S+\.py:\d+\): make_loss\.<locals>\.inner is defined inside a function",
+    ):
         load_config(write_config(text))
 
 
@@ -217,7 +220,9 @@ def test_a_choice_is_checked_branch_by_branch(write_config):
     with pytest.raises(ConfigError) as info:
         load_config(write_config(text))
     assert re.search(
-        r"`training\.phases\.train\.optimizer\.bad`: AdamW\(\) does not accept the keyword `momentum`", str(info.value)
+        r"`training\.phases\.train\.optimizer\.bad` \(at \S+\.py:\d+\): "
+        r"AdamW\(\) does not accept the keyword `momentum`",
+        str(info.value),
     ), info.value
     assert "optimizer.sgd" not in str(info.value)
 
@@ -237,7 +242,9 @@ def test_a_choice_between_whole_phases_validates_and_is_listed(write_config, cap
     assert re.search(r"training\.phases\.1\.sgd\.momentum .* if training\.phases\.1 == 'sgd'", out), out
     assert re.search(r"training\.phases\.1\.adamw\.lr .* if training\.phases\.1 == 'adamw'", out), out
     bad = text.replace('"adamw": Phase(', '"adamw": Head(hidden=3), "x": Phase(')
-    with pytest.raises(ConfigError, match=r"`training\.phases\.1\.adamw`: must be a Phase\(\.\.\.\), but got Head"):
+    with pytest.raises(
+        ConfigError, match=r"`training\.phases\.1\.adamw` \(at \S+\.py:\d+\): must be a Phase\(\.\.\.\), but got Head"
+    ):
         load_config(write_config(bad, "bad.py"))
 
 

@@ -152,7 +152,7 @@ def test_a_config_without_search_space_just_fits_each_outer_fold(write_config, s
 def test_running_again_resumes_and_recomputes_nothing(write_config, stores, capsys):
     uri, storage = stores
     text = (
-        tiny_config_text(name="again", cv="CrossValidation(outer_folds=2, inner_folds=2)")
+        tiny_config_text(name="again", cv="CrossValidation(outer_folds=2, inner_folds=2)", final_model=True)
         + SPACE
         + "experiment.search.n_trials = 2\n"
     )
@@ -186,18 +186,23 @@ def test_splits_file_replaces_the_outer_split(write_config, stores, tmp_path):
 def test_rerun_reproduces_fits_byte_for_byte_and_the_study_headline(write_config, stores, capsys):
     uri, storage = stores
     text = (
-        tiny_config_text(name="again", cv="CrossValidation(outer_folds=2, inner_folds=2)")
+        tiny_config_text(name="again", cv="CrossValidation(outer_folds=2, inner_folds=2)", final_model=True)
         + SPACE
         + "experiment.search.n_trials = 2\n"
     )
     assert run_cli(write_config(text), uri, storage) == 0
     runs = levels(MlflowClient(uri), "again")
-    refit = next(r for r in runs["fit"] if r.data.tags.get("reproai.refit") == "true")
+    refits = {r.data.tags["reproai.outer_fold"]: r for r in runs["fit"] if r.data.tags.get("reproai.refit") == "true"}
     trial = runs["trial"][0]
-    for run in (refit, trial):
+    for run in (refits["0"], trial):
         assert main(["rerun", run.info.run_id, "--tracking-uri", uri, "--quiet"]) == 0
         out = capsys.readouterr().out
         assert "reproduced exactly" in out and "identical, byte for byte" in out
+        assert "trained weights identical (sha256" in out
+    # The final model's refit predicts no held-out set: its trained weights are what is compared.
+    assert main(["rerun", refits["final"].info.run_id, "--tracking-uri", uri, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "reproduced exactly" in out and "trained weights identical (sha256" in out, out
     study = runs["study"][0]
     assert main(["rerun", study.info.run_id, "--tracking-uri", uri, "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -206,6 +211,9 @@ def test_rerun_reproduces_fits_byte_for_byte_and_the_study_headline(write_config
     assert len(studies) == 2
     new = next(s for s in studies if s.data.tags.get("reproai.rerun_of") == study.info.run_id)
     assert new.data.metrics["test_roc_auc_mean"] == study.data.metrics["test_roc_auc_mean"]
+    # The rerun logged its final model but did not register it: @final still names the original's.
+    assert new.data.tags["reproai.final_model"].startswith("runs:/")
+    assert str(MlflowClient(uri).get_model_version_by_alias("again", "final").version) == "1"
 
 
 KILL_CONFIG = (

@@ -119,7 +119,9 @@ def test_step_5_runs_the_config_file_and_reruns_from_the_logged_copy(tmp_path):
     (study,) = [r for r in runs if r.data.tags.get("reproai.level") == "study"]
     logged = {a.path for a in client.list_artifacts(study.info.run_id, "config")}
     assert {"config/config.py", "config/overrides.json", "config/resolved.json"} <= logged
-    fit = next(r for r in runs if r.data.tags.get("reproai.refit") == "true")
+    fit = next(  # an outer fold's refit: its test predictions are compared
+        r for r in runs if r.data.tags.get("reproai.refit") == "true" and r.data.tags["reproai.outer_fold"] != "final"
+    )
     out = step(5, "train.py", "--data-root", str(PETS_ROOT), "--rerun", fit.info.run_id, cwd=tmp_path)
     assert "identical" in out
 

@@ -98,18 +98,20 @@ def log_fitted_model(ctx: StudyContext, fold: OuterFold, fold_run: Run, result: 
         return None
     tags: dict[str, Any] = {Tag.MODEL_URI: uri}
     if final:
-        registered = ctx.tracker.register_model(
-            uri,
-            ctx.experiment.name,
-            alias=FINAL_ALIAS,
-            tags={
-                **info,
-                "reproai.n_outer_folds": int(estimate.get("n", 1)),
-                "reproai.quote": quote(ctx.metric, estimate) if estimate else "",
-                "reproai.run_id": fold_run.id,
-                "reproai.trained_on": trained_on(fold.final),
-            },
-        )
+        registered = None
+        if ctx.register_model:
+            registered = ctx.tracker.register_model(
+                uri,
+                ctx.experiment.name,
+                alias=FINAL_ALIAS,
+                tags={
+                    **info,
+                    "reproai.n_outer_folds": int(estimate.get("n", 1)),
+                    "reproai.quote": quote(ctx.metric, estimate) if estimate else "",
+                    "reproai.run_id": fold_run.id,
+                    "reproai.trained_on": trained_on(fold.final),
+                },
+            )
         tags[Tag.FINAL_MODEL] = registered or uri
         ctx.study_run.set_tags({Tag.FINAL_MODEL: registered or uri, Tag.FINAL_MODEL_RUN: uri})
     fold_run.set_tags(tags)

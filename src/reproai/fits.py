@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
+import torch
+from torch import nn
 
 from reproai.backbones import BackboneInfo
 from reproai.config.schema import Experiment
@@ -20,7 +23,16 @@ from reproai.tracking import Run, Tracker
 from reproai.training import FitResult, fit
 from reproai.workers import worker_id
 
-__all__ = ["StudyContext", "fit_seed", "fold_tags", "log_fit", "run_fit", "is_trial_fault", "error_text"]
+__all__ = [
+    "StudyContext",
+    "fit_seed",
+    "fold_tags",
+    "log_fit",
+    "run_fit",
+    "is_trial_fault",
+    "error_text",
+    "weights_sha256",
+]
 
 
 @dataclass
@@ -39,6 +51,8 @@ class StudyContext:
     progress: bool = True
     # The nested estimate of the search metric (mean, ci_low, ci_high, n), for the final model's registration.
     estimate: dict[str, float] | None = None
+    # Whether the final model is registered (<experiment>@final); a rerun logs it without moving the alias.
+    register_model: bool = True
 
     @property
     def metric(self) -> str:
@@ -59,8 +73,22 @@ def fold_tags(ctx: StudyContext, fold: OuterFold) -> dict[str, Any]:
     return {Tag.STUDY_ID: ctx.study_run.id, Tag.OUTER_FOLD: fold.tag, Tag.REPEAT: fold.repeat, Tag.WORKER: worker_id()}
 
 
+def weights_sha256(model: nn.Module) -> str:
+    """SHA-256 of a model's ``state_dict``: every entry's name, dtype, shape and bytes, in name order.
+    Two fits with this digest equal trained bit-identical weights (and buffers: BatchNorm statistics)."""
+    digest = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        if not isinstance(value, torch.Tensor):
+            continue
+        t = value.detach().cpu().contiguous().reshape(-1)  # 1-D: a 0-d tensor cannot change dtype by view
+        digest.update(f"{name}|{t.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
 def log_fit(run: Run, ctx: StudyContext, result: FitResult, record: dict[str, Any]) -> None:
-    """Log a fit's metrics, prediction tables and what is needed to rerun it exactly (fit.json)."""
+    """Log a fit's metrics, prediction tables and what is needed to rerun it exactly (fit.json), with
+    the digest of its trained weights, which is what a rerun compares where there is no table."""
     metrics = {
         **{f"dev_{k}": v for k, v in result.dev_metrics.items()},
         **{f"test_{k}": v for k, v in result.test_metrics.items()},
@@ -70,7 +98,15 @@ def log_fit(run: Run, ctx: StudyContext, result: FitResult, record: dict[str, An
     metrics.update(result.peak_memory)  # the fit's peak memory, MiB
     if result.compile_seconds is not None:
         metrics["compile_seconds"] = result.compile_seconds
-    run.log_dict({**record, "threshold": result.threshold, "best_epochs": result.best_epochs}, "fit.json")
+    run.log_dict(
+        {
+            **record,
+            "threshold": result.threshold,
+            "best_epochs": result.best_epochs,
+            "weights_sha256": weights_sha256(result.model),
+        },
+        "fit.json",
+    )
     tables = {
         f"predictions/{split}.json": preds.table(ctx.data, result.threshold)
         for split, preds in (("dev", result.dev), ("test", result.test))

@@ -118,7 +118,9 @@ def rerun(
 def _rerun_study(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, progress: bool) -> RerunReport:
     from reproai.study import run_experiment
 
-    result = run_experiment(loaded, tracker=tracker, progress=progress, extra_tags={Tag.RERUN_OF: run.id})
+    result = run_experiment(
+        loaded, tracker=tracker, progress=progress, extra_tags={Tag.RERUN_OF: run.id}, register_model=False
+    )
     metric = run.tags.get(Tag.METRIC, loaded.experiment.search.metric)
     before = run.metrics.get(f"test_{metric}_mean")
     after = result.summary[metric]["mean"]
@@ -207,9 +209,22 @@ def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, pr
                     col = next(c for c in a.columns if str(c).startswith("probability"))
                     diff = float(np.max(np.abs(a[col].to_numpy() - b[col].to_numpy())))
                     details.append(f"{fit_run.name}: {table} predictions DIFFER (max |diff| of {col}: {diff:.3g})")
-            if not compared:  # a fit on all the data (the final model) predicts no held-out set
+            # The trained weights themselves: the only evidence for a fit on all the data (the final
+            # model), which predicts no held-out set. Fits logged before digests were recorded have none.
+            old_digest = record.get("weights_sha256")
+            if old_digest:
+                new_digest = json.loads(tracker.read_text(new.id, "fit.json"))["weights_sha256"]
+                compared += 1
+                same = old_digest == new_digest
+                identical &= same
+                details.append(
+                    f"{fit_run.name}: trained weights identical (sha256 {new_digest[:12]})"
+                    if same
+                    else f"{fit_run.name}: trained weights DIFFER (sha256 {old_digest[:12]} then {new_digest[:12]})"
+                )
+            if not compared:
                 identical = False
-                details.append(f"{fit_run.name}: no prediction table to compare (it was fitted on all the data)")
+                details.append(f"{fit_run.name}: nothing logged to compare (no prediction table, no weights digest)")
         parent.set_tags({Tag.IDENTICAL: str(identical).lower()})
     return RerunReport(
         run.id, new_ids[0] if len(new_ids) == 1 else parent.id, run.tags.get(Tag.LEVEL, Level.FIT), identical, details

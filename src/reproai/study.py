@@ -297,6 +297,7 @@ def run_experiment(
     progress: bool = True,
     extra_tags: dict[str, str] | None = None,
     fresh_after: int | None = None,
+    register_model: bool = True,
 ) -> StudyResult:
     """Run, or resume, or join, the nested cross-validation of ``loaded``; see the README for the run tree.
 
@@ -305,7 +306,8 @@ def run_experiment(
     against the same storage at the same time work on one study together: trials are shared out, and
     each outer fold's refit and the headline happen once. ``fresh=True`` starts a new study;
     ``fresh_after`` (from :func:`reproai.coordination.last_claim_number`) lets several workers start
-    the same new study.
+    the same new study. ``register_model=False`` logs the final model without registering it (a rerun
+    must not move ``<experiment>@final``).
     """
     exp = loaded.experiment
     if has_search_space(exp):
@@ -367,6 +369,7 @@ def run_experiment(
             optuna_prefix=prefix,
             claims=prefix,
             progress=progress,
+            register_model=register_model,
         )
         try:
             _work(ctx, splits)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import tempfile
 import warnings
 from importlib import metadata
@@ -124,17 +125,23 @@ def save_model(
                 ]
             ),
         )
+        mlflow_log = logging.getLogger("mlflow")
+        level = mlflow_log.level
         with warnings.catch_warnings():
             # MLflow compares the example's columns with a range (mlflow/models/utils.py), which pandas 3
-            # deprecates; nothing of ours to change.
+            # deprecates; nothing of ours to change. Its INFO line on checking the example goes too.
             warnings.filterwarnings("ignore", message="Operation with range is deprecated")
-            mlflow.pyfunc.save_model(
-                str(path),
-                python_model=str(Path(__file__).with_name("model_code.py")),
-                artifacts={"network": str(network), "preprocessing": str(preprocessing)},
-                code_paths=[str(Path(__file__).resolve().parents[1])],  # reproai itself, for its decoder
-                signature=signature,
-                input_example=pd.DataFrame({INPUT_COLUMN: [_png(example_image)], "id": ["example"]}),
-                pip_requirements=pinned_requirements(),
-            )
+            mlflow_log.setLevel(max(level, logging.WARNING))
+            try:
+                mlflow.pyfunc.save_model(
+                    str(path),
+                    python_model=str(Path(__file__).with_name("model_code.py")),
+                    artifacts={"network": str(network), "preprocessing": str(preprocessing)},
+                    code_paths=[str(Path(__file__).resolve().parents[1])],  # reproai itself, for its decoder
+                    signature=signature,
+                    input_example=pd.DataFrame({INPUT_COLUMN: [_png(example_image)], "id": ["example"]}),
+                    pip_requirements=pinned_requirements(),
+                )
+            finally:
+                mlflow_log.setLevel(level)
     return path
