@@ -116,8 +116,9 @@ def _queued(job: str) -> list[str]:
     return out.split("\n") if out.strip() else []
 
 
-def _logs(folder) -> str:
-    return "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}" for p in sorted(folder.glob("*_log.*")))
+def _logs(folder, tail: int | None = 3000) -> str:
+    """The tasks' logs, each cut to its last ``tail`` characters (for a failure message) or whole (None)."""
+    return "\n".join(f"== {p.name}\n{p.read_text()[-tail if tail else 0 :]}" for p in sorted(folder.glob("*_log.*")))
 
 
 def _wait_gone(job: str, timeout: float, *, cancel: bool = True, folder=None) -> None:
@@ -242,7 +243,7 @@ def test_an_array_cancelled_mid_search_resumes_when_submitted_again(
     client = MlflowClient(tracking_server)
     runs = client.search_runs([client.get_experiment_by_name("slurm-cancel").experiment_id], max_results=5000)
     assert not [r.data.tags["reproai.level"] for r in runs if r.info.status == "RUNNING"]
-    assert "terminated (SIGTERM)" in _logs(folder)
+    assert "terminated (SIGTERM)" in _logs(folder, tail=None)
 
     # submitted again, here with the plain sbatch script kept beside the logs: the study completes
     out = subprocess.run(["sbatch", str(folder / "workers.sbatch")], capture_output=True, text=True, check=True).stdout
@@ -262,10 +263,11 @@ def test_tasks_that_reach_their_time_limit_are_requeued_and_the_study_completes(
     slurm, postgres, tracking_server, tmp_path, capsys, write_config
 ):
     # Slurm checks time limits every 30 s: with --time 1 and --signal-delay 20 it signals a task 10 to 40 s after
-    # it starts, well before this study is done on any machine. The task stops reproai cleanly, requeues itself,
-    # and resumes the study. Once each task has come back, its limit is raised to 10 minutes, so that the rest
-    # of the study runs in one more allocation rather than in many short ones (15 s each here): a shorter test.
-    path = write_config(_config("slurm-timeout", n_trials=8, epochs=3))
+    # it starts. The study must outlast that: with 20 trials per outer fold its outer folds take about 36 s after
+    # the workers start on a 2-core CPU (with 8 trials, 22 s: a race with the signal). The task stops reproai
+    # cleanly, requeues itself, and resumes the study. Once each task has come back, its limit is raised to 10
+    # minutes, so that the rest of the study runs in one more allocation rather than in many short ones.
+    path = write_config(_config("slurm-timeout", n_trials=20, epochs=3))
     job = _submit(
         capsys, slurm, path, "--workers", 2, "--cpus-per-worker", 1, "--time", 1, "--signal-delay", 20,
         "--storage", postgres, "--tracking-uri", tracking_server,
@@ -282,12 +284,12 @@ def test_tasks_that_reach_their_time_limit_are_requeued_and_the_study_completes(
         time.sleep(1)
     _wait_gone(job, timeout=1, folder=folder)
     tasks = _task_records(job)
-    logs = _logs(folder)
+    logs, whole = _logs(folder), _logs(folder, tail=None)  # the progress after a requeue pushes its lines up
     assert [t["JobState"] for t in tasks] == ["COMPLETED", "COMPLETED"], logs
     assert all(int(t["Restarts"]) >= 1 for t in tasks), logs
     for i in range(2):  # each task was asked to stop before its time limit, stopped its worker, and was requeued
-        assert f"Requeued job {job}_{i}" in logs and f"worker {i} stopped (status" in logs, logs
-    _check_study(tracking_server, postgres, "slurm-timeout", n_folds=2, n_trials=8)
+        assert f"Requeued job {job}_{i}" in whole and f"worker {i} stopped (status" in whole, logs
+    _check_study(tracking_server, postgres, "slurm-timeout", n_folds=2, n_trials=20)
 
 
 # ---------------------------------------------------------------------------------------------------------------
