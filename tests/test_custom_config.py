@@ -88,3 +88,56 @@ def test_a_choice_between_two_whole_phases_runs(write_config, tmp_path, capsys):
         other = "adamw" if branch == "sgd" else "sgd"
         assert any(k.startswith(f"training.phases.1.{branch}.") for k in r.data.params)
         assert not any(k.startswith(f"training.phases.1.{other}.") for k in r.data.params)
+
+
+# Issue 18's config, character for character as the issue wrote it ("this config must run as written"):
+# no batch norm, 3 epochs, OneCycleLR with its own max_lr. configs/custom_components.py is the same search
+# on a network and schedule that learn the digits well; this one only has to run.
+AS_WRITTEN = """
+import torch
+from torch import nn
+from reproai import CrossValidation, Data, Experiment, Model, Phase, Search, Training, Component, hp
+
+
+def tiny_net(num_classes: int, width: int = 16, depth: int = 2) -> nn.Module:
+    layers, c = [], 3
+    for _ in range(depth):
+        layers += [nn.Conv2d(c, width, 3, padding=1), nn.ReLU()]
+        c = width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(width, 1 if num_classes == 2 else num_classes))
+
+
+experiment = Experiment(
+    name="custom-components",
+    data=Data.digits(),
+    model=Model(factory=tiny_net, kwargs={"width": hp.categorical([8, 16]), "depth": hp.int(1, 3)}),
+    training=Training(
+        batch_size=64,
+        loss=Component("cross_entropy", class_weight="balanced", label_smoothing=hp.float(0.0, 0.2)),
+        phases=[Phase("train", epochs=3, lr=hp.float(1e-3, 1e-1, log=True),
+                      optimizer=hp.choice({
+                          "sgd": Component("SGD", momentum=hp.float(0.5, 0.99), nesterov=hp.categorical([True, False])),
+                          "adamw": Component("AdamW", betas=(0.9, hp.float(0.9, 0.999))),
+                      }),
+                      scheduler=Component("OneCycleLR", max_lr=0.1))],
+    ),
+    cv=CrossValidation(outer_folds=2, inner_folds=2),
+    search=Search(n_trials=4),
+    seed=3,
+)
+"""
+
+
+def test_the_issues_config_runs_as_written(tmp_path, capsys):
+    config = tmp_path / "config.py"
+    config.write_text(AS_WRITTEN)
+    assert main(["space", str(config)]) == 0
+    space = capsys.readouterr().out
+    assert re.search(r"training\.phases\.train\.optimizer\.sgd\.momentum .* if .*== 'sgd'", space), space
+    assert re.search(r"training\.phases\.train\.optimizer\.adamw\.betas\.1 .* if .*== 'adamw'", space), space
+    assert main(["run", str(config), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"test roc_auc: 0\.\d+, 95% CI", out) and "final model: models:/custom-components@final" in out
+    runs = runs_by_level(tmp_path, "custom-components")
+    assert len([r for r in runs["trial"] if r.data.tags["reproai.outer_fold"] != "final"]) == 2 * 4
