@@ -158,7 +158,7 @@ def test_the_config_hash_covers_a_function_defined_in_the_config(write_config):
         (
             {"optimizer": 'Component("SGD", momentun=0.9)'},
             r"`training\.phases\.train\.optimizer`",
-            r"SGD\(\) does not accept the keyword `momentun`\. Did you mean `momentum`\?",
+            r"SGD\(\) does not accept the keyword `momentun`\. Did you mean `momentum`\? It accepts: lr, momentum,",
         ),
         (
             {"scheduler": 'Component("StepLR")'},
@@ -176,6 +176,11 @@ def test_the_config_hash_covers_a_function_defined_in_the_config(write_config):
             r"a lambda .* cannot be recorded by name.* Define it with `def` at module level",
         ),
         (
+            {"model": "Model(backbone='small_cnn', pretrained='nowhere.pth')"},
+            r"`model\.pretrained`",
+            r"the weights file 'nowhere\.pth' does not exist",
+        ),
+        (
             {"optimizer": 'Component("SGD", lr=0.1)'},
             r"`training\.phases\.train\.optimizer`",
             r"`lr` is a field of the phase",
@@ -187,7 +192,7 @@ def test_component_errors_name_file_field_and_fix(write_config, kwargs, path_re,
     with pytest.raises(ConfigError) as info:
         load_config(path)
     message = str(info.value)
-    assert str(path) in message and re.search(path_re, message), message
+    assert re.search(path_re + r" \(at " + re.escape(str(path)) + r":\d+\)", message), message  # file and line
     assert re.search(what, message), message
 
 

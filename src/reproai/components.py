@@ -453,12 +453,15 @@ def check_arguments(
     names = [p.name for p in named]
     what = getattr(obj, "__qualname__", repr(obj))
     problems = []
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][:skip]
+    accepted = [n for n in names if n not in {p.name for p in positional}]  # reproai passes the others
     unknown = [k for k in kwargs if k not in names and not var_keyword]
     for k in unknown:
-        close = difflib.get_close_matches(k, names, n=1)
+        close = difflib.get_close_matches(k, accepted, n=1)
         hint = f" Did you mean `{close[0]}`?" if close else ""
-        problems.append(f"{what}() does not accept the keyword `{k}`.{hint} It accepts: {', '.join(names) or 'none'}.")
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][:skip]
+        problems.append(
+            f"{what}() does not accept the keyword `{k}`.{hint} It accepts: {', '.join(accepted) or 'none'}."
+        )
     missing = [
         p.name
         for p in params

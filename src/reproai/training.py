@@ -352,7 +352,8 @@ def _train_phase(
             summary = {"best_epoch": best_epoch, **({f"best_dev_{ctx.metric}": best} if best is not None else {})}
             run.log(params=params, metrics={**row, **(summary if last else {})}, step=epoch + 1)
             params.clear()
-        bar.set_postfix({k: f"{v:.4f}" for k, v in row.items()})
+        # Shown at the next redraw, not now: a bar written to a log file redraws at most every 30 s.
+        bar.set_postfix({k: f"{v:.4f}" for k, v in row.items()}, refresh=False)
         if ctx.on_epoch is not None:
             ctx.on_epoch(ctx.epochs_done, row)
         ctx.epochs_done += 1

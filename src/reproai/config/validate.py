@@ -261,18 +261,31 @@ def problems(experiment: Any) -> list[Problem]:
     if isinstance(phases, (list, tuple)):
         names = [ph.name for ph in phases if isinstance(ph, Phase)]
         if len(set(names)) != len(names):
-            out.append(Problem("training.phases", f"phase names must be unique, but got {names!r}"))
+            out.append(
+                Problem(
+                    "training.phases",
+                    f"phase names must be unique, but got {names!r}",
+                    getattr(experiment.training, "_site", None),
+                )
+            )
     model = experiment.model
     if isinstance(model, Model) and model.factory is None:
         pre = model.pretrained
         if not isinstance(pre, (bool, str)):
-            out.append(Problem("model.pretrained", f"must be True, False or a path to a .pth file, but got {pre!r}"))
+            out.append(
+                Problem(
+                    "model.pretrained",
+                    f"must be True, False or a path to a .pth file, but got {pre!r}",
+                    getattr(model, "_site", None),
+                )
+            )
         elif isinstance(pre, str) and not Path(pre).expanduser().is_file():
             out.append(
                 Problem(
                     "model.pretrained",
                     f"the weights file {pre!r} does not exist (looked in {Path(pre).expanduser().resolve()}); give a "
                     "path to a state dict, or True for the library's weights",
+                    getattr(model, "_site", None),
                 )
             )
     return out
