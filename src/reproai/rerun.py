@@ -95,7 +95,9 @@ def rerun(
     """Re-execute run ``run_id``: a study reruns the whole study, a fit (or trial, phase) its fit(s).
 
     The new runs are tagged ``reproai.rerun_of``. For fits, the new prediction tables are compared
-    byte for byte with the logged ones; for a study, the headline metric is compared. A config
+    byte for byte with the logged ones, and the trained weights by their SHA-256
+    (:func:`reproai.fits.weights_sha256`); for a study, the headline metric is compared, and its final
+    model is logged but not registered. A config
     written on another machine runs only with ``trust=True`` (see :func:`logged_config`).
     """
     tracker, run = MlflowTracker.for_run(run_id, tracking_uri)
