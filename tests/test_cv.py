@@ -188,3 +188,12 @@ def test_a_splits_file_may_give_test_groups(tmp_path):
     text.write_text("p00\np01\np05\n")
     again = splits_from_file(text, labels, CrossValidation(inner_folds=2), seed=0, ids=ids, groups=groups)
     assert np.array_equal(again.outer[0].test, splits.outer[0].test)
+
+
+def test_a_final_stage_runs_with_more_than_one_outer_fold_or_repeat():
+    from reproai.cv import has_final_stage
+
+    assert has_final_stage(CrossValidation(outer_folds=3, inner_folds=2))
+    assert has_final_stage(CrossValidation(outer_folds=1, inner_folds=2, repeats=2))
+    assert not has_final_stage(CrossValidation(outer_folds=1, inner_folds=2))  # the fold's refit is the model
+    assert not has_final_stage(CrossValidation(outer_folds=3, inner_folds=2, final_model=False))

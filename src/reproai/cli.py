@@ -289,12 +289,12 @@ def _print_result(result: StudyResult, loaded: LoadedConfig, tracking_uri: str |
         )
         print(f"test {metric}: {s['mean']:.4f}{ci} over {s['n']} outer fold(s)")
     if result.final_model:
+        from reproai.cv import has_final_stage
         from reproai.final import quote, trained_on
 
-        cv = loaded.experiment.cv
         estimate = {k: s[k] for k in ("mean", "ci_low", "ci_high", "n")} if s else {}
         print(
-            f"final model: {result.final_model} ({trained_on(cv.outer_folds > 1 or cv.repeats > 1)}); quote it "
+            f"final model: {result.final_model} ({trained_on(has_final_stage(loaded.experiment.cv))}); quote it "
             f"with its nested estimate: {quote(metric, estimate)}"
         )
         print(f"predict with: reproai predict {result.final_model} IMAGES... --out predictions.csv")

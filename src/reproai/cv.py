@@ -27,6 +27,7 @@ __all__ = [
     "make_splits",
     "splits_from_file",
     "final_fold",
+    "has_final_stage",
     "check_splits",
     "LeakageError",
     "split_summary",
@@ -299,6 +300,13 @@ def splits_from_file(
     splits = Splits(outer=outer, ids=list(ids), groups=None if g is None else [str(x) for x in g])
     check_splits(splits)
     return splits
+
+
+def has_final_stage(cv: CrossValidation) -> bool:
+    """Whether the study ends with a final stage (the search and refit once more on all the data): with
+    ``cv.final_model`` and more than one outer fold or repeat. With a single outer fold, that fold's refit
+    is the final model and nothing is searched twice."""
+    return bool(cv.final_model) and (cv.outer_folds > 1 or cv.repeats > 1)
 
 
 def final_fold(labels: np.ndarray, cv: CrossValidation, *, seed: int, groups: Sequence[str] | None = None) -> OuterFold:

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from reproai.cv import OuterFold
+from reproai.cv import OuterFold, has_final_stage
 from reproai.errors import ReproaiError
 from reproai.fits import StudyContext
 from reproai.tags import Tag
@@ -31,7 +31,7 @@ def is_final_model(ctx: StudyContext, fold: OuterFold) -> bool:
     cv = ctx.experiment.cv
     if not cv.final_model:
         return False
-    return fold.final or (cv.outer_folds == 1 and cv.repeats == 1)
+    return fold.final or not has_final_stage(cv)
 
 
 def logs_model(ctx: StudyContext, fold: OuterFold) -> bool:

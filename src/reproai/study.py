@@ -22,7 +22,15 @@ from reproai.config.schema import Experiment
 from reproai.config.space import Space
 from reproai.config.tree import child_items, first_values, has_search_space, to_jsonable
 from reproai.coordination import claimed, last_claim_number, once
-from reproai.cv import OuterFold, Splits, final_fold, make_splits, split_summary, stratification_problems
+from reproai.cv import (
+    OuterFold,
+    Splits,
+    final_fold,
+    has_final_stage,
+    make_splits,
+    split_summary,
+    stratification_problems,
+)
 from reproai.data.loading import list_source, load_images
 from reproai.data.source import ImageSet
 from reproai.errors import ConfigError, DataError, InvalidParamsError
@@ -120,7 +128,7 @@ def prepare_splits(experiment: Experiment, data: ImageSet) -> Splits:
             f"the splits ({smallest} examples). Use a smaller batch size, more data, or fewer "
             "folds."
         )
-    if cv.final_model and (cv.outer_folds > 1 or cv.repeats > 1):
+    if has_final_stage(cv):
         splits.final = final_fold(data.labels, cv, seed=experiment.seed, groups=groups)
     if groups is not None:
         problems = stratification_problems(splits, data.labels, data.classes)

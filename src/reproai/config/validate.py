@@ -265,7 +265,7 @@ def problems(experiment: Any) -> list[Problem]:
                 Problem(
                     "training.phases",
                     f"phase names must be unique, but got {names!r}",
-                    getattr(experiment.training, "_site", None),
+                    checker.site("training.phases"),
                 )
             )
     model = experiment.model
@@ -276,7 +276,7 @@ def problems(experiment: Any) -> list[Problem]:
                 Problem(
                     "model.pretrained",
                     f"must be True, False or a path to a .pth file, but got {pre!r}",
-                    getattr(model, "_site", None),
+                    checker.site("model.pretrained"),
                 )
             )
         elif isinstance(pre, str) and not Path(pre).expanduser().is_file():
@@ -285,7 +285,7 @@ def problems(experiment: Any) -> list[Problem]:
                     "model.pretrained",
                     f"the weights file {pre!r} does not exist (looked in {Path(pre).expanduser().resolve()}); give a "
                     "path to a state dict, or True for the library's weights",
-                    getattr(model, "_site", None),
+                    checker.site("model.pretrained"),
                 )
             )
     return out

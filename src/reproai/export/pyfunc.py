@@ -113,17 +113,13 @@ class ImageClassifier(PythonModel):
             else:
                 k = int(np.argmax(proba[row]))
             predicted[i] = classes[k]
-        table["predicted"] = predicted
-        for k, c in enumerate(classes):
-            table[f"probability_{c}"] = columns[:, k]
-        table["error"] = errors
-        frame = pd.DataFrame(table)
         # Missing values as None, not NaN (pandas' choice for strings and floats), so that the server's
         # JSON is valid: null, where NaN is not JSON at all.
-        frame["predicted"] = pd.Series(predicted, dtype=object)
-        frame["error"] = pd.Series(errors, dtype=object)
-        if len(ok) < len(decoded):
-            for c in classes:
-                column = frame[f"probability_{c}"].astype(object)
-                frame[f"probability_{c}"] = column.where(column.notna(), None)
-        return frame
+        table["predicted"] = pd.Series(predicted, dtype=object)
+        for k, c in enumerate(classes):
+            column = pd.Series(columns[:, k])
+            table[f"probability_{c}"] = (
+                column if len(ok) == len(decoded) else column.astype(object).where(column.notna(), None)
+            )
+        table["error"] = pd.Series(errors, dtype=object)
+        return pd.DataFrame(table)
