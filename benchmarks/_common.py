@@ -26,8 +26,8 @@ def pets_setup(size: int, limit: int | None = None, *, hidden: int | None = None
     import warnings
 
     from reproai import Data, Head, Model
-    from reproai.backbones import backbone_info
     from reproai.data import list_source, load_images
+    from reproai.models import backbone_info
 
     spec = Model(
         backbone="efficientnet_lite0",

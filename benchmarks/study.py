@@ -103,7 +103,7 @@ class DecodingImages:
         self.std = torch.tensor(std).view(3, 1, 1) * 255.0
 
     def __getitem__(self, i):
-        from reproai.data.images import decode_image
+        from reproai.data import decode_image
 
         pixels = decode_image(Path(self.paths[i]).read_bytes(), self.size, name=str(self.paths[i]))
         return (torch.from_numpy(pixels).permute(2, 0, 1).float() - self.mean) / self.std, int(self.labels[i])
@@ -113,12 +113,12 @@ def reference_study(exp, source, splits, args, client, experiment_id):
     import optuna
     from sklearn.metrics import roc_auc_score
 
-    from reproai.backbones import backbone_info
-    from reproai.config.tree import resolve
-    from reproai.fits import fit_seed
-    from reproai.metrics import youden_threshold
+    from reproai.config import resolve
+    from reproai.evaluation import youden_threshold
+    from reproai.models import backbone_info
     from reproai.models import create_model, set_backbone_frozen
-    from reproai.search import make_sampler
+    from reproai.nested._fits import fit_seed
+    from reproai.runtime._storage import make_sampler
 
     info = backbone_info(exp.model)
     labels = source.labels
@@ -216,8 +216,8 @@ class ModelAlone:
     tensors already in memory."""
 
     def __init__(self, exp, data, info) -> None:
-        from reproai.losses import make_loss
         from reproai.models import create_model
+        from reproai.training import make_loss
 
         torch.manual_seed(0)
         self.model = create_model(exp.model, 2).to(memory_format=torch.channels_last).train()
@@ -269,10 +269,10 @@ class ModelAloneProbe:
     def after_each_fit(self):
         """Within the block, reproai's study loop calls the probe after each fit (finished, pruned or
         failed)."""
-        import reproai.inner_search as inner_search
-        import reproai.outer_fold as outer_fold
+        import reproai.nested._inner_search as inner_search
+        import reproai.nested._outer_fold as outer_fold
 
-        run_fit = outer_fold.run_fit  # the name both modules call (reproai.fits.run_fit)
+        run_fit = outer_fold.run_fit  # the name both modules call (reproai.nested._fits.run_fit)
 
         def probed(*args, **kwargs):
             try:
@@ -304,7 +304,7 @@ def evaluation_throughput(exp, data, info, epochs: int = 4) -> list[float]:
 
 
 def derive_seed(*a):
-    from reproai.seeding import derive_seed as d
+    from reproai.training import derive_seed as d
 
     return d(*a)
 
@@ -337,8 +337,8 @@ def main() -> None:
     import torchvision  # noqa: F401
     from mlflow import MlflowClient
 
-    from reproai.config.loader import LoadedConfig
-    from reproai.study import prepare_data, prepare_splits, run_experiment
+    from reproai.config import LoadedConfig
+    from reproai.nested import prepare_data, prepare_splits, run_experiment
     from reproai.tracking import MlflowTracker
 
     warnings.simplefilter("ignore")
@@ -386,7 +386,7 @@ def main() -> None:
         # the reference, on the same splits and seeds
         ref_auc, ref_seconds = None, float("nan")
         if not args.skip_reference:
-            from reproai.data.loading import list_source
+            from reproai.data import list_source
 
             source = list_source(exp.data, seed=exp.seed)
             client = MlflowClient(f"sqlite:///{tmp}/reference.db")
@@ -488,8 +488,8 @@ def only_reproai(args) -> None:
 
     import optuna
 
-    from reproai.config.loader import LoadedConfig
-    from reproai.study import run_experiment
+    from reproai.config import LoadedConfig
+    from reproai.nested import run_experiment
     from reproai.tracking import MlflowTracker
 
     warnings.simplefilter("ignore")

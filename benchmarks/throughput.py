@@ -1,6 +1,6 @@
 """Images per second of reproai's fine-tuning loop against the model alone.
 
-The loop: ``reproai.training.fit`` on the real Oxford-IIIT Pet sample (efficientnet_lite0, 224 px,
+The loop: ``reproai.training._fit.fit`` on the real Oxford-IIIT Pet sample (efficientnet_lite0, 224 px,
 batch 32, the real pretrained weights), data read from the image cache, normalised on the device.
 The model alone: forward + backward + optimiser step on the same images, already on the device as
 normalised float tensors. Both with the same precision and memory layout. Goal: ratio >= 0.90.
@@ -24,9 +24,9 @@ from _common import Timer, pets_setup, report, require_shared  # noqa: E402
 
 def model_alone(spec, training, data, info, n_epochs: int) -> float:
     """Images per second of forward + backward + step on device-resident normalised tensors."""
-    from reproai.losses import make_loss
     from reproai.models import create_model
-    from reproai.training import _Runner, resolve_device
+    from reproai.training._fit import _Runner, resolve_device
+    from reproai.training import make_loss
 
     device = resolve_device(training.device)
     torch.manual_seed(0)

@@ -29,7 +29,7 @@ def main() -> None:
     require_shared()
 
     from reproai import Phase, Training
-    from reproai.features import clear_feature_cache
+    from reproai.training import clear_feature_cache
     from reproai.training import fit
 
     spec, data, info = pets_setup(args.size, hidden=256, dropout=0.2)

@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=12, help="trials per outer fold")
     parser.add_argument("--outer", type=int, default=2, help="outer folds")
     args = parser.parse_args()
-    from reproai.parallel import local_tracking_server, run_workers
+    from reproai.cluster import local_tracking_server, run_workers
 
     config = str(REPO / "configs" / "quickstart.py")
     figures = {}

@@ -127,7 +127,7 @@ def workers():
 @pytest.fixture
 def tracking_server(tmp_path):
     """A real ``mlflow server`` on 127.0.0.1 over SQLite, for the test's duration: its URI."""
-    from reproai.parallel import local_tracking_server
+    from reproai.cluster._local import local_tracking_server
 
     with local_tracking_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts") as uri:
         assert uri.startswith("http://127.0.0.1:")

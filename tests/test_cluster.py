@@ -14,9 +14,9 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from reproai.cli import main
+from reproai.cluster._local import check_parallel_storage
 from reproai.errors import ConfigError
-from reproai.parallel import check_parallel_storage
-from reproai.search import open_storage
+from reproai.runtime._storage import open_storage
 from tests.conftest import tiny_config_text
 
 PG = os.environ.get("REPROAI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")

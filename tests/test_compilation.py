@@ -8,12 +8,12 @@ import timm
 import torch
 
 from reproai import Data, Head, Model, Phase, Training
-from reproai.backbones import backbone_info
-from reproai.compilation import clear, compile_seconds, compiled_graphs
 from reproai.data import list_source, load_images
 from reproai.errors import ConfigError
-from reproai.models import CheckpointedSequential, create_model, enable_grad_checkpointing
-from reproai.training import fit
+from reproai.models._backbones import backbone_info
+from reproai.models._network import CheckpointedSequential, create_model, enable_grad_checkpointing
+from reproai.training._compilation import clear, compile_seconds, compiled_graphs
+from reproai.training._fit import fit
 
 MODEL = Model(backbone="small_cnn", pretrained=False, head=Head(hidden=16))
 

@@ -11,8 +11,8 @@ import torch
 
 import reproai
 from reproai import Component, ConfigError, load_config
-from reproai.components import import_path, registry
-from reproai.config.tree import from_jsonable, iter_parameters, resolve, set_path, to_jsonable
+from reproai.config._registry import import_path, registry
+from reproai.config._tree import from_jsonable, iter_parameters, resolve, set_path, to_jsonable
 from tests.conftest import REPO
 
 HEADER = """
@@ -271,7 +271,7 @@ def test_a_choice_between_whole_phases_validates_and_is_listed(write_config, cap
     ],
 )
 def test_the_model_is_built_and_checked_before_any_work(write_config, model, freeze, what):
-    from reproai.study import run_experiment
+    from reproai.nested._study import run_experiment
 
     text = experiment_text(model=model, freeze=freeze).replace(
         "\nexperiment",
@@ -291,7 +291,7 @@ def _experiments(folder):
 
 
 def test_a_model_of_ones_own_declares_its_backbone_and_trains(write_config):
-    from reproai.study import run_experiment
+    from reproai.nested._study import run_experiment
 
     text = (
         experiment_text(model="Model(factory=TwoParts, kwargs={'width': 8})", freeze=True)

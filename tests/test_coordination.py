@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from reproai.coordination import claim, claimed, is_dead, last_claim_number, once, release
-from reproai.search import open_storage
-from reproai.workers import worker_alive, worker_id
+from reproai.runtime._claims import claim, claimed, is_dead, last_claim_number, once, release
+from reproai.runtime._storage import open_storage
+from reproai.runtime._workers import worker_alive, worker_id
 
 
 @pytest.fixture(params=["sqlite", "journal"])

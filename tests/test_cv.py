@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from reproai import CrossValidation
-from reproai.cv import LeakageError, Splits, check_splits, make_splits
 from reproai.errors import DataError
+from reproai.nested._splits import LeakageError, Splits, check_splits, make_splits
 
 LABELS = np.array([0] * 30 + [1] * 20 + [2] * 10)
 
@@ -160,7 +160,7 @@ def test_too_few_groups_for_the_folds_is_an_error_with_the_numbers():
 
 
 def test_poor_stratification_is_reported_with_the_numbers():
-    from reproai.cv import split_summary, stratification_problems
+    from reproai.nested._splits import split_summary, stratification_problems
 
     labels = np.array([0] * 30 + [1] * 6)
     groups = np.array([f"a{i // 3}" for i in range(30)] + ["b0"] * 4 + ["b1"] * 1 + ["b2"] * 1)
@@ -176,7 +176,7 @@ def test_poor_stratification_is_reported_with_the_numbers():
 def test_a_splits_file_may_give_test_groups(tmp_path):
     import json
 
-    from reproai.cv import splits_from_file
+    from reproai.nested._splits import splits_from_file
 
     labels, groups = grouped_labels()
     ids = [f"img{i}" for i in range(len(labels))]
@@ -191,7 +191,7 @@ def test_a_splits_file_may_give_test_groups(tmp_path):
 
 
 def test_a_final_stage_runs_with_more_than_one_outer_fold_or_repeat():
-    from reproai.cv import has_final_stage
+    from reproai.nested._splits import has_final_stage
 
     assert has_final_stage(CrossValidation(outer_folds=3, inner_folds=2))
     assert has_final_stage(CrossValidation(outer_folds=1, inner_folds=2, repeats=2))

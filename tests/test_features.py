@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from reproai import Data, Head, Model, Phase, Training
-from reproai.backbones import BackboneInfo, SmallCNN, register_backbone
 from reproai.data import list_source, load_images
-from reproai.features import clear_feature_cache
+from reproai.models._backbones import BackboneInfo, SmallCNN, register_backbone
 from reproai.tracking import MemoryTracker
-from reproai.training import fit
+from reproai.training._features import clear_feature_cache
+from reproai.training._fit import fit
 
 
 # A "pretrained" small CNN: fixed weights from a seed, as a library's weights would be.
@@ -62,7 +62,7 @@ def test_cached_feature_head_training_matches_training_through_the_frozen_backbo
 
 
 def test_features_are_not_cached_for_random_weights_or_with_augmentation(digits):
-    from reproai.training import _use_features
+    from reproai.training._fit import _use_features
 
     phases = [Phase("warmup", freeze_backbone=True), Phase("finetune")]
     assert _use_features(Training(phases=phases), phases, 0, MODEL)

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from reproai.fits import weights_sha256
+from reproai.nested._fits import weights_sha256
 
 
 def net() -> nn.Module:

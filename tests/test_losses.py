@@ -7,14 +7,14 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils.class_weight import compute_class_weight
 
-import reproai.training
+import reproai.training._fit
 from reproai import Component
-from reproai.backbones import backbone_info
 from reproai.cli import main
-from reproai.config.schema import Data, Head, Model, Phase, Training
+from reproai.config._schema import Data, Head, Model, Phase, Training
 from reproai.data import list_source, load_images
 from reproai.errors import ConfigError
-from reproai.losses import CrossEntropy, balanced_class_weight, check_loss, make_loss
+from reproai.models._backbones import backbone_info
+from reproai.training._losses import CrossEntropy, balanced_class_weight, check_loss, make_loss
 from tests.conftest import tiny_config_text
 
 
@@ -59,14 +59,14 @@ def test_balanced_class_weight_uses_the_fits_training_labels_only(monkeypatch):
     source = list_source(data_spec, seed=0)
     data = load_images(source, 8, progress=False, cache=False)
     seen = []
-    real = reproai.training.make_loss
+    real = reproai.training._fit.make_loss
 
     def spy(spec, *, num_classes, train_labels):
         loss = real(spec, num_classes=num_classes, train_labels=train_labels)
         seen.append((np.asarray(train_labels).copy(), loss.weight.clone()))
         return loss
 
-    monkeypatch.setattr(reproai.training, "make_loss", spy)
+    monkeypatch.setattr(reproai.training._fit, "make_loss", spy)
     training = Training(
         batch_size=32, loss=Component("cross_entropy", class_weight="balanced"), phases=[Phase("train", epochs=1)]
     )
@@ -75,7 +75,7 @@ def test_balanced_class_weight_uses_the_fits_training_labels_only(monkeypatch):
     train = np.concatenate([np.flatnonzero(labels == 0)[:5], np.flatnonzero(labels != 0)[:150]])
     rest = np.setdiff1d(np.arange(len(labels)), train)
     for dev, test in [(rest[:60], rest[60:]), (rest[60:], rest[:60])]:
-        reproai.training.fit(model, training, data, info, train=train, dev=dev, test=test, progress=False)
+        reproai.training._fit.fit(model, training, data, info, train=train, dev=dev, test=test, progress=False)
     (a_labels, a_weight), (b_labels, b_weight) = seen
     assert np.array_equal(a_labels, labels[train]) and np.array_equal(b_labels, labels[train])
     expected = compute_class_weight("balanced", classes=np.arange(10), y=labels[train])

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from reproai.metrics import METRICS, compute_metrics, metric_direction, predict_labels, youden_threshold
+from reproai.evaluation._metrics import METRICS, compute_metrics, metric_direction, predict_labels, youden_threshold
 
 
 @pytest.fixture

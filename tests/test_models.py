@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from reproai import ConfigError, Head, Model
-from reproai.backbones import backbone_info
-from reproai.models import create_model, recycle_model, set_backbone_frozen
+from reproai.models._backbones import backbone_info
+from reproai.models._network import create_model, recycle_model, set_backbone_frozen
 from tests.conftest import WEIGHTS, needs_shared
 
 

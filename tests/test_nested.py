@@ -14,7 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from reproai.cli import main
-from reproai.search import open_storage
+from reproai.runtime._storage import open_storage
 from tests.conftest import REPO, tiny_config_text
 
 NESTED = "CrossValidation(outer_folds=3, inner_folds=2)"

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from reproai import Component
-from reproai.config.schema import Phase
+from reproai.config._schema import Phase
 from reproai.errors import ConfigError
-from reproai.optim import make_optimizer, make_schedule, scheduler_interval
-from reproai.training import steps_per_epoch
+from reproai.training._fit import steps_per_epoch
+from reproai.training._optim import make_optimizer, make_schedule, scheduler_interval
 
 
 def params():

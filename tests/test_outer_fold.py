@@ -9,13 +9,13 @@ import pytest
 from optuna.trial import TrialState
 
 from reproai import CrossValidation, Data, Experiment, Model, Phase, Search, Training, hp
-from reproai.backbones import backbone_info
-from reproai.cv import make_splits
 from reproai.errors import SearchFailedError
-from reproai.fits import StudyContext
-from reproai.inner_search import load_search, search
+from reproai.models._backbones import backbone_info
+from reproai.nested._fits import StudyContext
+from reproai.nested._inner_search import load_search, search
+from reproai.nested._splits import make_splits
+from reproai.runtime._workers import worker_id
 from reproai.tracking import MemoryTracker
-from reproai.workers import worker_id
 
 
 @pytest.fixture

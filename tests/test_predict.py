@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 from PIL import Image
 
 from reproai.errors import DataError, TrackingError
-from reproai.predict import list_inputs, resolve_model
+from reproai.export._predict import list_inputs, resolve_model
 
 
 def test_files_folders_and_tables(tmp_path):

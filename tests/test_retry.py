@@ -3,7 +3,7 @@
 import pytest
 
 from reproai.errors import TrackingError
-from reproai.retry import Patience, is_unreachable
+from reproai.runtime._retry import Patience, is_unreachable
 
 
 class Server:

@@ -20,9 +20,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from reproai.cli import build_parser, main
-from reproai.errors import ConfigError, ReproaiError
-from reproai.search import open_storage
-from reproai.submit import (
+from reproai.cluster._slurm import (
     SlurmOptions,
     SlurmWorker,
     check_cluster_storage,
@@ -35,6 +33,8 @@ from reproai.submit import (
     slurm_extras,
     worker_argv,
 )
+from reproai.errors import ConfigError, ReproaiError
+from reproai.runtime._storage import open_storage
 from tests.conftest import REPO, tiny_config_text
 from tests.test_cluster import _postgres_database
 
@@ -325,7 +325,7 @@ def test_missing_submitit_or_sbatch_names_the_install(write_config, monkeypatch,
     path = write_config(_config("x", n_trials=2, epochs=1))
     options = SlurmOptions(time="10")
     run = dict(workers=2, slurm=options, storage="postgresql://u@h/db", tracking_uri="http://h:5000")
-    from reproai.submit import submit
+    from reproai.cluster._slurm import submit
 
     with monkeypatch.context() as m:
         m.setitem(sys.modules, "submitit", None)  # import submitit raises ImportError

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from reproai import Data, Head, Model, Phase, Training
-from reproai.backbones import backbone_info
 from reproai.data import list_source, load_images
+from reproai.models._backbones import backbone_info
 from reproai.tracking import MemoryTracker
-from reproai.training import fit
+from reproai.training._fit import fit
 
 MODEL = Model(backbone="small_cnn", pretrained=False, head=Head(hidden=16))
 
@@ -43,8 +43,8 @@ def test_same_seed_same_predictions_different_seed_different(digits):
 def test_a_frozen_phase_leaves_the_backbone_untouched(digits):
     torch.manual_seed(0)
     result = run_fit(digits, Training(phases=[Phase("warmup", epochs=2, freeze_backbone=True, lr=1e-2)]))
-    from reproai.models import create_model
-    from reproai.seeding import derive_seed
+    from reproai.models._network import create_model
+    from reproai.training._seeding import derive_seed
 
     torch.manual_seed(derive_seed(0, "init"))
     fresh = create_model(MODEL, 10)
@@ -90,7 +90,7 @@ def test_phases_are_tracked_as_nested_runs_with_per_epoch_metrics(digits):
 
 def test_a_phase_stopped_in_its_first_epoch_still_logs_its_params(digits, monkeypatch):
     # A phase's params normally go with its first epoch's metrics; stop it before those.
-    from reproai import stopping
+    from reproai.runtime import _stopping as stopping
 
     steps = iter(range(1000))
 
@@ -130,8 +130,8 @@ def test_fit_equals_a_plain_pytorch_loop_with_the_same_seeds(digits):
     """No hidden tricks: with channels-last off, a fit is the textbook loop (initial weights and dropout
     from the seed's "init", each epoch's order from its "order", a cosine schedule by epoch), up to float
     rounding (which Adam's normalised steps let grow a little, step by step)."""
-    from reproai.models import create_model, set_backbone_frozen
-    from reproai.seeding import derive_seed
+    from reproai.models._network import create_model, set_backbone_frozen
+    from reproai.training._seeding import derive_seed
 
     data, train, _, test = digits
     model_spec = Model(backbone="small_cnn", pretrained=False, head=Head(hidden=16, dropout=0.3))

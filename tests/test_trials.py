@@ -3,8 +3,8 @@ API, so that an Optuna release that changes them fails here, loudly, rather than
 
 import optuna
 
-from reproai.search import open_storage
-from reproai.trials import cached_storage, quiet_optuna, trial_id
+from reproai.runtime._storage import open_storage
+from reproai.runtime._trials import cached_storage, quiet_optuna, trial_id
 
 
 def test_trial_id_is_the_storages_id_of_the_trial(tmp_path):

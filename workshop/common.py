@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))  # run from a checkout without installing, too
 
 from reproai import Data, Head, Model, Phase, Training  # noqa: E402
-from reproai.backbones import backbone_info  # noqa: E402
 from reproai.data import list_source, load_images  # noqa: E402
+from reproai.models import backbone_info  # noqa: E402
 
 
 def parser(description: str, *, folds: bool = False, trials: bool = False) -> argparse.ArgumentParser:
@@ -114,7 +114,7 @@ def analyze_nested(description: str, experiment: str, run_name: str) -> None:
     import mlflow
 
     from reproai.analysis import fold_metrics, summarize_folds
-    from reproai.analysis.figures import density_figure, roc_figure
+    from reproai.analysis import density_figure, roc_figure
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--experiment", default=experiment)

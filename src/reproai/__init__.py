@@ -6,7 +6,6 @@ A config file defines one :class:`Experiment` whose fields may hold search space
 
 from typing import Any
 
-from reproai.components import Component, register, registry
 from reproai.config import (
     CrossValidation,
     Data,
@@ -23,6 +22,7 @@ from reproai.config import (
     load_experiment,
     resolve,
 )
+from reproai.config._registry import Component, register, registry
 from reproai.errors import ConfigError, DataError, ReproaiError, SearchSpaceError, TrackingError, UntrustedConfigError
 
 __version__ = "0.1.0"
@@ -60,7 +60,7 @@ def __getattr__(name: str) -> Any:
     # The study pulls in torch and MLflow; import it on first use so that `import reproai` and
     # config files stay fast.
     if name == "run_experiment":
-        from reproai.study import run_experiment
+        from reproai.nested._study import run_experiment
 
         return run_experiment
     raise AttributeError(f"module 'reproai' has no attribute {name!r}")

@@ -10,13 +10,13 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from reproai import stopping
 from reproai.errors import ReproaiError
-from reproai.stopping import Terminated
+from reproai.runtime import _stopping as stopping
+from reproai.runtime._stopping import Terminated
 
 if TYPE_CHECKING:  # the study pulls in torch and MLflow: imported where a command needs it
-    from reproai.config.loader import LoadedConfig
-    from reproai.study import StudyResult
+    from reproai.config._loader import LoadedConfig
+    from reproai.nested._study import StudyResult
 
 __all__ = ["main", "build_parser"]
 
@@ -172,7 +172,7 @@ def _add_submit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    from reproai.submit import SlurmOptions, submit
+    from reproai.cluster._slurm import SlurmOptions, submit
 
     options = SlurmOptions(
         time=args.time,
@@ -203,8 +203,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from reproai.config.loader import load_config
-    from reproai.study import run_experiment
+    from reproai.config._loader import load_config
+    from reproai.nested._study import run_experiment
 
     loaded = load_config(args.config, args.overrides)
     if args.workers > 1:
@@ -229,12 +229,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _run_workers(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     import contextlib
 
-    from reproai.parallel import (
+    from reproai.cluster._local import (
         check_parallel_storage,
         local_tracking_server,
         run_workers,
     )
-    from reproai.study import run_experiment
+    from reproai.nested._study import run_experiment
     from reproai.tracking import default_tracking_uri
 
     check_parallel_storage(args.storage, args.workers)
@@ -253,9 +253,9 @@ def _run_workers(args: argparse.Namespace, loaded: LoadedConfig) -> int:
             "--no-summary",
         ]
         if args.fresh:  # one new study for all: claims after the current newest make it, and all join it
-            from reproai.coordination import last_claim_number
-            from reproai.search import open_storage
-            from reproai.study import study_key
+            from reproai.nested._study import study_key
+            from reproai.runtime._claims import last_claim_number
+            from reproai.runtime._storage import open_storage
 
             argv += ["--fresh-after", str(last_claim_number(open_storage(args.storage), study_key(loaded)))]
         code = run_workers(argv, args.workers)
@@ -289,8 +289,8 @@ def _print_result(result: StudyResult, loaded: LoadedConfig, tracking_uri: str |
         )
         print(f"test {metric}: {s['mean']:.4f}{ci} over {s['n']} outer fold(s)")
     if result.final_model:
-        from reproai.cv import has_final_stage
-        from reproai.final import quote, trained_on
+        from reproai.nested._final import quote, trained_on
+        from reproai.nested._splits import has_final_stage
 
         estimate = {k: s[k] for k in ("mean", "ci_low", "ci_high", "n")} if s else {}
         print(
@@ -302,7 +302,7 @@ def _print_result(result: StudyResult, loaded: LoadedConfig, tracking_uri: str |
 
 
 def _cmd_rerun(args: argparse.Namespace) -> int:
-    from reproai.rerun import rerun
+    from reproai.nested._rerun import rerun
 
     report = rerun(
         args.run_id, tracking_uri=args.tracking_uri, overrides=args.overrides, progress=not args.quiet, trust=args.trust
@@ -316,7 +316,7 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from reproai.analysis import analyze
-    from reproai.stats import BOUNDS_NOTE
+    from reproai.evaluation._stats import BOUNDS_NOTE
 
     result = analyze(
         args.study,
@@ -369,7 +369,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from reproai.status import study_status
+    from reproai.cluster._status import study_status
 
     status = study_status(args.study, tracking_uri=args.tracking_uri, storage=args.storage)
     print(
@@ -385,7 +385,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from reproai.predict import predict
+    from reproai.export._predict import predict
 
     table = predict(
         args.model,
@@ -410,8 +410,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_space(args: argparse.Namespace) -> int:
-    from reproai.config.loader import load_config
-    from reproai.config.tree import Choice, iter_parameters
+    from reproai.config._loader import load_config
+    from reproai.config._tree import Choice, iter_parameters
 
     loaded = load_config(args.config, args.overrides)
     params = list(iter_parameters(loaded.experiment))

@@ -8,9 +8,9 @@ import pytest
 from sklearn import metrics as skm
 
 from reproai.analysis import bootstrap_pooled, confusion, corrected_paired_ttest, corrected_t_interval, fold_metrics
-from reproai.analysis.bootstrap import weighted_metrics
-from reproai.analysis.evaluate import BINARY_METRICS, MULTICLASS_METRICS, prediction_arrays
+from reproai.analysis._evaluate import BINARY_METRICS, MULTICLASS_METRICS, prediction_arrays
 from reproai.errors import ReproaiError
+from reproai.evaluation._bootstrap import weighted_metrics
 
 BINARY = pd.DataFrame(
     {
@@ -159,7 +159,7 @@ def test_corrected_interval_is_wider_than_the_plain_one_and_one_fold_gives_nan()
 
 
 def test_group_level_predictions_and_metrics_by_hand():
-    from reproai.analysis.evaluate import group_predictions, table_metrics
+    from reproai.analysis._evaluate import group_predictions, table_metrics
 
     # Two outer folds; patients with 1-3 images each; every patient one class.
     table = pd.DataFrame(
@@ -191,7 +191,7 @@ def test_group_level_predictions_and_metrics_by_hand():
 
 
 def test_intervals_stay_inside_the_metrics_range():
-    from reproai.analysis.evaluate import summarize_folds
+    from reproai.analysis._evaluate import summarize_folds
 
     folds = pd.DataFrame(
         {"repeat": 0, "outer_fold": [0, 1, 2], "n": 10, "roc_auc": [0.999, 1.0, 0.9995], "log_loss": [0.01, 0.3, 0.02]}

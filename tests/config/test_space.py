@@ -4,8 +4,8 @@ import optuna
 import pytest
 
 from reproai import hp
-from reproai.config.space import Categorical, Float, Int, Space
-from reproai.config.tree import Choice
+from reproai.config._space import Categorical, Float, Int, Space
+from reproai.config._tree import Choice
 from reproai.errors import SearchSpaceError
 
 

@@ -4,7 +4,7 @@ import optuna
 import pytest
 
 from reproai import Data, Experiment, Head, Model, Phase, Training, hp
-from reproai.config.tree import (
+from reproai.config._tree import (
     from_jsonable,
     get_path,
     has_search_space,

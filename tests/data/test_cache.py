@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from reproai.data.cache import cached_decode
+from reproai.data._cache import cached_decode
 from reproai.errors import DiskFullError
 from tests.conftest import make_image_folder
 
@@ -56,7 +56,7 @@ def test_two_processes_building_at_once_build_it_once(tmp_path):
 
     root = make_image_folder(tmp_path / "imgs", n_per_class=6, size=64)
     script = (
-        "import sys; from pathlib import Path; from reproai.data.cache import cached_decode;"
+        "import sys; from pathlib import Path; from reproai.data._cache import cached_decode;"
         f"paths = sorted(Path({str(root)!r}).rglob('*.png'));"
         f"print(cached_decode(paths, 32, cache_dir={str(tmp_path / 'cache')!r}, progress=False)[3])"
     )

@@ -9,7 +9,7 @@ from PIL import Image
 from reproai import Component, CrossValidation, Data, Experiment, Model, Phase, Training
 from reproai.data import Source, image_array
 from reproai.errors import DataError
-from reproai.study import prepare_data, prepare_splits
+from reproai.nested._study import prepare_data, prepare_splits
 from tests.conftest import make_image_folder
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reproai.data.images import decode_files, decode_image
+from reproai.data._images import decode_files, decode_image
 from reproai.errors import DataError
 from tests.conftest import PETS_IMAGES, needs_shared
 

@@ -140,7 +140,7 @@ def test_hidden_paths_in_a_table_are_left_out(tmp_path, images):
 
 def test_too_few_groups_for_the_folds_names_the_classes(tmp_path, images):
     from reproai import CrossValidation, Experiment
-    from reproai.study import prepare_splits
+    from reproai.nested._study import prepare_splits
 
     path = tmp_path / "t.csv"
     frame(subject=["d0", "c0", "d1", "c1"] * 2).to_csv(path, index=False)  # two subjects per class

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from reproai import Head, Model, Phase, Training
-from reproai.backbones import backbone_info
 from reproai.data import list_source, load_images
-from reproai.seeding import configure_determinism
+from reproai.models._backbones import backbone_info
 from reproai.tracking import MemoryTracker
-from reproai.training import fit
+from reproai.training._fit import fit
+from reproai.training._seeding import configure_determinism
 
 
 @pytest.fixture

@@ -52,8 +52,8 @@ def test_image_cache_on_a_full_disk(tmp_path):
         import json, subprocess, sys
         from pathlib import Path
         import numpy as np
-        from reproai.data.cache import cached_decode
-        from reproai.data.images import decode_files
+        from reproai.data._cache import cached_decode
+        from reproai.data._images import decode_files
         from reproai.errors import DiskFullError
         from tests.conftest import make_image_folder
 

@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from reproai.cli import main
-from reproai.search import open_storage
+from reproai.runtime._storage import open_storage
 from tests.conftest import tiny_config_text
 
 CV = "CrossValidation(outer_folds=2, inner_folds=2)"  # 240 digits: about 60 examples per inner training set

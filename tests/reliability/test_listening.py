@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from reproai.parallel import local_tracking_server
+from reproai.cluster._local import local_tracking_server
 
 
 def _listening(port: int) -> list[str]:

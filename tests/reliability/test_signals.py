@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from reproai.cli import main
-from reproai.search import open_storage
+from reproai.runtime._storage import open_storage
 from tests.conftest import REPO, tiny_config_text
 from tests.test_nested import KILL_CONFIG, levels, run_cli, signal_inside_a_trial
 

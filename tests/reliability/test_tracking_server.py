@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from reproai.parallel import _free_port, local_tracking_server
+from reproai.cluster._local import _free_port, local_tracking_server
 from tests.conftest import REPO, tiny_config_text
 
 

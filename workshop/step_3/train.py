@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402
 
 from reproai import CrossValidation  # noqa: E402
-from reproai.cv import make_splits  # noqa: E402
-from reproai.metrics import youden_threshold  # noqa: E402
+from reproai.evaluation import youden_threshold  # noqa: E402
+from reproai.nested import make_splits  # noqa: E402
 from reproai.tracking import MlflowTracker  # noqa: E402
 from reproai.training import fit  # noqa: E402
 

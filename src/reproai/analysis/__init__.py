@@ -3,9 +3,9 @@
 Everything returns pandas DataFrames; :func:`analyze` is what ``reproai analyze`` runs.
 """
 
-from reproai.analysis.analyze import Analysis, GroupAnalysis, analyze, group_analysis, splits_summary
-from reproai.analysis.compare import Comparison, check_same_splits, compare
-from reproai.analysis.evaluate import (
+from reproai.analysis._analyze import Analysis, GroupAnalysis, analyze, group_analysis, splits_summary
+from reproai.analysis._compare import Comparison, check_same_splits, compare
+from reproai.analysis._evaluate import (
     bootstrap_pooled,
     confusion,
     fold_metrics,
@@ -13,11 +13,15 @@ from reproai.analysis.evaluate import (
     summarize_folds,
     table_metrics,
 )
-from reproai.analysis.load import StudyData, find_study, load_study
-from reproai.analysis.search import rebuild_searches
-from reproai.stats import corrected_paired_ttest, corrected_t_interval, t_interval
+from reproai.analysis._figures import density_figure, pr_figure, roc_figure
+from reproai.analysis._load import StudyData, load_study
+from reproai.analysis._searches import rebuild_searches
+from reproai.evaluation._stats import corrected_paired_ttest, corrected_t_interval, t_interval
 
 __all__ = [
+    "roc_figure",
+    "pr_figure",
+    "density_figure",
     "analyze",
     "Analysis",
     "GroupAnalysis",
@@ -28,7 +32,6 @@ __all__ = [
     "check_same_splits",
     "corrected_paired_ttest",
     "load_study",
-    "find_study",
     "StudyData",
     "fold_metrics",
     "table_metrics",

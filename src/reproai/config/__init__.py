@@ -1,11 +1,11 @@
 """Config files: the experiment schema, search spaces, and loading with overrides."""
 
-from reproai.components import Component
 from reproai.config import hp
-from reproai.config.loader import LoadedConfig, apply_overrides, config_hash, load_config, load_experiment
-from reproai.config.schema import CrossValidation, Data, Experiment, Head, Model, Phase, Search, Training
-from reproai.config.space import Categorical, Float, Int, Space
-from reproai.config.tree import (
+from reproai.config._loader import LoadedConfig, apply_overrides, config_hash, load_config, load_experiment
+from reproai.config._registry import Component
+from reproai.config._schema import CrossValidation, Data, Experiment, Head, Model, Phase, Search, Training
+from reproai.config._space import Categorical, Float, Int, Space
+from reproai.config._tree import (
     Choice,
     Parameter,
     from_jsonable,
@@ -16,7 +16,7 @@ from reproai.config.tree import (
     set_path,
     to_jsonable,
 )
-from reproai.config.validate import validate
+from reproai.config._validate import validate
 
 __all__ = [
     "Component",

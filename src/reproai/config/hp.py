@@ -6,8 +6,8 @@ import builtins
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reproai.config.space import Categorical, Float, Int
-from reproai.config.tree import Choice
+from reproai.config._space import Categorical, Float, Int
+from reproai.config._tree import Choice
 
 __all__ = ["float", "int", "categorical", "choice"]
 

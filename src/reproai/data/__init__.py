@@ -1,9 +1,9 @@
 """Data: the built-in kinds and one's own datasets, robust image decoding, the decoded-image cache."""
 
-from reproai.data.custom import image_array, source_from_dataset, source_from_factory
-from reproai.data.images import decode_files, decode_image, to_rgb
-from reproai.data.loading import duplicate_files, list_source, load_images
-from reproai.data.source import ImageSet, Source
+from reproai.data._custom import image_array, source_from_dataset, source_from_factory
+from reproai.data._images import decode_files, decode_image, to_rgb
+from reproai.data._loading import duplicate_files, list_source, load_images
+from reproai.data._source import ImageSet, Source
 
 __all__ = [
     "ImageSet",

@@ -1,7 +1,9 @@
 """A fitted model as an MLflow model: the network (exported with ``torch.export``), the preprocessing it
-was trained with, its classes and threshold, and the ``reproai predict`` logic that serves it."""
+was trained with, its classes and threshold; the served model; ``reproai predict`` over files, folders
+and tables."""
 
-from reproai.export.package import INPUT_COLUMN, save_model
-from reproai.export.pyfunc import ImageClassifier
+from reproai.export._package import INPUT_COLUMN, save_model
+from reproai.export._predict import list_inputs, predict, resolve_model
+from reproai.export._pyfunc import ImageClassifier
 
-__all__ = ["save_model", "ImageClassifier", "INPUT_COLUMN"]
+__all__ = ["save_model", "ImageClassifier", "INPUT_COLUMN", "predict", "resolve_model", "list_inputs"]
