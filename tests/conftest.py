@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -87,31 +92,31 @@ def write_config(tmp_path):
     return write
 
 
+def spawn_reproai(
+    args: Sequence[str], *, cwd: str | Path, env: Mapping[str, str] | None = None, **popen_kwargs: Any
+) -> subprocess.Popen:
+    """Start ``python -m reproai ARGS`` in ``cwd``, importing this checkout's ``src`` (not an installed copy),
+    with ``env`` added to the environment; ``popen_kwargs`` go to :class:`subprocess.Popen`."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "reproai", *args], cwd=cwd, env=full_env, **popen_kwargs)
+
+
 @pytest.fixture
 def workers():
     """Start ``reproai run`` worker processes; any still running when the test ends are killed."""
-    import os
-    import subprocess
-    import sys
-
     started = []
 
     def start(path, uri, storage, n, cwd):
-        cmd = [
-            sys.executable,
-            "-m",
-            "reproai",
-            "run",
-            str(path),
-            "--tracking-uri",
-            uri,
-            "--storage",
-            storage,
-            "--quiet",
-        ]
-        env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+        args = ["run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
         procs = [
-            subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            spawn_reproai(
+                args,
+                cwd=cwd,
+                env={"OMP_NUM_THREADS": "1"},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             for _ in range(n)
         ]
         started.extend(procs)
@@ -140,10 +145,7 @@ def model_server(model_uri: str, tracking_uri: str, cwd: Path):
     that posts images (file paths) to it and returns its predictions as a DataFrame. The server is stopped."""
     import base64
     import json
-    import os
     import socket
-    import subprocess
-    import sys
     import time
     import urllib.request
 

@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 from reproai.cli import main
-from tests.conftest import tiny_config_text
+from tests.conftest import spawn_reproai, tiny_config_text
 
 
 def test_space_lists_parameters_with_conditions(write_config, capsys):
@@ -38,24 +38,15 @@ def test_progress_bars_written_to_a_file_update_every_30_seconds(write_config, m
     assert os.environ["TQDM_MININTERVAL"] == "5"
 
 
-def test_a_reader_that_goes_away_ends_the_output_quietly(write_config):
+def test_a_reader_that_goes_away_ends_the_output_quietly(write_config, tmp_path):
     # `reproai space CONFIG | head -0`: the pipe is closed before reproai writes to it.
-    import os
-
-    from tests.conftest import REPO
-
     path = write_config(tiny_config_text())
     read, write = os.pipe()
     os.close(read)
-    proc = subprocess.run(
-        [sys.executable, "-m", "reproai", "space", str(path)],
-        stdout=write,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-    )
+    proc = spawn_reproai(["space", str(path)], cwd=tmp_path, stdout=write, stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate()
     os.close(write)
-    assert proc.returncode == 141 and proc.stderr == ""  # no BrokenPipeError traceback
+    assert proc.returncode == 141 and err == ""  # no BrokenPipeError traceback
 
 
 def test_python_dash_m_and_help():

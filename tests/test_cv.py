@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from reproai import CrossValidation
-from reproai.errors import DataError
-from reproai.nested._splits import LeakageError, Splits, check_splits, make_splits
+from reproai.errors import DataError, LeakageError
+from reproai.nested._folds import Splits
+from reproai.nested._leakage import check_splits
+from reproai.nested._splits import make_splits
 
 LABELS = np.array([0] * 30 + [1] * 20 + [2] * 10)
 
@@ -160,7 +162,7 @@ def test_too_few_groups_for_the_folds_is_an_error_with_the_numbers():
 
 
 def test_poor_stratification_is_reported_with_the_numbers():
-    from reproai.nested._splits import split_summary, stratification_problems
+    from reproai.nested._split_summary import split_summary, stratification_problems
 
     labels = np.array([0] * 30 + [1] * 6)
     groups = np.array([f"a{i // 3}" for i in range(30)] + ["b0"] * 4 + ["b1"] * 1 + ["b2"] * 1)

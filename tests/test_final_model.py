@@ -2,10 +2,8 @@
 preprocessing, registered with an alias, used by `reproai predict` and by `mlflow models serve`."""
 
 import base64
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -17,7 +15,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from reproai.cli import main
-from tests.conftest import REPO, model_server, tiny_config_text
+from tests.conftest import model_server, spawn_reproai, tiny_config_text
 
 pytestmark = pytest.mark.slow
 
@@ -43,15 +41,17 @@ def study(tmp_path_factory):
     """One study with its final model (and each refit logged): the folder and the run's output."""
     folder = tmp_path_factory.mktemp("final")
     (folder / "config.py").write_text(CONFIG)
-    out = subprocess.run(
-        [sys.executable, "-m", "reproai", "run", "config.py", "--quiet"],
+    proc = spawn_reproai(
+        ["run", "config.py", "--quiet"],
         cwd=folder,
-        capture_output=True,
+        env={"MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src"), "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"},
     )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return folder, out.stdout
+    stdout, stderr = proc.communicate()
+    assert proc.returncode == 0, stderr[-3000:]
+    return folder, stdout
 
 
 def digits_png(folder: Path, indices) -> list[Path]:

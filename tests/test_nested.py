@@ -2,10 +2,8 @@
 
 import collections
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from mlflow import MlflowClient
 
 from reproai.cli import main
 from reproai.runtime._storage import open_storage
-from tests.conftest import REPO, tiny_config_text
+from tests.conftest import spawn_reproai, tiny_config_text
 
 NESTED = "CrossValidation(outer_folds=3, inner_folds=2)"
 SPACE = """
@@ -229,15 +227,8 @@ KILL_CONFIG = (
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(write_config, stores, tmp_path):
     uri, storage = stores
     path = write_config(KILL_CONFIG.replace("'killed'", "'interrupted'"))
-    cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-    )
+    args = ["run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
+    proc = spawn_reproai(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     signal_inside_a_trial(proc, uri, "interrupted", signal.SIGINT, first_trial=1)
     _, err = proc.communicate(timeout=120)
     summaries = [s for s in optuna.get_all_study_summaries(open_storage(storage)) if s.study_name.endswith("outer-0")]

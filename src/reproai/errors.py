@@ -15,6 +15,7 @@ __all__ = [
     "InvalidParamsError",
     "SearchFailedError",
     "DataError",
+    "LeakageError",
     "DiskFullError",
     "TrackingError",
     "UntrustedConfigError",
@@ -45,6 +46,10 @@ class SearchFailedError(ReproaiError):
 
 class DataError(ReproaiError):
     """A dataset is missing, empty, or holds a file that cannot be read."""
+
+
+class LeakageError(ReproaiError):
+    """A split would let test data into training or model selection."""
 
 
 class TrackingError(ReproaiError):

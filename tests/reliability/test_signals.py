@@ -3,10 +3,8 @@ fails, its runs end KILLED, and the same command resumes the study to the end, l
 SIGKILL mid-trial: the next run closes what the dead process left RUNNING, and retries its trial."""
 
 import collections
-import os
 import signal
 import subprocess
-import sys
 
 import optuna
 import pytest
@@ -15,7 +13,7 @@ from optuna.trial import TrialState
 
 from reproai.cli import main
 from reproai.runtime._storage import open_storage
-from tests.conftest import REPO, tiny_config_text
+from tests.conftest import spawn_reproai, tiny_config_text
 from tests.test_nested import KILL_CONFIG, levels, run_cli, signal_inside_a_trial
 
 CONFIG = (
@@ -34,15 +32,8 @@ experiment.search.pruner = 'none'
 def test_sigterm_fails_the_trial_kills_its_runs_and_the_command_resumes(write_config, tmp_path):
     uri, storage = f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
     path = write_config(CONFIG)
-    cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-    )
+    args = ["run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
+    proc = spawn_reproai(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     signal_inside_a_trial(proc, uri, "termed", signal.SIGTERM, first_trial=0)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
@@ -82,14 +73,8 @@ def test_sigterm_fails_the_trial_kills_its_runs_and_the_command_resumes(write_co
 def test_sigkill_mid_search_then_resume(write_config, tmp_path):
     uri, storage = f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
     path = write_config(KILL_CONFIG)
-    cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-    )
+    args = ["run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
+    proc = spawn_reproai(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         killed = signal_inside_a_trial(proc, uri, "killed", signal.SIGKILL, first_trial=2)
         proc.wait(30)
@@ -133,9 +118,8 @@ def test_sigkill_during_the_final_search_then_resume(write_config, tmp_path):
     computing no finished trial (of the outer folds or of the final search) twice."""
     uri, storage = f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
     path = write_config(KILL_CONFIG.replace("'killed'", "'final-killed'") + "experiment.cv.final_model = True\n")
-    cmd = [sys.executable, "-m", "reproai", "run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    args = ["run", str(path), "--tracking-uri", uri, "--storage", storage, "--quiet"]
+    proc = spawn_reproai(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         killed = signal_inside_a_trial(proc, uri, "final-killed", signal.SIGKILL, first_trial=1, outer_fold="final")
         proc.wait(30)

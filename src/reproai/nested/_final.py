@@ -15,7 +15,8 @@ from typing import Any
 
 from reproai.errors import ReproaiError
 from reproai.nested._fits import StudyContext
-from reproai.nested._splits import OuterFold, has_final_stage
+from reproai.nested._folds import OuterFold
+from reproai.nested._splits import has_final_stage
 from reproai.tracking import Run
 from reproai.tracking._tags import Tag
 from reproai.training._fit import FitResult
