@@ -20,16 +20,15 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from reproai.cli import build_parser, main
-from reproai.cluster._slurm import (
+from reproai.cluster._slurm import SlurmWorker, sbatch_script
+from reproai.cluster._slurm_options import (
     SlurmOptions,
-    SlurmWorker,
     check_cluster_storage,
     check_cluster_tracking,
     check_reachable,
     executor_parameters,
     exit_meaning,
     parse_time,
-    sbatch_script,
     slurm_extras,
     worker_argv,
 )

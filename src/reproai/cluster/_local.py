@@ -19,11 +19,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from reproai._console import say
 from reproai.errors import ConfigError, TrackingError
 
-__all__ = ["check_parallel_storage", "local_tracking_server", "run_workers"]
+if TYPE_CHECKING:
+    from reproai.config._loader import LoadedConfig
+
+__all__ = ["check_parallel_storage", "local_tracking_server", "run_workers", "run_local_study"]
 
 
 def check_parallel_storage(storage: str | None, workers: int) -> None:
@@ -136,3 +140,50 @@ def run_workers(argv: Sequence[str], workers: int) -> int:
     if any(c == 130 or c == -signal.SIGINT for c in codes):
         return 130
     return max((abs(c) for c in codes), default=0)
+
+
+def run_local_study(
+    loaded: LoadedConfig,
+    *,
+    workers: int,
+    config_path: str | Path,
+    overrides: Sequence[str] = (),
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    fresh: bool = False,
+) -> tuple[int, str]:
+    """Run ``workers`` processes of ``reproai run`` on the study of ``loaded`` (read from ``config_path`` with
+    ``overrides``) and wait for all; their worst exit status, and the tracking URI the study is tracked at.
+
+    The storage must take parallel writers (:func:`check_parallel_storage`). With an SQLite tracking store
+    (the default), the workers write through a :func:`local_tracking_server` in front of it.
+    """
+    # The study pulls in torch and MLflow: imported here, not when reproai.cluster is.
+    from reproai.nested._study import study_key
+    from reproai.runtime._claims import last_claim_number
+    from reproai.runtime._storage import DEFAULT_STORAGE, open_storage
+    from reproai.tracking import default_tracking_uri
+
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: at least one worker is needed.")
+    check_parallel_storage(storage, workers)
+    if storage is None:  # one worker (several were refused above): the default SQLite storage is safe
+        storage = DEFAULT_STORAGE
+    uri = tracking_uri or default_tracking_uri()
+    server = local_tracking_server(uri) if uri.startswith("sqlite") else contextlib.nullcontext(uri)
+    with server as worker_uri:
+        argv = [
+            "run",
+            str(config_path),
+            *[f"--set={o}" for o in overrides],
+            "--tracking-uri",
+            worker_uri,
+            "--storage",
+            storage,
+            "--quiet",
+            "--no-summary",
+        ]
+        if fresh:  # one new study for all: claims after the current newest make it, and all join it
+            argv += ["--fresh-after", str(last_claim_number(open_storage(storage), study_key(loaded)))]
+        code = run_workers(argv, workers)
+    return code, uri

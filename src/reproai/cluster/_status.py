@@ -9,7 +9,8 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from reproai.errors import ReproaiError
-from reproai.runtime._claims import CLAIMS_PREFIX, is_dead
+from reproai.runtime._claims import is_dead
+from reproai.runtime._names import claims_study, fold_claim, fold_key_of, fold_search, headline_claim
 from reproai.runtime._storage import open_storage, storage_label
 from reproai.tracking import find_study
 from reproai.tracking._tags import Tag
@@ -72,7 +73,7 @@ def study_status(reference: str, *, tracking_uri: str | None = None, storage: st
     given = storage_label(storage)
     store = open_storage(storage)
     names = {s.study_name for s in optuna.get_all_study_summaries(store, include_best_trial=False)}
-    found = any(n.startswith((f"{prefix}/", f"{CLAIMS_PREFIX}/{prefix}/")) for n in names)
+    found = any(n.startswith((f"{prefix}/", claims_study(f"{prefix}/"))) for n in names)
     # A study claims its first outer fold in its storage within moments of starting; one that ran
     # elsewhere would otherwise show as "0 of 0 outer folds done".
     if not found and (run.status != "RUNNING" or (recorded and recorded != given)):
@@ -81,26 +82,23 @@ def study_status(reference: str, *, tracking_uri: str | None = None, storage: st
             f"The Optuna storage {given} holds nothing of study run {run.id} ({where}; its Optuna "
             f"studies are named {prefix}/...): {ran_with}. Give --storage (and --tracking-uri) as for the run."
         )
-    folds = sorted(
-        {n.rsplit("/", 1)[0].rsplit("outer-", 1)[1] for n in names if n.startswith(f"{CLAIMS_PREFIX}/{prefix}/outer-")}
-        | {n.rsplit("outer-", 1)[1] for n in names if n.startswith(f"{prefix}/outer-")}
-    )
+    folds = sorted({key for n in names if (key := fold_key_of(n, prefix)) is not None})
     n_trials = int(float(run.params.get("search.n_trials", 0) or 0))
     rows, by_worker = [], []
     for key in folds:
         counts = dict.fromkeys(_STATES.values(), 0)
-        if f"{prefix}/outer-{key}" in names:
-            for t in optuna.load_study(study_name=f"{prefix}/outer-{key}", storage=store).get_trials(deepcopy=False):
+        if fold_search(prefix, key) in names:
+            for t in optuna.load_study(study_name=fold_search(prefix, key), storage=store).get_trials(deepcopy=False):
                 state = _STATES[t.state]
                 if t.state == TrialState.FAIL and t.user_attrs.get("failed_reason", "").startswith("surplus"):
                     continue  # asked at the same moment as another worker's last trial, and never run
                 counts[state] += 1
                 by_worker.append({"worker": t.user_attrs.get("worker", "?"), "state": state})
-        refit = _claim_state(store, names, f"{CLAIMS_PREFIX}/{prefix}/outer-{key}/refit")
+        refit = _claim_state(store, names, claims_study(fold_claim(prefix, key, "refit")))
         rows.append({"outer_fold": key, **counts, "refit": refit})
     workers = pd.DataFrame(by_worker)
     if not workers.empty:
         workers = workers.value_counts().unstack(fill_value=0).reset_index()
-    headline = _claim_state(store, names, f"{CLAIMS_PREFIX}/{prefix}/headline")
+    headline = _claim_state(store, names, claims_study(headline_claim(prefix)))
     state = "finished" if headline == "done" else run.status.lower()
     return StudyStatus(run.id, state, pd.DataFrame(rows), workers, n_trials)
