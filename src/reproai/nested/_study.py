@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,20 +26,16 @@ from reproai.evaluation._stats import corrected_t_interval, t_interval
 from reproai.models._backbones import BackboneInfo, backbone_info
 from reproai.models._network import check_model
 from reproai.nested._fits import StudyContext
+from reproai.nested._folds import OuterFold, Splits
 from reproai.nested._outer_fold import fold_outcome, run_outer_fold
 from reproai.nested._provenance import environment
-from reproai.nested._splits import (
-    OuterFold,
-    Splits,
-    final_fold,
-    has_final_stage,
-    make_splits,
-    split_summary,
-    stratification_problems,
-)
+from reproai.nested._sampling import make_sampler
+from reproai.nested._split_summary import split_summary, stratification_problems
+from reproai.nested._splits import final_fold, has_final_stage, make_splits
+from reproai.runtime import _names as names
 from reproai.runtime import _stopping as stopping
 from reproai.runtime._claims import claimed, last_claim_number, once
-from reproai.runtime._storage import make_sampler, open_storage, storage_label
+from reproai.runtime._storage import open_storage, storage_label
 from reproai.runtime._workers import worker_alive, worker_id
 from reproai.tracking import MlflowTracker, Run, RunRecord, Tracker, end_status
 from reproai.tracking._tags import Level, Tag
@@ -292,7 +287,7 @@ def study_result(tracker: Tracker, study_id: str, splits: Splits, *, resumed: bo
 
 def study_key(loaded: LoadedConfig) -> str:
     """The name under which workers claim the study of a config (its experiment name and hash)."""
-    return f"{loaded.experiment.name}/{loaded.hash}/study"
+    return names.study_key(loaded.experiment.name, loaded.hash)
 
 
 def run_experiment(
@@ -331,7 +326,7 @@ def run_experiment(
         after = last_claim_number(optuna_storage, key) if fresh or extra_tags else -1
 
     def create_study_run() -> dict[str, Any]:
-        prefix = f"{exp.name}/{loaded.hash}/{uuid.uuid4().hex[:8]}"
+        prefix = names.new_prefix(exp.name, loaded.hash)
         run = tracker.open_run(
             exp.name,
             tags={
@@ -362,7 +357,7 @@ def run_experiment(
                 f"{data.fingerprint}): resuming would mix results on different data. Restore the "
                 "data, or start a new study with --fresh."
             )
-    if claimed(optuna_storage, f"{prefix}/headline") is None:
+    if claimed(optuna_storage, names.headline_claim(prefix)) is None:
         # The study run's status is left alone here (another worker may be writing the headline this
         # moment); the headline marks it FINISHED.
         _close_dead_runs(tracker, study_id)
@@ -374,8 +369,7 @@ def run_experiment(
             tracker=tracker,
             storage=optuna_storage,
             study_run=tracker.run(study_id),
-            optuna_prefix=prefix,
-            claims=prefix,
+            prefix=prefix,
             progress=progress,
             register_model=register_model,
         )
@@ -384,7 +378,7 @@ def run_experiment(
             if splits.final is not None:
                 ctx.estimate = _estimate(ctx, splits)
                 _work(ctx, splits, [splits.final])
-            once(optuna_storage, f"{prefix}/headline", lambda: _headline(ctx, splits))
+            once(optuna_storage, names.headline_claim(prefix), lambda: _headline(ctx, splits))
         except BaseException as e:
             tracker.set_status(study_id, end_status(e))
             raise

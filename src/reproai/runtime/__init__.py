@@ -2,21 +2,26 @@
 waiting out a storage or tracking server that went away, and stopping on SIGTERM and Ctrl-C."""
 
 from reproai.runtime._claims import claim, claimed, heartbeat, last_claim_number, once, release
+from reproai.runtime._names import fold_key_of, fold_search, is_claims_study, study_key
 from reproai.runtime._stopping import Terminated
 from reproai.runtime._storage import DEFAULT_STORAGE, open_storage, storage_label
 from reproai.runtime._workers import worker_alive, worker_id
 
 __all__ = [
-    "open_storage",
-    "storage_label",
     "DEFAULT_STORAGE",
+    "Terminated",
     "claim",
     "claimed",
-    "once",
-    "release",
+    "fold_key_of",
+    "fold_search",
     "heartbeat",
+    "is_claims_study",
     "last_claim_number",
-    "worker_id",
+    "once",
+    "open_storage",
+    "release",
+    "storage_label",
+    "study_key",
     "worker_alive",
-    "Terminated",
+    "worker_id",
 ]

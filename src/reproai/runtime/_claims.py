@@ -21,12 +21,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from reproai.runtime import _stopping as stopping
+from reproai.runtime._names import claims_study
 from reproai.runtime._trials import quiet_optuna, trial_id
 from reproai.runtime._workers import worker_alive, worker_id
 
-__all__ = ["CLAIMS_PREFIX", "heartbeat", "is_dead", "claim", "claimed", "once", "last_claim_number", "release"]
+__all__ = ["heartbeat", "is_dead", "claim", "claimed", "once", "last_claim_number", "release"]
 
-CLAIMS_PREFIX = "reproai-claims"
 # A worker on another host is presumed dead when its heartbeat is older than the grace period.
 HEARTBEAT_S = float(os.environ.get("REPROAI_HEARTBEAT_S", "10"))
 GRACE_S = float(os.environ.get("REPROAI_HEARTBEAT_GRACE_S", "60"))
@@ -67,7 +67,7 @@ def heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[N
 
 def _claims(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
     with quiet_optuna():
-        return optuna.create_study(storage=storage, study_name=f"{CLAIMS_PREFIX}/{name}", load_if_exists=True)
+        return optuna.create_study(storage=storage, study_name=claims_study(name), load_if_exists=True)
 
 
 def _fail_dead(study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
