@@ -11,7 +11,8 @@ import torch
 
 import reproai
 from reproai import Component, ConfigError, load_config
-from reproai.config._registry import import_path, registry
+from reproai.config._registry import registry
+from reproai.config._targets import import_path
 from reproai.config._tree import from_jsonable, iter_parameters, resolve, set_path, to_jsonable
 from tests.conftest import REPO
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reproai.config._registry import CONFIG_MODULE, registry
+from reproai.config._registry import registry
 from reproai.config._schema import Experiment
 from reproai.config._space import deferred_validation
+from reproai.config._targets import CONFIG_MODULE
 from reproai.config._tree import SOURCE_DIGEST, get_path, set_path, to_jsonable
 from reproai.config._validate import validate
 from reproai.errors import ConfigError

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from reproai.config._targets import accepts, import_object, import_path
 from reproai.errors import ConfigError
 
 __all__ = [
@@ -31,20 +32,10 @@ __all__ = [
     "Entry",
     "Registry",
     "REGISTRIES",
-    "CONFIG_MODULE",
     "register",
     "registry",
-    "import_object",
-    "import_path",
-    "check_arguments",
-    "accepts",
     "describe",
 ]
-
-# The module name under which the loader executes a config file: what a config defines has it as __module__.
-CONFIG_MODULE = "reproai_config"
-# How a class or function defined in the config file itself is recorded (the logged copy defines it again).
-CONFIG_PREFIX = "<config>"
 
 F = TypeVar("F")
 
@@ -59,7 +50,7 @@ class Component:
         Component("SGD", momentum=hp.float(0.5, 0.99), nesterov=True)
 
     Which registry resolves ``target`` depends on the field the component stands in (a phase's
-    ``optimizer``, the training's ``loss``, ...); see :mod:`reproai.registry`.
+    ``optimizer``, the training's ``loss``, ...); see :mod:`reproai.config._validate`.
     """
 
     def __init__(self, target: Any, /, **kwargs: Any) -> None:
@@ -87,93 +78,6 @@ def target_and_kwargs(value: Any) -> tuple[Any, dict[str, Any]]:
     if isinstance(value, Component):
         return value.target, dict(value.kwargs)
     return value, {}
-
-
-def import_object(path: str) -> Any:
-    """The object at an import path, ``"package.module:attr"`` (or ``"package.module.attr"``).
-
-    Raises:
-        ConfigError: the module does not import, or has no such attribute; the message says which.
-    """
-    if path.startswith(f"{CONFIG_PREFIX}:"):
-        raise ConfigError(
-            f"{path!r} names an object defined in a config file; it exists only while that config is loaded."
-        )
-    if ":" in path:
-        module_name, _, attr = path.partition(":")
-    elif "." in path:
-        module_name, _, attr = path.rpartition(".")
-    else:
-        raise ConfigError(f"{path!r} is not an import path; write it as 'package.module:attr'.")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ConfigError(
-            f"cannot import {path!r}: {type(e).__name__}: {e}. Check the spelling, and that the module is "
-            "importable here (installed, or in the config file's folder, or on PYTHONPATH)."
-        ) from e
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError as e:
-            names = [n for n in dir(obj) if not n.startswith("_")]
-            close = difflib.get_close_matches(part, names, n=3)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise ConfigError(f"cannot import {path!r}: {module_name!r} has no attribute {attr!r}.{hint}") from e
-    return obj
-
-
-def import_path(obj: Any) -> str:
-    """The name under which ``obj`` (a class or function) is recorded, so that another process finds it.
-
-    An object defined in the config file is recorded as ``"<config>:name"`` (the logged config defines it
-    again); any other as ``"module:qualname"``, checked to import back to the same object.
-
-    Raises:
-        ConfigError: ``obj`` is a lambda, a closure, an instance, or lives where no other process can
-            import it (``__main__``); the message says what to write instead.
-    """
-    qualname = getattr(obj, "__qualname__", None)
-    module = getattr(obj, "__module__", None)
-    if not isinstance(qualname, str) or not isinstance(module, str) or isinstance(obj, functools_partial()):
-        raise ConfigError(
-            f"{obj!r} (an object of type {type(obj).__name__}) cannot be recorded by name, so the logged config "
-            "could not re-create it. Give its class and keyword arguments instead, as Component(cls, **kwargs), "
-            "or a function defined with `def` at module level."
-        )
-    if "<lambda>" in qualname:
-        raise ConfigError(
-            f"a lambda ({module}:{qualname}) cannot be recorded by name, so the logged config could not re-run "
-            "it. Define it with `def` at module level, in the config file or in a module it imports."
-        )
-    if "<locals>" in qualname:
-        raise ConfigError(
-            f"{qualname} is defined inside a function (a closure), so it cannot be recorded by name and the logged "
-            "config could not re-run it. Define it at module level, in the config file or in a module it imports."
-        )
-    if module == CONFIG_MODULE:
-        return f"{CONFIG_PREFIX}:{qualname}"
-    if module == "__main__":
-        raise ConfigError(
-            f"{qualname} is defined in the script being run (__main__), which other processes cannot import. "
-            "Move it into the config file or into a module."
-        )
-    path = f"{module}:{qualname}"
-    try:
-        found = import_object(path)
-    except ConfigError:
-        found = None
-    if found is not obj:
-        raise ConfigError(
-            f"{obj!r} is not importable as {path!r}, so it cannot be recorded by name; define it at module level."
-        )
-    return path
-
-
-def functools_partial() -> type:
-    import functools
-
-    return functools.partial
 
 
 @dataclass(frozen=True)
@@ -313,11 +217,6 @@ class Registry:
 REGISTRIES: dict[str, Registry] = {}
 
 
-def _registry(kind: str, **kwargs: Any) -> Registry:
-    REGISTRIES[kind] = Registry(kind, **kwargs)
-    return REGISTRIES[kind]
-
-
 def registry(kind: str) -> Registry:
     """The registry of one kind of component: ``"dataset"``, ``"model"``, ``"loss"``, ``"optimizer"``,
     ``"lr_scheduler"``, ``"augmentation"``, ``"sampler"``, ``"pruner"``, ``"metric"``."""
@@ -339,81 +238,46 @@ def register(kind: str, name: str | None = None, target: Any = None, **meta: Any
 
 # -- the built-in components, by import path (imported on first use) -------------------------------------
 
-# The config dataclasses, by class name, for rebuilding a config tree from its JSON form.
-CONFIG_CLASSES = _registry("config")
+# kind: where a name that is not registered is looked up (modules searched by attribute name, the class such
+# an attribute must subclass) and the hint shown with an unknown name.
+_FALLBACKS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
+    "config": ((), None, ""),  # the config dataclasses by class name, for rebuilding a tree from its JSON form
+    "dataset": ((), None, ""),
+    "model": ((), None, "a function or class of your own, given itself or as 'package.module:attr'"),
+    "backbone": ((), None, "a timm model name (timm.list_models())"),
+    "loss": (("torch.nn",), "torch.nn:Module", "a loss class in torch.nn"),
+    "optimizer": (
+        ("torch.optim",),
+        "torch.optim:Optimizer",
+        "any optimizer class in torch.optim (e.g. 'SGD', 'AdamW', 'RMSprop')",
+    ),
+    "lr_scheduler": (
+        ("torch.optim.lr_scheduler",),
+        "torch.optim.lr_scheduler:LRScheduler",
+        "any scheduler class in torch.optim.lr_scheduler (e.g. 'OneCycleLR', 'StepLR')",
+    ),
+    "augmentation": (
+        ("torchvision.transforms.v2",),
+        None,
+        "a transform class in torchvision.transforms.v2 (e.g. 'RandAugment', 'ColorJitter')",
+    ),
+    "sampler": (
+        ("optuna.samplers",),
+        "optuna.samplers:BaseSampler",
+        "any sampler class in optuna.samplers (e.g. 'CmaEsSampler')",
+    ),
+    "pruner": (
+        ("optuna.pruners",),
+        "optuna.pruners:BasePruner",
+        "any pruner class in optuna.pruners (e.g. 'PercentilePruner')",
+    ),
+    "metric": ((), None, ""),
+}
+for _kind, (_modules, _base, _where) in _FALLBACKS.items():
+    REGISTRIES[_kind] = Registry(_kind, fallback_modules=_modules, fallback_base=_base, where=_where)
 
-DATASETS = _registry("dataset")
-DATASETS.register("digits", "reproai.data._datasets:digits", builtin=True)
-DATASETS.register("image_folder", "reproai.data._datasets:image_folder", builtin=True)
-DATASETS.register("oxford_pets", "reproai.data._datasets:oxford_pets", builtin=True)
-DATASETS.register("table", "reproai.data._table:table", builtin=True)
-
-# Model factories: called with num_classes=... and their keyword arguments, they return an nn.Module.
-MODELS = _registry("model", where="a function or class of your own, given itself or as 'package.module:attr'")
-
-# Backbones of the built-in classifier (Model(backbone=...)); any other name is a timm model.
-BACKBONES = _registry("backbone", where="a timm model name (timm.list_models())")
-BACKBONES.register(
-    "small_cnn", "reproai.models._backbones:SmallCNN", image_size=None, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)
-)
-
-LOSSES = _registry(
-    "loss", fallback_modules=("torch.nn",), fallback_base="torch.nn:Module", where="a loss class in torch.nn"
-)
-LOSSES.register("cross_entropy", "reproai.training._losses:CrossEntropy")
-
-OPTIMIZERS = _registry(
-    "optimizer",
-    fallback_modules=("torch.optim",),
-    fallback_base="torch.optim:Optimizer",
-    where="any optimizer class in torch.optim (e.g. 'SGD', 'AdamW', 'RMSprop')",
-)
-OPTIMIZERS.register("adamw", "torch.optim:AdamW")
-OPTIMIZERS.register("adam", "torch.optim:Adam")
-OPTIMIZERS.register("sgd", "torch.optim:SGD", defaults={"momentum": 0.9})
-
-LR_SCHEDULERS = _registry(
-    "lr_scheduler",
-    fallback_modules=("torch.optim.lr_scheduler",),
-    fallback_base="torch.optim.lr_scheduler:LRScheduler",
-    where="any scheduler class in torch.optim.lr_scheduler (e.g. 'OneCycleLR', 'StepLR')",
-)
-LR_SCHEDULERS.register("cosine", "reproai.training._optim:cosine", interval="epoch")
-LR_SCHEDULERS.register("linear_warmup", "reproai.training._optim:linear_warmup", interval="step")
-LR_SCHEDULERS.register("warmup_cosine", "reproai.training._optim:warmup_cosine", interval="step")
-
-AUGMENTATIONS = _registry(
-    "augmentation",
-    fallback_modules=("torchvision.transforms.v2",),
-    where="a transform class in torchvision.transforms.v2 (e.g. 'RandAugment', 'ColorJitter')",
-)
-for _name in ("flip", "autoaugment", "randaugment", "trivialaugment"):
-    AUGMENTATIONS.register(_name, f"reproai.training._augment:{_name}", factory=True)
-
-SAMPLERS = _registry(
-    "sampler",
-    fallback_modules=("optuna.samplers",),
-    fallback_base="optuna.samplers:BaseSampler",
-    where="any sampler class in optuna.samplers (e.g. 'CmaEsSampler')",
-)
-SAMPLERS.register("tpe", "reproai.runtime._storage:tpe_sampler")
-SAMPLERS.register("random", "optuna.samplers:RandomSampler")
-SAMPLERS.register("grid", "reproai.runtime._storage:grid_sampler")
-
-PRUNERS = _registry(
-    "pruner",
-    fallback_modules=("optuna.pruners",),
-    fallback_base="optuna.pruners:BasePruner",
-    where="any pruner class in optuna.pruners (e.g. 'PercentilePruner')",
-)
-PRUNERS.register("none", "optuna.pruners:NopPruner")
-PRUNERS.register("median", "optuna.pruners:MedianPruner", defaults={"n_startup_trials": 2, "n_warmup_steps": 1})
-PRUNERS.register("successive_halving", "optuna.pruners:SuccessiveHalvingPruner", defaults={"min_resource": 1})
-PRUNERS.register("hyperband", "reproai.runtime._storage:hyperband_pruner")
-
-METRICS = _registry("metric")
-# name, whether greater is better, the range of its values (confidence intervals stay inside it)
-for _name, _greater, _bounds in [
+_AUGMENTATIONS = ("flip", "autoaugment", "randaugment", "trivialaugment")
+_METRIC_FACTS = [  # name, whether greater is better, the range of its values
     ("roc_auc", True, (0.0, 1.0)),
     ("average_precision", True, (0.0, 1.0)),
     ("accuracy", True, (0.0, 1.0)),
@@ -423,71 +287,43 @@ for _name, _greater, _bounds in [
     ("recall", True, (0.0, 1.0)),
     ("log_loss", False, (0.0, float("inf"))),
     ("brier", False, (0.0, 1.0)),
-]:
-    METRICS.register(_name, f"reproai.evaluation._metrics:{_name}", greater_is_better=_greater, bounds=_bounds)
-
-
-# -- arguments ---------------------------------------------------------------------------------------------
-
-
-def check_arguments(
-    obj: Callable[..., Any],
-    kwargs: Mapping[str, Any],
-    *,
-    given: Sequence[str] = (),
-    skip: int = 0,
-    where: str = "the Component's keyword arguments",
-) -> list[str]:
-    """Problems with calling ``obj(<skip positional>, **given, **kwargs)``: keywords it does not accept
-    (with close matches) and required arguments that nothing gives (to be added to ``where``). ``[]``
-    when its signature is unknown."""
-    try:
-        signature = inspect.signature(obj)
-    except (TypeError, ValueError):
-        return []
-    params = list(signature.parameters.values())
-    if inspect.isclass(obj) and params and params[0].name == "self":
-        params = params[1:]
-    var_keyword = any(p.kind is p.VAR_KEYWORD for p in params)
-    named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    names = [p.name for p in named]
-    what = getattr(obj, "__qualname__", repr(obj))
-    problems = []
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][:skip]
-    accepted = [n for n in names if n not in {p.name for p in positional}]  # reproai passes the others
-    unknown = [k for k in kwargs if k not in names and not var_keyword]
-    for k in unknown:
-        close = difflib.get_close_matches(k, accepted, n=1)
-        hint = f" Did you mean `{close[0]}`?" if close else ""
-        problems.append(
-            f"{what}() does not accept the keyword `{k}`.{hint} It accepts: {', '.join(accepted) or 'none'}."
-        )
-    missing = [
-        p.name
-        for p in params
-        if p.default is p.empty
-        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY, p.POSITIONAL_ONLY)
-        and p not in positional
-        and p.name not in kwargs
-        and p.name not in given
-    ]
-    for name in missing:
-        problems.append(f"{what}() needs the argument `{name}`, which is not given; add it to {where}.")
-    return problems
-
-
-def accepts(obj: Callable[..., Any], name: str, *, var_keyword: bool = False) -> bool:
-    """Whether ``obj`` takes a parameter ``name`` (or any keyword, with ``var_keyword=True``)."""
-    try:
-        params = inspect.signature(obj).parameters
-    except (TypeError, ValueError):
-        return False
-    if name in params and params[name].kind in (
-        inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        inspect.Parameter.KEYWORD_ONLY,
-    ):
-        return True
-    return var_keyword and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+]
+# kind, name, import path, default keyword arguments, facts (meta)
+_BUILTINS: list[tuple[str, str, str, dict[str, Any], dict[str, Any]]] = [
+    ("dataset", "digits", "reproai.data._datasets:digits", {}, {"builtin": True}),
+    ("dataset", "image_folder", "reproai.data._datasets:image_folder", {}, {"builtin": True}),
+    ("dataset", "oxford_pets", "reproai.data._datasets:oxford_pets", {}, {"builtin": True}),
+    ("dataset", "table", "reproai.data._table:table", {}, {"builtin": True}),
+    (
+        "backbone",
+        "small_cnn",
+        "reproai.models._backbones:SmallCNN",
+        {},
+        {"image_size": None, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)},
+    ),
+    ("loss", "cross_entropy", "reproai.training._losses:CrossEntropy", {}, {}),
+    ("optimizer", "adamw", "torch.optim:AdamW", {}, {}),
+    ("optimizer", "adam", "torch.optim:Adam", {}, {}),
+    ("optimizer", "sgd", "torch.optim:SGD", {"momentum": 0.9}, {}),
+    ("lr_scheduler", "cosine", "reproai.training._optim:cosine", {}, {"interval": "epoch"}),
+    ("lr_scheduler", "linear_warmup", "reproai.training._optim:linear_warmup", {}, {"interval": "step"}),
+    ("lr_scheduler", "warmup_cosine", "reproai.training._optim:warmup_cosine", {}, {"interval": "step"}),
+    *[("augmentation", n, f"reproai.training._augment:{n}", {}, {"factory": True}) for n in _AUGMENTATIONS],
+    ("sampler", "tpe", "reproai.nested._sampling:tpe_sampler", {}, {}),
+    ("sampler", "random", "optuna.samplers:RandomSampler", {}, {}),
+    ("sampler", "grid", "reproai.nested._sampling:grid_sampler", {}, {}),
+    ("pruner", "none", "optuna.pruners:NopPruner", {}, {}),
+    ("pruner", "median", "optuna.pruners:MedianPruner", {"n_startup_trials": 2, "n_warmup_steps": 1}, {}),
+    ("pruner", "successive_halving", "optuna.pruners:SuccessiveHalvingPruner", {"min_resource": 1}, {}),
+    ("pruner", "hyperband", "reproai.nested._sampling:hyperband_pruner", {}, {}),
+    # a metric's facts: whether greater is better, the range of its values (confidence intervals stay inside it)
+    *[
+        ("metric", n, f"reproai.evaluation._metrics:{n}", {}, {"greater_is_better": g, "bounds": b})
+        for n, g, b in _METRIC_FACTS
+    ],
+]
+for _kind, _name, _path, _defaults, _meta in _BUILTINS:
+    REGISTRIES[_kind].register(_name, _path, defaults=_defaults, **_meta)
 
 
 def create(

@@ -15,8 +15,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from reproai.config._registry import CONFIG_PREFIX, Component, import_path, registry
+from reproai.config._registry import Component, registry
 from reproai.config._space import Space
+from reproai.config._targets import CONFIG_PREFIX, import_path
 from reproai.errors import ConfigError, SearchSpaceError
 
 if TYPE_CHECKING:

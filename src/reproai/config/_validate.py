@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, NamedTuple
 
-from reproai.config._registry import Component, check_arguments, registry, target_and_kwargs
+from reproai.config._registry import Component, registry, target_and_kwargs
 from reproai.config._schema import Experiment, Model, Phase
 from reproai.config._space import Categorical, Space, _Numeric
+from reproai.config._targets import check_arguments
 from reproai.config._tree import Choice, _join, _list_keys, is_dataframe, iter_parameters, recorded_name
 from reproai.errors import ConfigError
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from reproai.config._registry import accepts, import_path, registry, target_and_kwargs
+from reproai.config._registry import registry, target_and_kwargs
 from reproai.config._schema import Head, Model, Phase
+from reproai.config._targets import accepts, import_path
 from reproai.errors import ConfigError
 from reproai.models._backbones import create_backbone, recycle_backbone
 

@@ -13,7 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from reproai.config._registry import CONFIG_MODULE, REGISTRIES, Component, import_object, registry
+from reproai.config._registry import REGISTRIES, Component, registry
+from reproai.config._targets import CONFIG_MODULE, import_object
 from reproai.config._tree import Choice, child_items
 
 __all__ = ["environment", "git_state", "component_sources"]

@@ -16,8 +16,9 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, ReduceLROnPlateau, SequentialLR
 
-from reproai.config._registry import accepts, create, registry, target_and_kwargs
+from reproai.config._registry import create, registry, target_and_kwargs
 from reproai.config._schema import Phase
+from reproai.config._targets import accepts
 from reproai.errors import ConfigError
 
 __all__ = ["make_optimizer", "Schedule", "make_schedule", "cosine", "linear_warmup", "warmup_cosine"]
