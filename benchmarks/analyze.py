@@ -29,8 +29,8 @@ def make_study(uri: str, *, outer: int, trials: int, inner: int, examples: int, 
     """Create the synthetic study; return how many runs it has."""
     import optuna
 
-    from reproai.tracking import MlflowTracker
     from reproai.tracking import PREFIX as T
+    from reproai.tracking import MlflowTracker
 
     rng = np.random.default_rng(seed)
     tracker = MlflowTracker("big", uri)

@@ -115,10 +115,8 @@ def reference_study(exp, source, splits, args, client, experiment_id):
 
     from reproai.config import resolve
     from reproai.evaluation import youden_threshold
-    from reproai.models import backbone_info
-    from reproai.models import create_model, set_backbone_frozen
-    from reproai.nested._fits import fit_seed
-    from reproai.runtime._storage import make_sampler
+    from reproai.models import backbone_info, create_model, set_backbone_frozen
+    from reproai.nested import fit_seed, make_sampler
 
     info = backbone_info(exp.model)
     labels = source.labels
@@ -265,26 +263,23 @@ class ModelAloneProbe:
             self.steps.append(self.alone.step((len(self.steps) * 32) % (len(self.alone.y_all) - 32), 32))
         self.spent += whole.seconds
 
-    @contextmanager
-    def after_each_fit(self):
-        """Within the block, reproai's study loop calls the probe after each fit (finished, pruned or
-        failed)."""
-        import reproai.nested._inner_search as inner_search
-        import reproai.nested._outer_fold as outer_fold
 
-        run_fit = outer_fold.run_fit  # the name both modules call (reproai.nested._fits.run_fit)
+def probing_tracker(probe: ModelAloneProbe, experiment: str, uri: str):
+    """The tracker of reproai's run: an MLflow tracker that calls ``probe`` after each fit's run ends
+    (finished, pruned or failed)."""
+    from reproai.tracking import Level, MlflowTracker, Tag
 
-        def probed(*args, **kwargs):
+    class ProbingTracker(MlflowTracker):
+        @contextmanager
+        def start_run(self, name, *, tags=None, parent=None):
             try:
-                return run_fit(*args, **kwargs)
+                with super().start_run(name, tags=tags, parent=parent) as run:
+                    yield run
             finally:
-                self()
+                if (tags or {}).get(Tag.LEVEL) == Level.FIT:
+                    probe()
 
-        outer_fold.run_fit = inner_search.run_fit = probed
-        try:
-            yield self
-        finally:
-            outer_fold.run_fit = inner_search.run_fit = run_fit
+    return ProbingTracker(experiment, uri)
 
 
 def evaluation_throughput(exp, data, info, epochs: int = 4) -> list[float]:
@@ -339,7 +334,6 @@ def main() -> None:
 
     from reproai.config import LoadedConfig
     from reproai.nested import prepare_data, prepare_splits, run_experiment
-    from reproai.tracking import MlflowTracker
 
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -356,9 +350,10 @@ def main() -> None:
         eval_rates = evaluation_throughput(exp, data, info)
 
         # reproai, as `reproai run` runs it (a fresh image cache: its one decoding pass is counted)
-        tracker = MlflowTracker(exp.name, f"sqlite:///{tmp}/reproai.db")
+        probe = ModelAloneProbe(exp, data, info)
+        tracker = probing_tracker(probe, exp.name, f"sqlite:///{tmp}/reproai.db")
         loaded = LoadedConfig(exp, None, "# built in benchmarks/study.py")
-        with ModelAloneProbe(exp, data, info).after_each_fit() as probe, Timer() as ours:
+        with Timer() as ours:
             result = run_experiment(loaded, tracker=tracker, storage=f"sqlite:///{tmp}/optuna.db", progress=False)
         ours.seconds -= probe.spent  # reproai's own time: the probes' wall time, measured, taken out
         peak = peak_memory_mb()

@@ -1,6 +1,6 @@
 """Images per second of reproai's fine-tuning loop against the model alone.
 
-The loop: ``reproai.training._fit.fit`` on the real Oxford-IIIT Pet sample (efficientnet_lite0, 224 px,
+The loop: ``reproai.training.fit`` on the real Oxford-IIIT Pet sample (efficientnet_lite0, 224 px,
 batch 32, the real pretrained weights), data read from the image cache, normalised on the device.
 The model alone: forward + backward + optimiser step on the same images, already on the device as
 normalised float tensors. Both with the same precision and memory layout. Goal: ratio >= 0.90.
@@ -25,13 +25,12 @@ from _common import Timer, pets_setup, report, require_shared  # noqa: E402
 def model_alone(spec, training, data, info, n_epochs: int) -> float:
     """Images per second of forward + backward + step on device-resident normalised tensors."""
     from reproai.models import create_model
-    from reproai.training._fit import _Runner, resolve_device
-    from reproai.training import make_loss
+    from reproai.training import Runner, make_loss, resolve_device
 
     device = resolve_device(training.device)
     torch.manual_seed(0)
     model = create_model(spec, data.num_classes).to(device)
-    runner = _Runner(model, training, device, data.num_classes, spec)
+    runner = Runner(model, training, device, data.num_classes, spec)
     mean = torch.tensor(info.mean, device=device).view(1, 3, 1, 1) * 255
     std = torch.tensor(info.std, device=device).view(1, 3, 1, 1) * 255
     x_all = (torch.from_numpy(np.array(data.images)).permute(0, 3, 1, 2).to(device).float() - mean) / std
@@ -66,10 +65,18 @@ def reproai_loop(spec, training, data, info, n_epochs: int) -> float:
     import dataclasses
 
     from reproai import Phase
-    from reproai.training import fit
+    from reproai.training import FitHooks, FitOptions, Subsets, fit
 
     training = dataclasses.replace(training, phases=[Phase("finetune", epochs=n_epochs, lr=1e-4, scheduler=None)])
-    result = fit(spec, training, data, info, train=np.arange(len(data)), seed=0, progress=False)
+    result = fit(
+        spec,
+        training,
+        data,
+        info,
+        Subsets(train=np.arange(len(data))),
+        options=FitOptions(seed=0),
+        hooks=FitHooks(progress=False),
+    )
     return len(data) / statistics.median(h["epoch_seconds"] for h in result.history[1:])
 
 

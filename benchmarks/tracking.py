@@ -56,7 +56,7 @@ def main() -> None:
 
     from reproai import Phase, Training
     from reproai.tracking import MlflowTracker, NullTracker
-    from reproai.training import fit
+    from reproai.training import FitHooks, FitOptions, Subsets, fit
 
     training = Training(
         batch_size=32,
@@ -84,13 +84,9 @@ def main() -> None:
                     training,
                     data,
                     info,
-                    train=train,
-                    dev=dev,
-                    test=test,
-                    seed=0,
-                    tracker=tracker,
-                    parent=run,
-                    progress=False,
+                    Subsets(train=train, dev=dev, test=test),
+                    options=FitOptions(seed=0),
+                    hooks=FitHooks(tracker=tracker, parent=run, progress=False),
                 )
                 run.log_metrics({f"test_{k}": v for k, v in result.test_metrics.items()})
                 run.log_table(result.dev.table(data, result.threshold), "predictions/dev.json")

@@ -29,8 +29,7 @@ def main() -> None:
     require_shared()
 
     from reproai import Phase, Training
-    from reproai.training import clear_feature_cache
-    from reproai.training import fit
+    from reproai.training import FitHooks, FitOptions, Subsets, clear_feature_cache, fit
 
     spec, data, info = pets_setup(args.size, hidden=256, dropout=0.2)
     index = np.arange(len(data))
@@ -45,13 +44,15 @@ def main() -> None:
             ),
             data,
             info,
-            train=index,
-            seed=0,
-            progress=False,
+            Subsets(train=index),
+            options=FitOptions(seed=0),
+            hooks=FitHooks(progress=False),
         )
     for cached in (True, False):
         training = Training(batch_size=args.batch_size, device=args.device, feature_cache=cached, phases=[phase])
-        results[cached] = fit(spec, training, data, info, train=index, seed=0, progress=False)
+        results[cached] = fit(
+            spec, training, data, info, Subsets(train=index), options=FitOptions(seed=0), hooks=FitHooks(progress=False)
+        )
         seconds[cached] = statistics.median(h["epoch_seconds"] for h in results[cached].history)
     ratio = seconds[False] / seconds[True]
     same = float(

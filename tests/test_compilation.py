@@ -12,8 +12,8 @@ from reproai.data import list_source, load_images
 from reproai.errors import ConfigError
 from reproai.models._backbones import backbone_info
 from reproai.models._network import CheckpointedSequential, create_model, enable_grad_checkpointing
+from reproai.training import FitHooks, FitOptions, Subsets, fit
 from reproai.training._compilation import clear, compile_seconds, compiled_graphs
-from reproai.training._fit import fit
 
 MODEL = Model(backbone="small_cnn", pretrained=False, head=Head(hidden=16))
 
@@ -27,7 +27,15 @@ def digits():
 
 def run(digits, training, seed=0):
     data, train, dev, test = digits
-    return fit(MODEL, training, data, backbone_info(MODEL), train=train, dev=dev, test=test, seed=seed, progress=False)
+    return fit(
+        MODEL,
+        training,
+        data,
+        backbone_info(MODEL),
+        Subsets(train=train, dev=dev, test=test),
+        options=FitOptions(seed=seed),
+        hooks=FitHooks(progress=False),
+    )
 
 
 def test_a_second_fit_of_the_same_architecture_does_not_recompile(digits):

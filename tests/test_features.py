@@ -8,8 +8,8 @@ from reproai import Data, Head, Model, Phase, Training
 from reproai.data import list_source, load_images
 from reproai.models._backbones import BackboneInfo, SmallCNN, register_backbone
 from reproai.tracking import MemoryTracker
+from reproai.training import FitHooks, FitOptions, Subsets, fit
 from reproai.training._features import clear_feature_cache
-from reproai.training._fit import fit
 
 
 # A "pretrained" small CNN: fixed weights from a seed, as a library's weights would be.
@@ -44,13 +44,9 @@ def test_cached_feature_head_training_matches_training_through_the_frozen_backbo
                 training,
                 digits,
                 BackboneInfo(8, (0.5,) * 3, (0.5,) * 3),
-                train=index[:120],
-                dev=index[120:160],
-                test=index[160:],
-                seed=5,
-                tracker=trackers[cached],
-                parent=parent,
-                progress=False,
+                Subsets(train=index[:120], dev=index[120:160], test=index[160:]),
+                options=FitOptions(seed=5),
+                hooks=FitHooks(tracker=trackers[cached], parent=parent, progress=False),
             )
     a, b = results[True], results[False]
     assert np.allclose(a.test.logits, b.test.logits, atol=1e-5)

@@ -14,6 +14,7 @@ from reproai.config._schema import Data, Head, Model, Phase, Training
 from reproai.data import list_source, load_images
 from reproai.errors import ConfigError
 from reproai.models._backbones import backbone_info
+from reproai.training import FitHooks, Subsets
 from reproai.training._losses import CrossEntropy, balanced_class_weight, check_loss, make_loss
 from tests.conftest import tiny_config_text
 
@@ -75,7 +76,9 @@ def test_balanced_class_weight_uses_the_fits_training_labels_only(monkeypatch):
     train = np.concatenate([np.flatnonzero(labels == 0)[:5], np.flatnonzero(labels != 0)[:150]])
     rest = np.setdiff1d(np.arange(len(labels)), train)
     for dev, test in [(rest[:60], rest[60:]), (rest[60:], rest[:60])]:
-        reproai.training._fit.fit(model, training, data, info, train=train, dev=dev, test=test, progress=False)
+        reproai.training._fit.fit(
+            model, training, data, info, Subsets(train=train, dev=dev, test=test), hooks=FitHooks(progress=False)
+        )
     (a_labels, a_weight), (b_labels, b_weight) = seen
     assert np.array_equal(a_labels, labels[train]) and np.array_equal(b_labels, labels[train])
     expected = compute_class_weight("balanced", classes=np.arange(10), y=labels[train])

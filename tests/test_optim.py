@@ -6,7 +6,7 @@ import torch
 from reproai import Component
 from reproai.config._schema import Phase
 from reproai.errors import ConfigError
-from reproai.training._fit import steps_per_epoch
+from reproai.training import steps_per_epoch
 from reproai.training._optim import make_optimizer, make_schedule, scheduler_interval
 
 

@@ -34,15 +34,14 @@ def context():
     tracker = MemoryTracker()
     study_run = tracker.open_run("study")
     ctx = StudyContext(
-        exp,
-        None,
-        backbone_info(exp.model),
-        splits,
-        tracker,
-        optuna.storages.InMemoryStorage(),
-        study_run,
-        "t",
-        "t",
+        experiment=exp,
+        data=None,
+        info=backbone_info(exp.model),
+        splits=splits,
+        tracker=tracker,
+        storage=optuna.storages.InMemoryStorage(),
+        study_run=study_run,
+        prefix="t",
         progress=False,
     )
     fold = splits.outer[0]

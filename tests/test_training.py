@@ -6,7 +6,7 @@ from reproai import Data, Head, Model, Phase, Training
 from reproai.data import list_source, load_images
 from reproai.models._backbones import backbone_info
 from reproai.tracking import MemoryTracker
-from reproai.training._fit import fit
+from reproai.training import FitHooks, FitOptions, Subsets, fit
 
 MODEL = Model(backbone="small_cnn", pretrained=False, head=Head(hidden=16))
 
@@ -18,10 +18,16 @@ def digits():
     return data, index[:180], index[180:240], index[240:]
 
 
-def run_fit(digits, training, seed=0, **kw):
+def run_fit(digits, training, seed=0, metric="roc_auc", **hooks):
     data, train, dev, test = digits
     return fit(
-        MODEL, training, data, backbone_info(MODEL), train=train, dev=dev, test=test, seed=seed, progress=False, **kw
+        MODEL,
+        training,
+        data,
+        backbone_info(MODEL),
+        Subsets(train=train, dev=dev, test=test),
+        FitOptions(metric=metric, seed=seed),
+        FitHooks(progress=False, **hooks),
     )
 
 
@@ -115,10 +121,8 @@ def test_binary_fit_fits_a_threshold_on_dev(image_folder):
         Training(batch_size=8, phases=[Phase("train", epochs=3, lr=1e-2)]),
         data,
         backbone_info(MODEL),
-        train=index[:14],
-        dev=index[14:19],
-        test=index[19:],
-        progress=False,
+        Subsets(train=index[:14], dev=index[14:19], test=index[19:]),
+        hooks=FitHooks(progress=False),
     )
     assert result.threshold is not None and 0.0 <= result.threshold <= 1.0
     table = result.test.table(data, result.threshold)
@@ -144,7 +148,15 @@ def test_fit_equals_a_plain_pytorch_loop_with_the_same_seeds(digits):
             Phase("finetune", epochs=2, lr=3e-3, weight_decay=0.01),
         ],
     )
-    result = fit(model_spec, training, data, info, train=train, test=test, seed=5, progress=False)
+    result = fit(
+        model_spec,
+        training,
+        data,
+        info,
+        Subsets(train=train, test=test),
+        options=FitOptions(seed=5),
+        hooks=FitHooks(progress=False),
+    )
 
     mean, std = torch.tensor(info.mean).view(1, 3, 1, 1) * 255, torch.tensor(info.std).view(1, 3, 1, 1) * 255
     x = (torch.from_numpy(data.images).permute(0, 3, 1, 2).float() - mean) / std
@@ -173,5 +185,13 @@ def test_fit_equals_a_plain_pytorch_loop_with_the_same_seeds(digits):
     with torch.no_grad():
         logits = model(x[test]).numpy()
     assert np.abs(result.test.logits - logits).max() < 0.02  # 0.004 measured; another seed: 0.9
-    other = fit(model_spec, training, data, info, train=train, test=test, seed=6, progress=False)
+    other = fit(
+        model_spec,
+        training,
+        data,
+        info,
+        Subsets(train=train, test=test),
+        options=FitOptions(seed=6),
+        hooks=FitHooks(progress=False),
+    )
     assert np.abs(other.test.logits - logits).max() > 0.2

@@ -113,8 +113,7 @@ def analyze_nested(description: str, experiment: str, run_name: str) -> None:
     logged back onto it with the ROC curves per fold."""
     import mlflow
 
-    from reproai.analysis import fold_metrics, summarize_folds
-    from reproai.analysis import density_figure, roc_figure
+    from reproai.analysis import density_figure, fold_metrics, roc_figure, summarize_folds
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--experiment", default=experiment)

@@ -8,7 +8,7 @@ from reproai import Head, Model, Phase, Training
 from reproai.data import list_source, load_images
 from reproai.models._backbones import backbone_info
 from reproai.tracking import MemoryTracker
-from reproai.training._fit import fit
+from reproai.training import FitHooks, FitOptions, Subsets, fit
 from reproai.training._seeding import configure_determinism
 
 
@@ -31,12 +31,9 @@ def _fit(training, seed):
         training,
         data,
         backbone_info(spec),
-        train=index[:80],
-        dev=index[80:100],
-        test=index[100:],
-        seed=seed,
-        tracker=tracker,
-        progress=False,
+        Subsets(train=index[:80], dev=index[80:100], test=index[100:]),
+        options=FitOptions(seed=seed),
+        hooks=FitHooks(tracker=tracker, progress=False),
     )
     return result, tracker
 

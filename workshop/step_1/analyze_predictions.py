@@ -9,8 +9,11 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402, F401  (puts the package on the path)
 
-from reproai.analysis import table_metrics  # noqa: E402
-from reproai.analysis import density_figure, roc_figure  # noqa: E402
+from reproai.analysis import (  # noqa: E402
+    density_figure,
+    roc_figure,
+    table_metrics,  # noqa: E402
+)
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--results", default="results/step_1", help="where train.py wrote its files")

@@ -13,7 +13,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402
 
-from reproai.training import fit  # noqa: E402
+from reproai.training import FitOptions, Subsets, fit  # noqa: E402
 
 # Hand-tuned hyperparameters, inside the code.
 LR_WARMUP = 1e-3
@@ -34,10 +34,8 @@ result = fit(
     common.two_phases(args, lr_warmup=LR_WARMUP, lr_finetune=LR_FINETUNE),
     data,
     info,
-    train=train,
-    dev=dev,
-    test=test,
-    seed=int(np.random.randint(1 << 30)),
+    Subsets(train=train, dev=dev, test=test),
+    options=FitOptions(seed=int(np.random.randint(1 << 30))),
 )
 
 out = Path("results/step_1")

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402
 
 from reproai.tracking import MlflowTracker  # noqa: E402
-from reproai.training import fit  # noqa: E402
+from reproai.training import FitHooks, FitOptions, Subsets, fit  # noqa: E402
 
 EXPERIMENT = "workshop-step-2"
 LR_WARMUP, LR_FINETUNE, HIDDEN, DROPOUT = 1e-3, 1e-4, 256, 0.2
@@ -52,10 +52,9 @@ with mlflow.start_run(run_name="fit") as run:
         common.two_phases(args, lr_warmup=LR_WARMUP, lr_finetune=LR_FINETUNE),
         data,
         info,
-        **split,
-        seed=args.seed,
-        tracker=tracker,
-        parent=tracker.run(run.info.run_id),
+        Subsets(**split),
+        FitOptions(seed=args.seed),
+        FitHooks(tracker=tracker, parent=tracker.run(run.info.run_id)),
     )
     mlflow.log_metrics({f"test_{k}": v for k, v in result.test_metrics.items()})
     mlflow.log_metrics({f"dev_{k}": v for k, v in result.dev_metrics.items()})

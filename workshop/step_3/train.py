@@ -20,7 +20,7 @@ from reproai import CrossValidation  # noqa: E402
 from reproai.evaluation import youden_threshold  # noqa: E402
 from reproai.nested import make_splits  # noqa: E402
 from reproai.tracking import MlflowTracker  # noqa: E402
-from reproai.training import fit  # noqa: E402
+from reproai.training import FitHooks, FitOptions, Subsets, fit  # noqa: E402
 
 EXPERIMENT = "workshop-step-3"
 LR_WARMUP, LR_FINETUNE, HIDDEN, DROPOUT = 1e-3, 1e-4, 256, 0.2
@@ -48,11 +48,9 @@ with mlflow.start_run(run_name="nested-cv") as study:
                         training,
                         data,
                         info,
-                        train=inner.train,
-                        dev=inner.dev,
-                        seed=args.seed + j,
-                        tracker=tracker,
-                        parent=tracker.run(inner_run.info.run_id),
+                        Subsets(train=inner.train, dev=inner.dev),
+                        options=FitOptions(seed=args.seed + j),
+                        hooks=FitHooks(tracker=tracker, parent=tracker.run(inner_run.info.run_id)),
                     )
                     mlflow.log_metrics({f"dev_{k}": v for k, v in r.dev_metrics.items()})
                 best_epochs.append([r.best_epochs.get(p.name, p.epochs) for p in training.phases])
@@ -66,13 +64,9 @@ with mlflow.start_run(run_name="nested-cv") as study:
                 training,
                 data,
                 info,
-                train=outer.train,
-                test=outer.test,
-                epochs=epochs,
-                threshold=threshold,
-                seed=args.seed,
-                tracker=tracker,
-                parent=tracker.run(outer_run.info.run_id),
+                Subsets(train=outer.train, test=outer.test),
+                options=FitOptions(seed=args.seed, epochs=epochs, threshold=threshold),
+                hooks=FitHooks(tracker=tracker, parent=tracker.run(outer_run.info.run_id)),
             )
             table = refit.test.table(data, threshold)
             mlflow.log_table(table, "predictions/test.json")

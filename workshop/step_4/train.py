@@ -21,7 +21,7 @@ from reproai import CrossValidation  # noqa: E402
 from reproai.evaluation import youden_threshold  # noqa: E402
 from reproai.nested import make_splits  # noqa: E402
 from reproai.tracking import MlflowTracker  # noqa: E402
-from reproai.training import fit  # noqa: E402
+from reproai.training import FitHooks, FitOptions, Subsets, fit  # noqa: E402
 
 EXPERIMENT = "workshop-step-4"
 
@@ -65,11 +65,9 @@ with mlflow.start_run(run_name="search") as study_run:
                             training,
                             data,
                             info,
-                            train=inner.train,
-                            dev=inner.dev,
-                            seed=args.seed + j,
-                            tracker=tracker,
-                            parent=tracker.run(trial_run.info.run_id),
+                            Subsets(train=inner.train, dev=inner.dev),
+                            options=FitOptions(seed=args.seed + j),
+                            hooks=FitHooks(tracker=tracker, parent=tracker.run(trial_run.info.run_id)),
                         )
                         dev.append(r.dev_metrics["roc_auc"])
                         epochs.append([r.best_epochs.get(p.name, p.epochs) for p in training.phases])
@@ -91,13 +89,11 @@ with mlflow.start_run(run_name="search") as study_run:
                 training,
                 data,
                 info,
-                train=outer.train,
-                test=outer.test,
-                epochs=best.user_attrs["epochs"],
-                threshold=best.user_attrs["threshold"],
-                seed=args.seed,
-                tracker=tracker,
-                parent=tracker.run(outer_run.info.run_id),
+                Subsets(train=outer.train, test=outer.test),
+                options=FitOptions(
+                    seed=args.seed, epochs=best.user_attrs["epochs"], threshold=best.user_attrs["threshold"]
+                ),
+                hooks=FitHooks(tracker=tracker, parent=tracker.run(outer_run.info.run_id)),
             )
             table = refit.test.table(data, best.user_attrs["threshold"])
             mlflow.log_params({f"best_{k}": v for k, v in best.params.items()})

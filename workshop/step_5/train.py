@@ -14,8 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402
 
 from reproai import load_config  # noqa: E402
-from reproai.nested import rerun  # noqa: E402
-from reproai.nested import run_experiment  # noqa: E402
+from reproai.nested import (
+    rerun,  # noqa: E402
+    run_experiment,  # noqa: E402
+)
 
 parser = common.parser(__doc__.splitlines()[0], folds=True, trials=True)
 parser.add_argument("--config", default=str(Path(__file__).with_name("config.py")))

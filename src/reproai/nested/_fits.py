@@ -16,16 +16,16 @@ from reproai.errors import DiskFullError, ReproaiError, TrackingError
 from reproai.evaluation._metrics import Direction, as_direction, metric_direction
 from reproai.models._backbones import BackboneInfo
 from reproai.models._network import recycle_model
-from reproai.nested._splits import OuterFold, Splits
+from reproai.nested._folds import OuterFold, Splits
+from reproai.nested._plan import FitPlan
 from reproai.runtime._workers import worker_id
 from reproai.tracking import Run, Tracker
 from reproai.tracking._tags import Level, Tag
-from reproai.training._fit import FitResult, fit
-from reproai.training._seeding import derive_seed
+from reproai.training import FitHooks, FitResult, fit
+from reproai.training._arguments import EpochCallback
 
 __all__ = [
     "StudyContext",
-    "fit_seed",
     "fold_tags",
     "log_fit",
     "run_fit",
@@ -46,8 +46,8 @@ class StudyContext:
     tracker: Tracker
     storage: optuna.storages.BaseStorage
     study_run: Run
-    optuna_prefix: str
-    claims: str
+    # The prefix of the study's names in the Optuna storage: its searches and claims (runtime._names).
+    prefix: str
     progress: bool = True
     # The nested estimate of the search metric (mean, ci_low, ci_high, n), for the final model's registration.
     estimate: dict[str, float] | None = None
@@ -61,12 +61,6 @@ class StudyContext:
     @property
     def direction(self) -> Direction:
         return as_direction(self.experiment.search.direction or metric_direction(self.metric))
-
-
-def fit_seed(root: int, kind: str, repeat: int, fold: int, inner: int | None = None) -> int:
-    """The seed of one fit. Every trial uses the same seed on the same inner fold, so that trials
-    differ only by their parameters (common random numbers make the comparison fairer)."""
-    return derive_seed(root, kind, repeat, fold, *(() if inner is None else (inner,)))
 
 
 def fold_tags(ctx: StudyContext, fold: OuterFold) -> dict[str, Any]:
@@ -86,8 +80,8 @@ def weights_sha256(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def log_fit(run: Run, ctx: StudyContext, result: FitResult, record: dict[str, Any]) -> None:
-    """Log a fit's metrics, prediction tables and what is needed to rerun it exactly (fit.json), with
+def log_fit(run: Run, data: ImageSet, result: FitResult, plan: FitPlan) -> None:
+    """Log a fit's metrics, prediction tables and its plan (``fit.json``: what a rerun runs again), with
     the digest of its trained weights, which is what a rerun compares where there is no table."""
     metrics = {
         **{f"dev_{k}": v for k, v in result.dev_metrics.items()},
@@ -100,7 +94,7 @@ def log_fit(run: Run, ctx: StudyContext, result: FitResult, record: dict[str, An
         metrics["compile_seconds"] = result.compile_seconds
     run.log_dict(
         {
-            **record,
+            **plan.to_dict(),
             "threshold": result.threshold,
             "best_epochs": result.best_epochs,
             "weights_sha256": weights_sha256(result.model),
@@ -108,7 +102,7 @@ def log_fit(run: Run, ctx: StudyContext, result: FitResult, record: dict[str, An
         "fit.json",
     )
     tables = {
-        f"predictions/{split}.json": preds.table(ctx.data, result.threshold)
+        f"predictions/{split}.json": preds.table(data, result.threshold)
         for split, preds in (("dev", result.dev), ("test", result.test))
         if preds is not None
     }
@@ -130,27 +124,27 @@ def error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
-# Intermediate values: the dev metric after each epoch of the first inner fold at steps 0, 1, ...;
-# the running mean after inner fold j at step _FOLD_STEP + j, the same for every trial.
 def run_fit(
     ctx: StudyContext,
-    experiment: Experiment,
+    plan: FitPlan,
     parent: Run,
-    name: str,
     tags: dict[str, Any],
-    record: dict[str, Any],
     *,
     keep_model: bool = False,
-    **kwargs: Any,
+    on_epoch: EpochCallback | None = None,
 ) -> FitResult:
-    """One tracked fit. The study needs its predictions and metrics; unless ``keep_model`` (a model to
-    log), not its model: the model's backbone goes to the next fit (``result.model`` is left without one)."""
-    with ctx.tracker.start_run(name, tags={**tags, Tag.LEVEL: Level.FIT}, parent=parent) as run:
+    """Run ``plan`` as a tracked fit under ``parent``. The study needs its predictions and metrics; unless
+    ``keep_model`` (a model to log), not its model: the model's backbone goes to the next fit
+    (``result.model`` is left without one)."""
+    experiment = plan.config(ctx.experiment)
+    subsets = plan.subsets(ctx.splits)
+    tags = {**tags, **plan.tags}
+    with ctx.tracker.start_run(plan.run_name, tags={**tags, Tag.LEVEL: Level.FIT}, parent=parent) as run:
         run.log_params(
             {
-                "seed": record["seed"],
-                "kind": record["kind"],
-                **{f"n_{k}": len(kwargs[k]) for k in ("train", "dev", "test") if kwargs.get(k) is not None},
+                "seed": plan.seed,
+                "kind": plan.kind,
+                **{f"n_{k}": len(v) for k, v in vars(subsets).items() if v is not None},
             }
         )
         result = fit(
@@ -158,15 +152,11 @@ def run_fit(
             experiment.training,
             ctx.data,
             ctx.info,
-            metric=ctx.metric,
-            seed=record["seed"],
-            tracker=ctx.tracker,
-            parent=run,
-            tags=tags,
-            progress=ctx.progress,
-            **kwargs,
+            subsets,
+            plan.options(ctx.metric),
+            FitHooks(tracker=ctx.tracker, parent=run, tags=tags, on_epoch=on_epoch, progress=ctx.progress),
         )
-        log_fit(run, ctx, result, record)
+        log_fit(run, ctx.data, result, plan)
     if not experiment.training.compile and not keep_model:  # a compiled model keeps references to the backbone
         recycle_model(result.model, experiment.model)
     return result

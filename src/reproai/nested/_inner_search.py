@@ -18,11 +18,14 @@ from reproai._console import say
 from reproai.config._tree import resolve
 from reproai.errors import SearchFailedError
 from reproai.evaluation._metrics import youden_threshold
-from reproai.nested._fits import StudyContext, error_text, fit_seed, fold_tags, is_trial_fault, run_fit
-from reproai.nested._splits import OuterFold
+from reproai.nested._fits import StudyContext, error_text, fold_tags, is_trial_fault, run_fit
+from reproai.nested._folds import OuterFold
+from reproai.nested._plan import FitPlan
+from reproai.nested._sampling import make_pruner, make_sampler
 from reproai.runtime import _stopping as stopping
 from reproai.runtime._claims import heartbeat
-from reproai.runtime._storage import fail_dead_trials, finished_trials, is_done, make_pruner, make_sampler
+from reproai.runtime._names import fold_search
+from reproai.runtime._storage import fail_dead_trials, finished_trials, is_done
 from reproai.runtime._trials import quiet_optuna, trial_id
 from reproai.tracking import Run
 from reproai.tracking._tags import Level, Tag
@@ -70,27 +73,9 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
             started = 0  # inner folds started, tagged with the trial's end state
             try:
                 for j, inner in enumerate(fold.inner):
-                    record = {
-                        "kind": "inner",
-                        "repeat": fold.repeat,
-                        "fold": fold.fold,
-                        "final": fold.final,
-                        "inner_fold": j,
-                        "params": trial.params,
-                        "seed": fit_seed(exp.seed, "inner", fold.repeat, fold.fold, j),
-                    }
                     started = j + 1
-                    result = run_fit(
-                        ctx,
-                        config,
-                        run,
-                        f"inner-{j}",
-                        {**tags, Tag.INNER_FOLD: j},
-                        record,
-                        train=inner.train,
-                        dev=inner.dev,
-                        on_epoch=report_epoch if j == 0 else None,
-                    )
+                    plan = FitPlan.inner(exp, fold, j, trial.params)
+                    result = run_fit(ctx, plan, run, tags, on_epoch=report_epoch if j == 0 else None)
                     scores.append(result.dev_metrics[ctx.metric])
                     epochs.append([result.best_epochs.get(p.name, p.epochs) for p in config.training.phases])
                     assert result.dev is not None  # fit() predicts every non-empty dev set
@@ -130,7 +115,7 @@ def load_search(ctx: StudyContext, fold: OuterFold) -> optuna.Study:
     exp, search = ctx.experiment, ctx.experiment.search
     with quiet_optuna():
         return optuna.create_study(
-            study_name=f"{ctx.optuna_prefix}/outer-{fold.key}",
+            study_name=fold_search(ctx.prefix, fold.key),
             storage=ctx.storage,
             load_if_exists=True,
             direction=ctx.direction,
@@ -171,7 +156,9 @@ def _close_runs_of(ctx: StudyContext, fold: OuterFold, dead: dict[int, str]) -> 
             ctx.tracker.set_status(r.id, "FAILED")
 
 
-def _run_trial(ctx: StudyContext, study: optuna.Study, objective: Callable[[optuna.Trial], float]) -> TrialState:
+def _run_trial(
+    ctx: StudyContext, fold: OuterFold, study: optuna.Study, objective: Callable[[optuna.Trial], float]
+) -> TrialState:
     """Ask for a trial, run it under a heartbeat, and tell its outcome; a surplus trial (more than
     ``n_trials`` would be live, because another worker asked at the same moment) is not run."""
     n_trials = ctx.experiment.search.n_trials
@@ -198,10 +185,8 @@ def _run_trial(ctx: StudyContext, study: optuna.Study, objective: Callable[[optu
             if not fault:
                 raise
             if ctx.progress:
-                say(
-                    f"{study.study_name.rsplit('/', 1)[-1]}: trial {trial.number} failed ({reason}); "
-                    "the search goes on."
-                )
+                where = "final search" if fold.final else f"outer fold {fold.key}"
+                say(f"{where}: trial {trial.number} failed ({reason}); the search goes on.")
             return TrialState.FAIL
     study.tell(trial, value)
     return TrialState.COMPLETE
@@ -244,7 +229,7 @@ def search(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> bool:
                 return False  # nothing to refit yet: the trials still running elsewhere may complete
             if done + running >= search.n_trials and not waiting:
                 return False  # the last trials run in other workers
-            _run_trial(ctx, study, objective)
+            _run_trial(ctx, fold, study, objective)
 
 
 def _failure_summary(fold: OuterFold, trials: list[optuna.trial.FrozenTrial]) -> str:

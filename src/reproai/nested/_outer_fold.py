@@ -10,12 +10,14 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from reproai.config._tree import has_search_space, resolve
+from reproai.config._tree import has_search_space
 from reproai.nested._final import log_fitted_model, logs_model
-from reproai.nested._fits import StudyContext, fit_seed, fold_tags, run_fit
+from reproai.nested._fits import StudyContext, fold_tags, run_fit
+from reproai.nested._folds import OuterFold
 from reproai.nested._inner_search import load_search, search
-from reproai.nested._splits import OuterFold
+from reproai.nested._plan import FitPlan
 from reproai.runtime._claims import claim, claimed, heartbeat, once, release
+from reproai.runtime._names import fold_claim
 from reproai.runtime._trials import trial_id
 from reproai.tracking import Run, RunRecord, Tracker, end_status
 from reproai.tracking._tags import Level, Tag
@@ -56,60 +58,18 @@ def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
     exp = ctx.experiment
     tags = fold_tags(ctx, fold)
     keep = logs_model(ctx, fold)
-    test = fold.test if len(fold.test) else None  # the final fold has no test set
     if has_search_space(exp):
         best = load_search(ctx, fold).best_trial
         params = dict(best.params)
-        record = {
-            "kind": "refit",
-            "repeat": fold.repeat,
-            "fold": fold.fold,
-            "final": fold.final,
-            "params": params,
-            "seed": fit_seed(exp.seed, "refit", fold.repeat, fold.fold),
-            "epochs": best.user_attrs["epochs"],
-        }
-        result = run_fit(
-            ctx,
-            resolve(exp, params),
-            fold_run,
-            "refit",
-            {**tags, Tag.REFIT: "true"},
-            record,
-            keep_model=keep,
-            train=fold.train,
-            test=test,
-            epochs=best.user_attrs["epochs"],
-            threshold=best.user_attrs.get("threshold"),
-        )
+        plan = FitPlan.refit(exp, fold, params, best.user_attrs["epochs"], best.user_attrs.get("threshold"))
+        result = run_fit(ctx, plan, fold_run, tags, keep_model=keep)
         fold_run.log_params({f"best.{k}": v for k, v in params.items()})
         assert best.value is not None  # the best trial is a complete one, which has a value
         fold_run.log_metrics({f"best_dev_{ctx.metric}": best.value})
         fold_run.set_tags({Tag.BEST_TRIAL: best.number})
     else:
         params = {}
-        inner = fold.inner[0]
-        record = {
-            "kind": "single",
-            "repeat": fold.repeat,
-            "fold": fold.fold,
-            "final": fold.final,
-            "inner_fold": 0,
-            "params": {},
-            "seed": fit_seed(exp.seed, "fit", fold.repeat, fold.fold),
-        }
-        result = run_fit(
-            ctx,
-            exp,
-            fold_run,
-            "fit",
-            {**tags, Tag.INNER_FOLD: 0},
-            record,
-            keep_model=keep,
-            train=inner.train,
-            dev=inner.dev,
-            test=test,
-        )
+        result = run_fit(ctx, FitPlan.single(exp, fold), fold_run, tags, keep_model=keep)
     if keep:
         if ctx.estimate is None and result.test is not None:  # one outer fold: its test score is the estimate
             ctx.estimate = {"mean": result.test_metrics[ctx.metric], "n": 1}
@@ -128,8 +88,8 @@ def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
 def run_outer_fold(ctx: StudyContext, fold: OuterFold) -> bool:
     """Take part in one outer fold: its search (when the config has search spaces), then, in exactly
     one worker, the refit and the test. True once the fold is complete, whoever completed it."""
-    name = f"{ctx.claims}/outer-{fold.key}"
-    if claimed(ctx.storage, f"{name}/refit") is not None:
+    refit_claim = fold_claim(ctx.prefix, fold.key, "refit")
+    if claimed(ctx.storage, refit_claim) is not None:
         return True
 
     def create_fold_run() -> dict[str, Any]:
@@ -140,7 +100,7 @@ def run_outer_fold(ctx: StudyContext, fold: OuterFold) -> bool:
         run = ctx.tracker.open_run(name, tags={**fold_tags(ctx, fold), Tag.LEVEL: _level(fold)}, parent=ctx.study_run)
         return {"run_id": run.id}
 
-    run_id = once(ctx.storage, f"{name}/run", create_fold_run)[0]["run_id"]
+    run_id = once(ctx.storage, fold_claim(ctx.prefix, fold.key, "run"), create_fold_run)[0]["run_id"]
     # A joining worker leaves the fold run's status alone: it could undo the FINISHED of a refit that
     # another worker completed a moment ago. The refit marks it RUNNING, then FINISHED.
     fold_run = ctx.tracker.run(run_id)
@@ -150,9 +110,9 @@ def run_outer_fold(ctx: StudyContext, fold: OuterFold) -> bool:
     except BaseException as e:
         ctx.tracker.set_status(run_id, end_status(e))
         raise
-    trial = claim(ctx.storage, f"{name}/refit")
+    trial = claim(ctx.storage, refit_claim)
     if trial is None:
-        return claimed(ctx.storage, f"{name}/refit") is not None
+        return claimed(ctx.storage, refit_claim) is not None
     ctx.tracker.set_status(run_id, "RUNNING")
     with heartbeat(ctx.storage, trial_id(trial)):
         try:

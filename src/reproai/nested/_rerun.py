@@ -11,18 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import optuna
 import pandas as pd
 
 from reproai._console import say
 from reproai.config._loader import LoadedConfig, load_config
-from reproai.config._tree import resolve
 from reproai.errors import DataError, ReproaiError, UntrustedConfigError
-from reproai.nested._fits import StudyContext, log_fit
-from reproai.nested._splits import Splits
+from reproai.nested._fits import log_fit
+from reproai.nested._folds import Splits
+from reproai.nested._plan import FitPlan
 from reproai.tracking import MlflowTracker, RunRecord
 from reproai.tracking._tags import Level, Tag
-from reproai.training._fit import fit
+from reproai.training import FitHooks, fit
 
 __all__ = ["RerunReport", "rerun", "logged_config"]
 
@@ -149,35 +148,9 @@ def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, pr
         raise DataError("The logged splits name other examples than the data hold now; the rerun would not be exact.")
     identical, details, new_ids = True, [], []
     with tracker.start_run(f"rerun-{run.name}", tags={Tag.LEVEL: Level.RERUN, Tag.RERUN_OF: run.id}) as parent:
-        # Only _log_fit reads this context; a rerun searches nothing, so an in-memory storage stands in.
-        ctx = StudyContext(
-            experiment=exp,
-            data=data,
-            info=info,
-            splits=splits,
-            tracker=tracker,
-            storage=optuna.storages.InMemoryStorage(),
-            study_run=parent,
-            optuna_prefix="",
-            claims="",
-            progress=progress,
-        )
         for fit_run in _fit_runs_of(tracker, run):
-            record = json.loads(tracker.read_text(fit_run.id, "fit.json"))
-            if record.get("final"):
-                if splits.final is None:
-                    raise ReproaiError(
-                        f"{fit_run.name} is a fit of the final model, but the logged splits have no final fold."
-                    )
-                fold = splits.final
-            else:
-                fold = next(f for f in splits.outer if f.repeat == record["repeat"] and f.fold == record["fold"])
-            config = resolve(exp, record["params"]) if record["params"] else exp
-            if record["kind"] == "refit":
-                kwargs = dict(train=fold.train, test=fold.test, epochs=record["epochs"], threshold=record["threshold"])
-            else:
-                inner = fold.inner[record.get("inner_fold", 0)]
-                kwargs = dict(train=inner.train, dev=inner.dev, test=fold.test if record["kind"] == "single" else None)
+            plan = FitPlan.from_dict(json.loads(tracker.read_text(fit_run.id, "fit.json")))
+            config = plan.config(exp)
             with tracker.start_run(
                 f"rerun-{fit_run.name}", tags={Tag.LEVEL: Level.FIT, Tag.RERUN_OF: fit_run.id}, parent=parent
             ) as new:
@@ -186,48 +159,56 @@ def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, pr
                     config.training,
                     data,
                     info,
-                    metric=exp.search.metric,
-                    seed=record["seed"],
-                    progress=progress,
-                    **kwargs,
+                    plan.subsets(splits),
+                    plan.options(exp.search.metric),
+                    FitHooks(progress=progress),
                 )
-                log_fit(new, ctx, result, record)
+                log_fit(new, data, result, plan)
             new_ids.append(new.id)
-            compared = 0
-            for table in ("dev", "test"):
-                try:
-                    old_text = tracker.read_text(fit_run.id, f"predictions/{table}.json")
-                except Exception:
-                    continue
-                new_text = tracker.read_text(new.id, f"predictions/{table}.json")
-                compared += 1
-                same = old_text == new_text
-                identical &= same
-                if same:
-                    details.append(f"{fit_run.name}: {table} predictions identical, byte for byte")
-                else:
-                    a = pd.read_json(io.StringIO(old_text), orient="split")
-                    b = pd.read_json(io.StringIO(new_text), orient="split")
-                    col = next(c for c in a.columns if str(c).startswith("probability"))
-                    diff = float(np.max(np.abs(a[col].to_numpy() - b[col].to_numpy())))
-                    details.append(f"{fit_run.name}: {table} predictions DIFFER (max |diff| of {col}: {diff:.3g})")
-            # The trained weights themselves: the only evidence for a fit on all the data (the final
-            # model), which predicts no held-out set. Fits logged before digests were recorded have none.
-            old_digest = record.get("weights_sha256")
-            if old_digest:
-                new_digest = json.loads(tracker.read_text(new.id, "fit.json"))["weights_sha256"]
-                compared += 1
-                same = old_digest == new_digest
-                identical &= same
-                details.append(
-                    f"{fit_run.name}: trained weights identical (sha256 {new_digest[:12]})"
-                    if same
-                    else f"{fit_run.name}: trained weights DIFFER (sha256 {old_digest[:12]} then {new_digest[:12]})"
-                )
-            if not compared:
-                identical = False
-                details.append(f"{fit_run.name}: nothing logged to compare (no prediction table, no weights digest)")
+            same, lines = _compare(tracker, fit_run, new.id)
+            identical &= same
+            details += lines
         parent.set_tags({Tag.IDENTICAL: str(identical).lower()})
     return RerunReport(
         run.id, new_ids[0] if len(new_ids) == 1 else parent.id, run.tags.get(Tag.LEVEL, Level.FIT), identical, details
     )
+
+
+def _compare(tracker: MlflowTracker, fit_run: RunRecord, new_id: str) -> tuple[bool, list[str]]:
+    """Whether a rerun fit ``new_id`` reproduced ``fit_run``: its prediction tables byte for byte and
+    its trained weights by their SHA-256; with what was compared, in words."""
+    identical, details, compared = True, [], 0
+    for table in ("dev", "test"):
+        try:
+            old_text = tracker.read_text(fit_run.id, f"predictions/{table}.json")
+        except Exception:
+            continue
+        new_text = tracker.read_text(new_id, f"predictions/{table}.json")
+        compared += 1
+        same = old_text == new_text
+        identical &= same
+        if same:
+            details.append(f"{fit_run.name}: {table} predictions identical, byte for byte")
+        else:
+            a = pd.read_json(io.StringIO(old_text), orient="split")
+            b = pd.read_json(io.StringIO(new_text), orient="split")
+            col = next(c for c in a.columns if str(c).startswith("probability"))
+            diff = float(np.max(np.abs(a[col].to_numpy() - b[col].to_numpy())))
+            details.append(f"{fit_run.name}: {table} predictions DIFFER (max |diff| of {col}: {diff:.3g})")
+    # The trained weights themselves: the only evidence for a fit on all the data (the final
+    # model), which predicts no held-out set. Fits logged before digests were recorded have none.
+    old_digest = json.loads(tracker.read_text(fit_run.id, "fit.json")).get("weights_sha256")
+    if old_digest:
+        new_digest = json.loads(tracker.read_text(new_id, "fit.json"))["weights_sha256"]
+        compared += 1
+        same = old_digest == new_digest
+        identical &= same
+        details.append(
+            f"{fit_run.name}: trained weights identical (sha256 {new_digest[:12]})"
+            if same
+            else f"{fit_run.name}: trained weights DIFFER (sha256 {old_digest[:12]} then {new_digest[:12]})"
+        )
+    if not compared:
+        identical = False
+        details.append(f"{fit_run.name}: nothing logged to compare (no prediction table, no weights digest)")
+    return identical, details

@@ -88,7 +88,29 @@ def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *, ch
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-class ImageBatches:
+class _Batches:
+    """Batches over a subset, in a seeded order: ``batches(index, batch_size, augment=..., generator=...)``
+    yields ``(x, y, idx)`` per batch. With a ``generator`` the order is a permutation drawn from it (the
+    only place a fit's data order is drawn: runs repeat exactly from its seed); without, ``index``'s."""
+
+    def __call__(
+        self,
+        index: np.ndarray,
+        batch_size: int,
+        *,
+        augment: Transform | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[Batch]:
+        order = np.asarray(index)
+        if generator is not None:
+            order = order[torch.randperm(len(order), generator=generator).numpy()]
+        return self._batches(order, batch_size, augment)
+
+    def _batches(self, order: np.ndarray, batch_size: int, augment: Transform | None) -> Iterator[Batch]:
+        raise NotImplementedError
+
+
+class ImageBatches(_Batches):
     """Normalised image batches on ``device``, optionally augmented and in channels-last layout."""
 
     def __init__(
@@ -122,17 +144,7 @@ class ImageBatches:
                     t = t.pin_memory()
             yield t, self.labels[idx], idx
 
-    def __call__(
-        self,
-        index: np.ndarray,
-        batch_size: int,
-        *,
-        augment: Transform | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Iterator[Batch]:
-        order = np.asarray(index)
-        if generator is not None:
-            order = order[torch.randperm(len(order), generator=generator).numpy()]
+    def _batches(self, order: np.ndarray, batch_size: int, augment: Transform | None) -> Iterator[Batch]:
         # Augmentation draws from the global RNG: keep it in this thread, in order, for exact repeats.
         source = self._produce(order, batch_size, augment)
         if self.prefetch and augment is None:
@@ -142,24 +154,14 @@ class ImageBatches:
             yield x, y.to(self.device, non_blocking=True), idx
 
 
-class FeatureBatches:
+class FeatureBatches(_Batches):
     """Batches of cached backbone features (for a phase whose backbone is frozen)."""
 
     def __init__(self, features: torch.Tensor, labels: np.ndarray, device: torch.device) -> None:
         self.features = features.to(device)
         self.labels = torch.from_numpy(np.asarray(labels)).to(device)
 
-    def __call__(
-        self,
-        index: np.ndarray,
-        batch_size: int,
-        *,
-        augment: Transform | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Iterator[Batch]:
-        order = np.asarray(index)
-        if generator is not None:
-            order = order[torch.randperm(len(order), generator=generator).numpy()]
+    def _batches(self, order: np.ndarray, batch_size: int, augment: Transform | None) -> Iterator[Batch]:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             t = torch.from_numpy(idx).to(self.features.device)
