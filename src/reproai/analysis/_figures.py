@@ -8,7 +8,7 @@ Multi-class studies get one-vs-rest curves pooled over classes (micro-averaged).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -62,20 +62,43 @@ def _band(ax: Axes, x: np.ndarray, curves: list[np.ndarray], label: str) -> None
         )
 
 
+def _roc(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    fpr, tpr, _ = skm.roc_curve(y, s)
+    on_grid = np.interp(_GRID, fpr, tpr)
+    on_grid[0] = 0.0
+    return fpr, tpr, on_grid, float(skm.auc(fpr, tpr))
+
+
+def _pr(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    precision, recall, _ = skm.precision_recall_curve(y, s)
+    return recall, precision, np.interp(_GRID, recall[::-1], precision[::-1]), float(skm.average_precision_score(y, s))
+
+
+_Curve = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, float]]
+
+
+def _fold_curves(
+    ax: Axes, predictions: pd.DataFrame, classes: Sequence[str], curve: _Curve, score: str, drawstyle: str
+) -> list[float]:
+    """Draw ``curve`` (x, y, y on the common grid, its score) for each outer fold, then their mean and a
+    ±1 std band; returns the folds' scores."""
+    repeats = predictions["repeat"].nunique()
+    curves, scores = [], []
+    for key, table in _folds(predictions):
+        x, y, on_grid, value = curve(*_scores(table, classes))
+        scores.append(value)
+        ax.plot(x, y, lw=1, alpha=0.6, drawstyle=drawstyle, label=f"{_label(key, repeats)} ({score} {value:.3f})")
+        curves.append(on_grid)
+    spread = f" ± {np.std(scores):.3f}" if score == "AUC" else ""
+    _band(ax, _GRID, curves, f"mean ({score} {np.mean(scores):.3f}{spread})")
+    return scores
+
+
 def roc_figure(predictions: pd.DataFrame, classes: Sequence[str]) -> Figure:
     """ROC curve of each outer fold, their mean and a ±1 std band."""
     fig = Figure(figsize=(6, 5))
     ax = fig.subplots()
-    repeats = predictions["repeat"].nunique()
-    curves, aucs = [], []
-    for key, table in _folds(predictions):
-        y, s = _scores(table, classes)
-        fpr, tpr, _ = skm.roc_curve(y, s)
-        aucs.append(skm.auc(fpr, tpr))
-        ax.plot(fpr, tpr, lw=1, alpha=0.6, label=f"{_label(key, repeats)} (AUC {aucs[-1]:.3f})")
-        curves.append(np.interp(_GRID, fpr, tpr))
-        curves[-1][0] = 0.0
-    _band(ax, _GRID, curves, f"mean (AUC {np.mean(aucs):.3f} ± {np.std(aucs):.3f})")
+    _fold_curves(ax, predictions, classes, _roc, "AUC", "default")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
     micro = " (one-vs-rest, micro)" if len(classes) > 2 else ""
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC per outer fold{micro}")
@@ -87,15 +110,7 @@ def pr_figure(predictions: pd.DataFrame, classes: Sequence[str]) -> Figure:
     """Precision-recall curve of each outer fold and their mean."""
     fig = Figure(figsize=(6, 5))
     ax = fig.subplots()
-    repeats = predictions["repeat"].nunique()
-    curves, aps = [], []
-    for key, table in _folds(predictions):
-        y, s = _scores(table, classes)
-        precision, recall, _ = skm.precision_recall_curve(y, s)
-        aps.append(skm.average_precision_score(y, s))
-        ax.step(recall, precision, where="post", lw=1, alpha=0.6, label=f"{_label(key, repeats)} (AP {aps[-1]:.3f})")
-        curves.append(np.interp(_GRID, recall[::-1], precision[::-1]))
-    _band(ax, _GRID, curves, f"mean (AP {np.mean(aps):.3f})")
+    _fold_curves(ax, predictions, classes, _pr, "AP", "steps-post")
     ax.set(xlabel="recall", ylabel="precision", ylim=(0, 1.02), title="Precision-recall per outer fold")
     ax.legend(loc="lower left", fontsize="small")
     return fig

@@ -14,17 +14,17 @@ from reproai.evaluation._metrics import (
 from reproai.evaluation._stats import BOUNDS_NOTE, corrected_paired_ttest, corrected_t_interval, t_interval
 
 __all__ = [
+    "BOUNDS_NOTE",
     "METRICS",
     "Metric",
-    "compute_metrics",
-    "youden_threshold",
-    "predict_labels",
-    "metric_direction",
-    "metric_bounds",
-    "t_interval",
-    "corrected_t_interval",
-    "corrected_paired_ttest",
-    "BOUNDS_NOTE",
     "bootstrap_metrics",
+    "compute_metrics",
+    "corrected_paired_ttest",
+    "corrected_t_interval",
+    "metric_bounds",
+    "metric_direction",
+    "predict_labels",
+    "t_interval",
     "weighted_metrics",
+    "youden_threshold",
 ]

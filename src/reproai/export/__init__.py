@@ -6,4 +6,4 @@ from reproai.export._package import INPUT_COLUMN, save_model
 from reproai.export._predict import list_inputs, predict, resolve_model
 from reproai.export._pyfunc import ImageClassifier
 
-__all__ = ["save_model", "ImageClassifier", "INPUT_COLUMN", "predict", "resolve_model", "list_inputs"]
+__all__ = ["INPUT_COLUMN", "ImageClassifier", "list_inputs", "predict", "resolve_model", "save_model"]

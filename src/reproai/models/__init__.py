@@ -22,19 +22,19 @@ from reproai.models._network import (
 )
 
 __all__ = [
-    "BackboneInfo",
-    "SmallCNN",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
-    "register_backbone",
-    "backbone_info",
-    "create_backbone",
-    "load_backbone_weights",
+    "BackboneInfo",
     "Classifier",
     "ModelParts",
-    "create_model",
+    "SmallCNN",
+    "backbone_info",
     "check_model",
-    "model_parts",
-    "set_backbone_frozen",
+    "create_backbone",
+    "create_model",
     "enable_grad_checkpointing",
+    "load_backbone_weights",
+    "model_parts",
+    "register_backbone",
+    "set_backbone_frozen",
 ]

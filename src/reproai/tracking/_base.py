@@ -46,6 +46,17 @@ def existing_store(uri: str) -> str:
     return uri
 
 
+@dataclass(frozen=True)
+class LogBatch:
+    """What one :meth:`Run.log` call writes: parameters, metrics at ``step``, tags, and tables by artifact file."""
+
+    params: Mapping[str, Any]
+    metrics: Mapping[str, float]
+    step: int | None
+    tags: Mapping[str, Any]
+    tables: Mapping[str, pd.DataFrame]
+
+
 class Run(ABC):
     """A tracked run: parameters, metrics, tags and artifacts. Subclasses implement the storage."""
 
@@ -89,14 +100,18 @@ class Run(ABC):
     ) -> None:
         """Log parameters, metrics (at ``step``), tags and tables (artifact file -> table) together: one
         request to the store where it allows it."""
-        for artifact_file, table in (tables or {}).items():
+        self._log_batch(LogBatch(params or {}, metrics or {}, step, tags or {}, tables or {}))
+
+    def _log_batch(self, batch: LogBatch) -> None:
+        """Write what :meth:`log` was given; a store that takes it in one request overrides this."""
+        for artifact_file, table in batch.tables.items():
             self.log_table(table, artifact_file)
-        if params:
-            self.log_params(params)
-        if metrics:
-            self.log_metrics(metrics, step)
-        if tags:
-            self.set_tags(tags)
+        if batch.params:
+            self.log_params(batch.params)
+        if batch.metrics:
+            self.log_metrics(batch.metrics, batch.step)
+        if batch.tags:
+            self.set_tags(batch.tags)
 
     def flush(self) -> None:  # noqa: B027 (a hook: most runs log synchronously and have nothing to wait for)
         """Wait for pending asynchronous logging (nothing to wait for by default)."""

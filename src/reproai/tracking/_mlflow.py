@@ -15,7 +15,7 @@ import pandas as pd
 
 from reproai.errors import DiskFullError, TrackingError, is_disk_full
 from reproai.runtime._retry import PatientClient, is_unreachable
-from reproai.tracking._base import Run, RunRecord, Tracker, default_tracking_uri, existing_store
+from reproai.tracking._base import LogBatch, Run, RunRecord, Tracker, default_tracking_uri, existing_store
 
 __all__ = ["MlflowRun", "MlflowTracker"]
 
@@ -35,22 +35,14 @@ class MlflowRun(Run):
     def log_params(self, params: Mapping[str, Any]) -> None:
         self.log(params=params)
 
-    def log(
-        self,
-        *,
-        params: Mapping[str, Any] | None = None,
-        metrics: Mapping[str, float] | None = None,
-        step: int | None = None,
-        tags: Mapping[str, Any] | None = None,
-        tables: Mapping[str, pd.DataFrame] | None = None,
-    ) -> None:
+    def _log_batch(self, batch: LogBatch) -> None:
         from mlflow.entities import Param, RunTag
 
-        rest = [Param(str(k), str(v)[:6000]) for k, v in (params or {}).items()]
-        metric_items = _metrics(metrics or {}, step)
-        tag_items = [RunTag(str(k), str(v)) for k, v in (tags or {}).items()]
-        if tables:
-            tag_items.append(RunTag(_LOGGED_ARTIFACTS, self._write_tables(tables)))
+        rest = [Param(str(k), str(v)[:6000]) for k, v in batch.params.items()]
+        metric_items = _metrics(batch.metrics, batch.step)
+        tag_items = [RunTag(str(k), str(v)) for k, v in batch.tags.items()]
+        if batch.tables:
+            tag_items.append(RunTag(_LOGGED_ARTIFACTS, self._write_tables(batch.tables)))
         while True:  # MLflow takes at most 100 params a request: the metrics and tags go with the first
             chunk, rest = rest[:100], rest[100:]
             if chunk or metric_items or tag_items:
