@@ -8,11 +8,14 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 from PIL import Image
+
+if TYPE_CHECKING:
+    import optuna
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -80,6 +83,22 @@ experiment = Experiment(
 )
 experiment.cv.final_model = {final_model}{extra}
 """
+
+
+def fold_studies(storage: str | optuna.storages.BaseStorage) -> dict[str, optuna.Study]:
+    """Each outer fold's search study in ``storage`` (a URL or an opened storage), keyed by its fold
+    (``"0"``, ``"r1-2"``, ``"final"``, as :func:`reproai.runtime.search_fold_key` reads it), sorted by name."""
+    import optuna
+
+    from reproai.runtime import open_storage, search_fold_key
+
+    store = open_storage(storage) if isinstance(storage, str) else storage
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(store))
+    return {
+        key: optuna.load_study(study_name=name, storage=store)
+        for name in names
+        if (key := search_fold_key(name)) is not None
+    }
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from optuna.trial import TrialState
 from reproai.cli import main
 from reproai.cluster._local import check_parallel_storage
 from reproai.errors import ConfigError
-from reproai.runtime._storage import open_storage
-from tests.conftest import tiny_config_text
+from reproai.runtime import open_storage
+from tests.conftest import fold_studies, tiny_config_text
 
 PG = os.environ.get("REPROAI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 N_TRIALS = 4
@@ -71,16 +71,6 @@ def _finish(proc, timeout=420):
         pytest.fail(f"worker {proc.pid} did not finish:\n{proc.communicate()[0][-20000:]}")
 
 
-def _fold_studies(storage):
-    store = open_storage(storage)
-    names = sorted(
-        s.study_name
-        for s in optuna.get_all_study_summaries(store)
-        if not s.study_name.startswith("reproai-claims/") and "/outer-" in s.study_name
-    )
-    return {name.rsplit("outer-", 1)[1]: optuna.load_study(study_name=name, storage=store) for name in names}
-
-
 def _check_study(uri, storage, killed=None):
     """Every invariant of a finished shared study, across the Optuna storage and the MLflow tree."""
     client = MlflowClient(uri)
@@ -93,7 +83,7 @@ def _check_study(uri, storage, killed=None):
     study_id = by_level["study"][0].info.run_id
     assert len(client.get_metric_history(study_id, "test_roc_auc_mean")) == 1  # the headline, written once
     assert not [r for r in runs if r.info.status == "RUNNING"]
-    folds = _fold_studies(storage)
+    folds = fold_studies(storage)
     assert sorted(folds) == ["0", "1"]
     assert len(by_level["outer_fold"]) == 2
     for key, study in folds.items():
@@ -147,7 +137,7 @@ def test_a_worker_killed_mid_trial_is_failed_and_retried(write_config, storage, 
     deadline = time.time() + 300
     while victim is None and time.time() < deadline:
         time.sleep(0.3)
-        for study in _fold_studies(storage).values():
+        for study in fold_studies(storage).values():
             trials = study.get_trials(deepcopy=False)
             running = [t for t in trials if t.state == TrialState.RUNNING and "worker" in t.user_attrs]
             if running and any(t.state == TrialState.COMPLETE for t in trials):

@@ -66,7 +66,7 @@ def private_imports(source: str) -> list[str]:
         else:
             continue
         for module, name in pairs:
-            if not module.split(".")[0] == "reproai":
+            if module.split(".")[0] != "reproai":
                 continue
             if any(part.startswith("_") for part in module.split(".")[1:]) or name.startswith("_"):
                 found.append(f"{module}:{name}" if name else module)
@@ -81,7 +81,9 @@ def _python_blocks(markdown: str) -> list[str]:
 
 
 def test_the_check_finds_private_imports():
-    source = "import reproai.nested._plan\nfrom reproai.training._fit import fit\nfrom reproai.training import _x, fit\n"
+    source = (
+        "import reproai.nested._plan\nfrom reproai.training._fit import fit\nfrom reproai.training import _x, fit\n"
+    )
     assert private_imports(source) == ["reproai.nested._plan", "reproai.training._fit:fit", "reproai.training:_x"]
     assert private_imports("from reproai.training import fit\nfrom reproai import hp\nimport os._x\n") == []
 

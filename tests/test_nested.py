@@ -12,7 +12,7 @@ import pytest
 from mlflow import MlflowClient
 
 from reproai.cli import main
-from reproai.runtime._storage import open_storage
+from reproai.runtime import is_claims_study, open_storage, search_fold_key
 from tests.conftest import spawn_reproai, tiny_config_text
 
 NESTED = "CrossValidation(outer_folds=3, inner_folds=2)"
@@ -100,12 +100,10 @@ def test_nested_study_tree_headline_and_best_params(write_config, stores, monkey
         assert "test_roc_auc" in fold.data.metrics and "best_dev_roc_auc" in fold.data.metrics
     # one Optuna study per outer fold, each with n_trials trials (and the workers' claims beside them)
     names = [
-        s.study_name
-        for s in optuna.get_all_study_summaries(open_storage(storage))
-        if not s.study_name.startswith("reproai-claims/")
+        s.study_name for s in optuna.get_all_study_summaries(open_storage(storage)) if not is_claims_study(s.study_name)
     ]
     assert len(names) == 3 and all(
-        n.startswith("nested/") and n.endswith(f"/outer-{i}") for i, n in enumerate(sorted(names))
+        n.startswith("nested/") and search_fold_key(n) == str(i) for i, n in enumerate(sorted(names))
     )
     best = json.loads(
         Path(
@@ -231,7 +229,9 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(write_config, stores, tmp_p
     proc = spawn_reproai(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     signal_inside_a_trial(proc, uri, "interrupted", signal.SIGINT, first_trial=1)
     _, err = proc.communicate(timeout=120)
-    summaries = [s for s in optuna.get_all_study_summaries(open_storage(storage)) if s.study_name.endswith("outer-0")]
+    summaries = [
+        s for s in optuna.get_all_study_summaries(open_storage(storage)) if search_fold_key(s.study_name) == "0"
+    ]
     assert proc.returncode == 130, err
     assert "run the same command again to resume" in err
     study = optuna.load_study(study_name=summaries[0].study_name, storage=open_storage(storage))

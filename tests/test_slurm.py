@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 
-import optuna
 import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
@@ -33,8 +32,7 @@ from reproai.cluster._slurm_options import (
     worker_argv,
 )
 from reproai.errors import ConfigError, ReproaiError
-from reproai.runtime._storage import open_storage
-from tests.conftest import REPO, tiny_config_text
+from tests.conftest import REPO, fold_studies, tiny_config_text
 from tests.test_cluster import _postgres_database
 
 QUICKSTART = REPO / "configs" / "quickstart.py"
@@ -138,16 +136,6 @@ def _task_records(job: str) -> list[dict[str, str]]:
     return [dict(kv.split("=", 1) for kv in line.split() if "=" in kv) for line in out.splitlines() if line.strip()]
 
 
-def _fold_studies(storage):
-    store = open_storage(storage)
-    names = sorted(
-        s.study_name
-        for s in optuna.get_all_study_summaries(store)
-        if not s.study_name.startswith("reproai-claims/") and "/outer-" in s.study_name
-    )
-    return {name.rsplit("outer-", 1)[1]: optuna.load_study(study_name=name, storage=store) for name in names}
-
-
 def _check_study(uri, storage, name, *, n_folds, n_trials, final=False):
     """Every invariant of a finished shared study: one finished study run with its headline once; per outer
     fold (and the final model's search, with ``final``) exactly ``n_trials`` finished (complete or pruned)
@@ -161,7 +149,7 @@ def _check_study(uri, storage, name, *, n_folds, n_trials, final=False):
     assert len(by_level["study"]) == 1 and by_level["study"][0].info.status == "FINISHED"
     assert len(client.get_metric_history(by_level["study"][0].info.run_id, "test_roc_auc_mean")) == 1
     assert not [(r.data.tags["reproai.level"], r.info.run_id) for r in runs if r.info.status == "RUNNING"]
-    folds = _fold_studies(storage)
+    folds = fold_studies(storage)
     assert sorted(folds) == [str(i) for i in range(n_folds)] + (["final"] if final else [])
     if final:  # the final model: one run of the final stage, registered once
         assert [r.data.tags["reproai.state"] for r in by_level["final"]] == ["complete"]
@@ -221,7 +209,7 @@ def test_an_array_cancelled_mid_search_resumes_when_submitted_again(
     folder = tmp_path / "reproai-slurm" / job
     deadline = time.monotonic() + 300
     while True:  # cancel once a trial is complete and another one is running
-        trials = [t for s in _fold_studies(postgres).values() for t in s.get_trials(deepcopy=False)]
+        trials = [t for s in fold_studies(postgres).values() for t in s.get_trials(deepcopy=False)]
         states = {t.state for t in trials}
         if TrialState.COMPLETE in states and TrialState.RUNNING in states:
             break
@@ -233,11 +221,11 @@ def test_an_array_cancelled_mid_search_resumes_when_submitted_again(
     # scancel sent SIGTERM: the workers stopped cleanly, leaving nothing RUNNING
     done = {
         (fold, t.number): (t.state, t.params, t.value, t.datetime_complete)
-        for fold, s in _fold_studies(postgres).items()
+        for fold, s in fold_studies(postgres).items()
         for t in s.get_trials(deepcopy=False)
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
     }
-    trials = [t for s in _fold_studies(postgres).values() for t in s.get_trials(deepcopy=False)]
+    trials = [t for s in fold_studies(postgres).values() for t in s.get_trials(deepcopy=False)]
     assert not [t.number for t in trials if t.state == TrialState.RUNNING]
     client = MlflowClient(tracking_server)
     runs = client.search_runs([client.get_experiment_by_name("slurm-cancel").experiment_id], max_results=5000)

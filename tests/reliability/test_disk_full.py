@@ -98,6 +98,7 @@ def test_artifacts_on_a_disk_that_fills_up_mid_study(write_config, tmp_path):
         from pathlib import Path
         import optuna
         from optuna.trial import TrialState
+        from reproai.runtime import is_claims_study
 
         work = Path(sys.argv[1]); mlruns = work / "mlruns"; mlruns.mkdir()
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mlruns)], check=True)
@@ -107,7 +108,7 @@ def test_artifacts_on_a_disk_that_fills_up_mid_study(write_config, tmp_path):
         def trials():
             storage = optuna.storages.RDBStorage(f"sqlite:///{work}/optuna.db")
             return [(s.study_name, t) for s in optuna.get_all_study_summaries(storage)
-                    if not s.study_name.startswith("reproai-claims")
+                    if not is_claims_study(s.study_name)
                     for t in optuna.load_study(study_name=s.study_name, storage=storage).trials]
 
         first = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

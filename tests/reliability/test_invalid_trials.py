@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from reproai.cli import main
-from reproai.runtime._storage import open_storage
+from reproai.runtime import is_claims_study, open_storage
 from tests.conftest import tiny_config_text
 
 CV = "CrossValidation(outer_folds=2, inner_folds=2)"  # 240 digits: about 60 examples per inner training set
@@ -34,7 +34,7 @@ def _searches(tmp_path):
     return [
         optuna.load_study(study_name=s.study_name, storage=storage)
         for s in optuna.get_all_study_summaries(storage)
-        if not s.study_name.startswith("reproai-claims/")
+        if not is_claims_study(s.study_name)
     ]
 
 

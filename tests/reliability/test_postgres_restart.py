@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from tests.test_cluster import CONFIG, _check_study, _finish, _fold_studies, _postgres_database
+from tests.conftest import fold_studies
+from tests.test_cluster import CONFIG, _check_study, _finish, _postgres_database
 
 
 def _cluster_command(action: str) -> list[str]:
@@ -46,7 +47,7 @@ def test_workers_reconnect_after_postgres_restarts(pg_storage, tracking_server, 
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
-            if any(t.state == TrialState.COMPLETE for s in _fold_studies(pg_storage).values() for t in s.trials):
+            if any(t.state == TrialState.COMPLETE for s in fold_studies(pg_storage).values() for t in s.trials):
                 break
         except Exception:
             pass

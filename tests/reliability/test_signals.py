@@ -12,8 +12,8 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from reproai.cli import main
-from reproai.runtime._storage import open_storage
-from tests.conftest import spawn_reproai, tiny_config_text
+from reproai.runtime import open_storage, search_fold_key
+from tests.conftest import fold_studies, spawn_reproai, tiny_config_text
 from tests.test_nested import KILL_CONFIG, levels, run_cli, signal_inside_a_trial
 
 CONFIG = (
@@ -39,9 +39,7 @@ def test_sigterm_fails_the_trial_kills_its_runs_and_the_command_resumes(write_co
     assert proc.returncode == 143, err
     assert "terminated (SIGTERM)" in err and "run the same command again to resume" in err
     (study,) = [
-        s
-        for s in optuna.get_all_study_summaries(open_storage(storage))
-        if s.study_name.endswith("/outer-0") and not s.study_name.startswith("reproai-claims/")
+        s for s in optuna.get_all_study_summaries(open_storage(storage)) if search_fold_key(s.study_name) == "0"
     ]
     trials = optuna.load_study(study_name=study.study_name, storage=open_storage(storage)).trials
     assert not [t for t in trials if t.state == TrialState.RUNNING]
@@ -81,7 +79,9 @@ def test_sigkill_mid_search_then_resume(write_config, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    (summary,) = [s for s in optuna.get_all_study_summaries(open_storage(storage)) if s.study_name.endswith("outer-0")]
+    (summary,) = [
+        s for s in optuna.get_all_study_summaries(open_storage(storage)) if search_fold_key(s.study_name) == "0"
+    ]
     study = optuna.load_study(study_name=summary.study_name, storage=open_storage(storage))
     assert study.trials[killed].state == optuna.trial.TrialState.RUNNING
     done_before = [t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -127,12 +127,8 @@ def test_sigkill_during_the_final_search_then_resume(write_config, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    studies = {
-        s.study_name.rsplit("/", 1)[-1]: s.study_name
-        for s in optuna.get_all_study_summaries(open_storage(storage))
-        if not s.study_name.startswith("reproai-claims")
-    }
-    final = optuna.load_study(study_name=studies["outer-final"], storage=open_storage(storage))
+    studies = {fold: s.study_name for fold, s in fold_studies(storage).items()}
+    final = optuna.load_study(study_name=studies["final"], storage=open_storage(storage))
     assert final.trials[killed].state == TrialState.RUNNING
     done_before = {
         name: [
@@ -142,11 +138,11 @@ def test_sigkill_during_the_final_search_then_resume(write_config, tmp_path):
         ]
         for name, full in studies.items()
     }
-    assert done_before["outer-0"] == [0, 1, 2, 3] and done_before["outer-1"] == [0, 1, 2, 3]
+    assert done_before["0"] == [0, 1, 2, 3] and done_before["1"] == [0, 1, 2, 3]
 
     assert run_cli(path, uri, storage) == 0  # the same command again
 
-    final = optuna.load_study(study_name=studies["outer-final"], storage=open_storage(storage))
+    final = optuna.load_study(study_name=studies["final"], storage=open_storage(storage))
     assert final.trials[killed].state == TrialState.FAIL and "died" in final.trials[killed].user_attrs["failed_reason"]
     assert len(final.get_trials(states=(TrialState.COMPLETE,))) == 4
     runs = levels(MlflowClient(uri), "final-killed")
@@ -156,7 +152,7 @@ def test_sigkill_during_the_final_search_then_resume(write_config, tmp_path):
         finished = collections.Counter(int(t.data.tags["reproai.trial"]) for t in trials)
         assert set(finished.values()) == {1}, (fold, finished)  # no finished trial was computed twice
         if fold != "final":
-            assert sorted(finished) == done_before[f"outer-{fold}"]
+            assert sorted(finished) == done_before[fold]
     assert len(runs["final"]) == 1 and runs["final"][0].data.tags["reproai.state"] == "complete"
     assert runs["study"][0].data.tags["reproai.final_model"] == "models:/final-killed@final"
     assert MlflowClient(uri).get_model_version_by_alias("final-killed", "final").run_id == runs["final"][0].info.run_id

@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from reproai.cluster._local import _free_port, local_tracking_server
+from reproai.runtime import is_claims_study
 from tests.conftest import REPO, tiny_config_text
 
 
@@ -53,7 +54,7 @@ def _trials(storage_url):
     return {
         (s.study_name, t.number): t
         for s in optuna.get_all_study_summaries(storage)
-        if not s.study_name.startswith("reproai-claims")
+        if not is_claims_study(s.study_name)
         for t in optuna.load_study(study_name=s.study_name, storage=storage).trials
     }
 

@@ -20,6 +20,7 @@ __all__ = [
     "claims_study",
     "is_claims_study",
     "fold_key_of",
+    "search_fold_key",
 ]
 
 CLAIMS_PREFIX = "reproai-claims"
@@ -68,3 +69,12 @@ def fold_key_of(study_name: str, prefix: str) -> str | None:
         if study_name.startswith(start):
             return study_name[len(start) :].split("/", 1)[0]
     return None
+
+
+def search_fold_key(study_name: str) -> str | None:
+    """The outer fold whose search the Optuna study ``study_name`` is (``"0"``, ``"r1-2"``, ``"final"``), or
+    None for a claims study or any other."""
+    if is_claims_study(study_name):
+        return None
+    last = study_name.rpartition("/")[2]
+    return last[len(_OUTER) :] if last.startswith(_OUTER) else None
