@@ -154,13 +154,20 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from reproai.analysis import compare
 
-    result = compare(args.a, args.b, metric=args.metric, tracking_uri=args.tracking_uri)
-    print(f"A = study run {result.a}, B = study run {result.b}; test {result.metric} per outer fold:")
+    result = compare(*args.studies, log=not args.no_log, **_given(args, "metric", "rope", "tracking_uri", "out"))
+    for label, study in zip(result.labels, result.studies, strict=True):
+        print(f"{label} (study run {study})")
+    print(f"\ntest {result.metric} per outer fold:")
     print(result.folds.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print("\nper study (mean, Nadeau-Bengio corrected 95% interval, mean rank; 1 = best):")
+    columns = ["mean", "ci_low", "ci_high", "mean_rank"]
+    print(result.summary[columns].to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"\n{result.verdict}")
     print("caveats:")
     for line in result.caveats:
         print(f"  - {line}")
+    if result.out_dir is not None:
+        print(f"\nreport: {result.out_dir / 'compare.html'}")
     return 0
 
 

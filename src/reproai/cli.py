@@ -86,11 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--by-group", action="store_true", help="metrics per group too (its images' mean prediction)")
 
     compare = sub.add_parser(
-        "compare", help="compare two studies run on the same splits, fold by fold", parents=[tracking]
+        "compare", help="compare two or more studies run on the same outer splits, fold by fold", parents=[tracking]
     )
-    compare.add_argument("a", help="study A: an experiment name or a run id in the study")
-    compare.add_argument("b", help="study B: an experiment name or a run id in the study")
-    compare.add_argument("--metric", default=None, help="the test metric to compare (default: A's search metric)")
+    compare.add_argument("studies", nargs="+", metavar="STUDY", help="experiment names or run ids in the studies")
+    compare.add_argument(
+        "--metric", default=None, help="the test metric to compare (default: the first's search metric)"
+    )
+    compare.add_argument(
+        "--rope", type=float, default=None, help="region of practical equivalence, in the metric's units (default 0.01)"
+    )
+    compare.add_argument("--out", default=None, help="output folder (default: reports/compare-<study ids>)")
+    compare.add_argument("--no-log", action="store_true", help="do not log the comparison onto the study runs")
 
     status = sub.add_parser(
         "status",

@@ -4,7 +4,8 @@ Everything returns pandas DataFrames; :func:`analyze` is what ``reproai analyze`
 """
 
 from reproai.analysis._analyze import Analysis, GroupAnalysis, analyze, group_analysis, splits_summary
-from reproai.analysis._compare import Comparison, check_same_splits, compare
+from reproai.analysis._compare import check_same_splits, compare
+from reproai.analysis._comparison import Comparison
 from reproai.analysis._evaluate import (
     bootstrap_pooled,
     confusion,

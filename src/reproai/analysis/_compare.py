@@ -1,31 +1,39 @@
-"""``reproai compare``: two studies on the same splits, tested fold by fold."""
+"""``reproai compare``: k >= 2 studies run on the same outer splits, compared fold by fold with the tests the
+literature recommends (Demšar 2006; Benavoli et al. 2017): ranks, the Friedman test and the Nemenyi
+post-hoc test with a critical-difference diagram, and for each pair the Bayesian correlated t-test with a
+region of practical equivalence; for two studies also the Nadeau-Bengio corrected paired t-test."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import itertools
+import math
+import string
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
+from reproai.analysis._compare_report import figures, render_html
+from reproai.analysis._comparison import Comparison
 from reproai.analysis._evaluate import fold_metrics
 from reproai.analysis._load import StudyData, load_study
 from reproai.errors import ReproaiError
+from reproai.evaluation._comparisons import (
+    bayesian_correlated_ttest,
+    default_rope,
+    friedman_test,
+    mean_ranks,
+    nemenyi_critical_difference,
+    nemenyi_pvalues,
+)
 from reproai.evaluation._metrics import METRICS
-from reproai.evaluation._stats import corrected_paired_ttest
+from reproai.evaluation._stats import corrected_paired_ttest, corrected_t_interval
 
 __all__ = ["Comparison", "compare", "check_same_splits"]
 
-
-@dataclass
-class Comparison:
-    """Paired per-fold scores of studies A and B, the corrected t-test, and a verdict in words."""
-
-    metric: str
-    a: str
-    b: str
-    folds: pd.DataFrame
-    test: dict[str, float]
-    verdict: str
-    caveats: list[str] = field(default_factory=list)
+# A posterior probability from which the verdict calls a pair's outcome settled (Benavoli et al. 2017, 5.1).
+DECISIVE = 0.95
 
 
 def _outer_tests(data: StudyData) -> dict[tuple[int, int], list[str]]:
@@ -52,53 +60,214 @@ def check_same_splits(a: StudyData, b: StudyData) -> None:
         )
 
 
-def compare(
-    a: str, b: str, *, metric: str | None = None, tracking_uri: str | None = None, alpha: float = 0.05
-) -> Comparison:
-    """Compare studies ``a`` and ``b`` (experiment names or run ids) on ``metric`` (default: A's search metric)."""
-    sa, sb = load_study(a, tracking_uri), load_study(b, tracking_uri)
-    if sa.study.id == sb.study.id:
-        raise ReproaiError(f"{a!r} and {b!r} are the same study ({sa.study.id}); compare two different studies.")
-    check_same_splits(sa, sb)
-    metric = metric or sa.metric
-    fa, fb = fold_metrics(sa.predictions, sa.classes), fold_metrics(sb.predictions, sb.classes)
-    if metric not in fa.columns:
-        raise ReproaiError(
-            f"Unknown metric {metric!r}; choose one of "
-            f"{[c for c in fa.columns if c not in ('repeat', 'outer_fold', 'n')]}."
-        )
-    folds = fa[["repeat", "outer_fold", metric]].merge(
-        fb[["repeat", "outer_fold", metric]], on=["repeat", "outer_fold"], suffixes=("_a", "_b")
+def _fold_table(studies: list[StudyData], labels: list[str], metric: str) -> pd.DataFrame:
+    """The metric per outer fold (rows) and study (columns)."""
+    table: pd.DataFrame | None = None
+    for data, label in zip(studies, labels, strict=True):
+        folds = fold_metrics(data.predictions, data.classes)
+        if metric not in folds.columns:
+            known = [c for c in folds.columns if c not in ("repeat", "outer_fold", "n")]
+            raise ReproaiError(f"Unknown metric {metric!r} for study {data.study.id}; choose one of {known}.")
+        column = folds[["repeat", "outer_fold", metric]].rename(columns={metric: label})
+        table = column if table is None else table.merge(column, on=["repeat", "outer_fold"])
+    assert table is not None  # at least two studies
+    return table.sort_values(["repeat", "outer_fold"]).reset_index(drop=True)
+
+
+def _pairs(scores: np.ndarray, labels: list[str], rope: float, runs: int, higher: bool) -> pd.DataFrame:
+    rows = []
+    for i, j in itertools.combinations(range(len(labels)), 2):
+        p = bayesian_correlated_ttest(scores[:, i], scores[:, j], rope=rope, runs=runs, greater_is_better=higher)
+        rows.append({"a": labels[i], "b": labels[j], **p})
+    return pd.DataFrame(rows)
+
+
+def _pair_words(row: pd.Series, metric: str) -> str:
+    probs = (
+        f"P({row['a']} better) = {row['p_a_better']:.2f}, P(practically equivalent) = {row['p_equivalent']:.2f}, "
+        f"P({row['b']} better) = {row['p_b_better']:.2f}"
     )
-    folds["difference"] = folds[f"{metric}_a"] - folds[f"{metric}_b"]
-    test = corrected_paired_ttest(
-        folds["difference"].tolist(), test_train_ratio=sa.test_train_ratio, confidence=1 - alpha
-    )
-    higher_better = METRICS[metric].greater_is_better if metric in METRICS else True
-    k = len(folds)
-    summary = (
-        f"mean difference A - B in test {metric}: {test['mean']:+.4f}, {100 * (1 - alpha):.0f}% CI "
-        f"[{test['ci_low']:+.4f}, {test['ci_high']:+.4f}], corrected t = {test['t']:.3f} on {test['df']} df, "
-        f"p = {test['p_value']:.3g}"
-    )
-    if k < 2:
-        verdict = f"Only {k} outer fold: no test is possible. {summary}"
-    elif test["p_value"] < alpha:
-        better = "A" if (test["mean"] > 0) == higher_better else "B"
-        verdict = (
-            f"{better} is better than {'B' if better == 'A' else 'A'} on test {metric} at the {alpha:g} level "
-            f"(Nadeau-Bengio corrected resampled t-test over {k} outer folds): {summary}."
-        )
+    if row["p_a_better"] >= DECISIVE:
+        outcome = f"{row['a']} is better"
+    elif row["p_b_better"] >= DECISIVE:
+        outcome = f"{row['b']} is better"
+    elif row["p_equivalent"] >= DECISIVE:
+        outcome = "practically equivalent"
     else:
-        verdict = (
-            f"No evidence of a difference in test {metric} at the {alpha:g} level over {k} outer folds: "
-            f"{summary}. This does not show that A and B are equally good."
+        outcome = "undecided"
+    return f"{row['a']} vs {row['b']}: {outcome} ({probs}; mean difference {row['mean_difference']:+.4f} {metric})"
+
+
+def _verdict(c: Comparison, n: int) -> str:
+    lines = []
+    order = c.summary.sort_values("mean_rank")
+    ranking = ", ".join(f"{label} ({r['mean_rank']:.2f})" for label, r in order.iterrows())
+    lines.append(f"Ranking by mean rank over {n} outer folds (1 = best): {ranking}.")
+    if c.friedman is not None:
+        f = c.friedman
+        head = (
+            f"Friedman test: chi2 = {f['statistic']:.3f} on {f['df']} df, p = {f['p_value']:.3g}"
+            f" ({len(c.labels)} studies, {n} outer folds)"
         )
-    caveats = [
-        f"With {k} outer folds the test has little power; more folds or repeats (cv.repeats) narrow the interval.",
-        "The correction accounts for overlapping training sets between folds, but it is an approximation; it "
-        "is conservative rather than exact.",
-        "A significant difference may still be too small to matter; judge the interval, not only the p-value.",
-        "Comparing many pairs of studies inflates false positives; correct for multiple comparisons.",
+        if f["p_value"] < 0.05:
+            ranks = c.summary["mean_rank"]
+            apart = [
+                f"{a} and {b}"
+                for a, b in itertools.combinations(c.labels, 2)
+                if abs(ranks[a] - ranks[b]) > c.critical_difference
+            ]
+            lines.append(
+                f"{head}: the studies differ. Nemenyi post-hoc test (critical difference of mean ranks "
+                f"{c.critical_difference:.2f}): "
+                + (f"{'; '.join(apart)} differ." if apart else "no single pair differs by the critical difference.")
+            )
+        else:
+            lines.append(f"{head}: no evidence that the studies differ (which does not show they are equally good).")
+    if c.test is not None:
+        t = c.test
+        lines.append(
+            f"Corrected paired t-test ({c.labels[0]} - {c.labels[1]}): mean difference {t['mean']:+.4f}, 95% CI "
+            f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}], t = {t['t']:.3f} on {t['df']} df, p = {t['p_value']:.3g}."
+        )
+    lines.append(f"Bayesian correlated t-test, ROPE ±{c.rope:g} {c.metric}:")
+    lines += [f"  {_pair_words(row, c.metric)}" for _, row in c.pairs.iterrows()]
+    return "\n".join(lines)
+
+
+def _caveats(k: int, n: int, cd: float, friedman: dict[str, float] | None, rope: float, metric: str) -> list[str]:
+    out = []
+    if k >= 3:
+        # Every fold ranking the studies the same way gives the largest statistic, n (k - 1).
+        p_min = float(stats.chi2.sf(n * (k - 1), k - 1))
+        out.append(
+            f"With {n} outer folds the Friedman test can at best reach p = {p_min:.3g} (every fold ranking the "
+            f"{k} studies the same way); few folds can show little."
+        )
+    if cd >= k - 1:
+        out.append(
+            f"The Nemenyi critical difference ({cd:.2f}) is at least the largest possible difference of mean ranks "
+            f"({k - 1}): with {n} outer folds it cannot tell any pair apart. More folds or repeats (cv.repeats) help."
+        )
+    if n < 10:
+        out.append(
+            f"{n} outer folds give wide posteriors: the Bayesian probabilities rarely become decisive (>= "
+            f"{DECISIVE:g}) with fewer than about 10 folds; cv.repeats adds folds on the same data."
+        )
+    out += [
+        f"The ROPE (±{rope:g} {metric}) says which differences do not matter in practice; choose it for the "
+        "application (--rope), before looking at the results.",
+        "Folds share training data; the corrected variance (Nadeau & Bengio 2003) accounts for that only "
+        "approximately.",
     ]
-    return Comparison(metric, sa.study.id, sb.study.id, folds, test, verdict, caveats)
+    return out
+
+
+def compare(
+    *references: str,
+    metric: str | None = None,
+    rope: float | None = None,
+    tracking_uri: str | None = None,
+    alpha: float = 0.05,
+    out: str | Path | None = None,
+    write: bool = True,
+    log: bool = True,
+) -> Comparison:
+    """Compare the studies ``references`` (two or more experiment names or run ids) on the test ``metric``
+    (default: the first study's search metric), fold by fold over their shared outer splits.
+
+    ``rope``: the region of practical equivalence in the metric's units (default per metric, see
+    :data:`reproai.evaluation.ROPES`). Writes ``compare.html`` (self-contained), the figures and the tables
+    to ``out`` (default ``reports/compare-<ids>``) and, with ``log``, logs them onto every study's run under
+    ``comparisons/<ids>/``. Raises :class:`~reproai.errors.ReproaiError` for fewer than two distinct
+    studies, studies on different outer splits, or an unknown metric.
+    """
+    if len(references) < 2:
+        raise ReproaiError(f"compare needs at least two studies, but got {len(references)}: {list(references)}.")
+    if len(references) > len(string.ascii_uppercase):
+        raise ReproaiError(f"compare takes at most {len(string.ascii_uppercase)} studies.")
+    studies = [load_study(r, tracking_uri) for r in references]
+    ids = [s.study.id for s in studies]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ReproaiError(
+            f"{list(references)} name the same study more than once ({repeated}); compare different ones."
+        )
+    for other in studies[1:]:
+        check_same_splits(studies[0], other)
+    metric = metric or studies[0].metric
+    higher = METRICS[metric].greater_is_better if metric in METRICS else True
+    rope = default_rope(metric) if rope is None else float(rope)
+    if rope < 0 or not math.isfinite(rope):
+        raise ReproaiError(f"--rope must be a finite number >= 0 (in {metric}'s units), but got {rope}.")
+    labels = [f"{string.ascii_uppercase[i]}: {s.name}" for i, s in enumerate(studies)]
+    folds = _fold_table(studies, labels, metric)
+    scores = folds[labels].to_numpy(dtype=float)
+    n, k = scores.shape
+    if n < 2:
+        raise ReproaiError(f"The studies have {n} outer fold: a comparison needs at least 2 (cv.outer_folds).")
+    runs = int(folds["repeat"].nunique())
+    ratio = float(np.mean([s.test_train_ratio for s in studies]))
+    summary = pd.DataFrame(
+        [
+            {
+                "study": ids[i],
+                **{
+                    key: value
+                    for key, value in corrected_t_interval(scores[:, i], test_train_ratio=ratio).items()
+                    if key != "n"
+                },
+            }
+            for i in range(k)
+        ],
+        index=pd.Index(labels, name="label"),
+    )
+    summary["mean_rank"] = mean_ranks(scores, greater_is_better=higher)
+    friedman = friedman_test(scores) if k >= 3 else None
+    test = None
+    if k == 2:
+        test = corrected_paired_ttest((scores[:, 0] - scores[:, 1]).tolist(), test_train_ratio=ratio)
+    comparison = Comparison(
+        metric=metric,
+        studies=ids,
+        labels=labels,
+        folds=folds,
+        summary=summary,
+        pairs=_pairs(scores, labels, rope, runs, higher),
+        rope=rope,
+        greater_is_better=higher,
+        critical_difference=nemenyi_critical_difference(k, n, alpha=alpha),
+        nemenyi=nemenyi_pvalues(scores, labels, greater_is_better=higher),
+        friedman=friedman,
+        test=test,
+        verdict="",
+    )
+    comparison.verdict = _verdict(comparison, n)
+    comparison.caveats = _caveats(k, n, comparison.critical_difference, friedman, rope, metric)
+    comparison.figures = figures(comparison)
+    key = "-".join(i[:8] for i in ids)
+    if write:
+        out_dir = Path(out) if out is not None else Path("reports") / f"compare-{key}"
+        (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+        for name, png in comparison.figures.items():
+            (out_dir / "figures" / f"{name}.png").write_bytes(png)
+        (out_dir / "compare.html").write_text(render_html(comparison))
+        folds.to_csv(out_dir / "folds.csv", index=False)
+        summary.to_csv(out_dir / "summary.csv")
+        comparison.pairs.to_csv(out_dir / "pairs.csv", index=False)
+        comparison.out_dir = out_dir
+    if log:
+        _log(studies, comparison, f"comparisons/{key}")
+    return comparison
+
+
+def _log(studies: list[StudyData], c: Comparison, where: str) -> None:
+    """Log the comparison's tables, figures and report onto every compared study's run."""
+    page = render_html(c)
+    for data in studies:
+        run = data.tracker.run(data.study.id)
+        run.log_table(c.folds, f"{where}/folds.json")
+        run.log_table(c.summary.reset_index(), f"{where}/summary.json")
+        run.log_table(c.pairs, f"{where}/pairs.json")
+        for name, png in c.figures.items():
+            run.log_bytes(png, f"{where}/figures/{name}.png")
+        run.log_text(page, f"{where}/compare.html")
