@@ -61,3 +61,7 @@ def test_directions_and_predictions():
     assert predict_labels(np.array([0.2, 0.6]), 0.5).tolist() == [0, 1]
     assert predict_labels(np.array([[0.2, 0.8], [0.9, 0.1]])).tolist() == [1, 0]
     assert set(METRICS) >= {"roc_auc", "accuracy", "f1", "log_loss", "brier"}
+
+
+def test_metrics_membership_is_false_for_an_unknown_name():
+    assert "roc_auc" in METRICS and "roc_auc_micro" not in METRICS and "no_such_metric" not in METRICS

@@ -66,6 +66,9 @@ def test_compare_two_keeps_the_corrected_t_test_and_a_loss_ranks_lowest_first(st
     better = result.labels[int(result.summary["mean"].to_numpy().argmin())]  # the lower loss
     ranks = result.summary["mean_rank"]
     assert ranks[better] <= ranks.max() and result.rope == 0.02
+    # a metric of the analysis that is not a registered one (multi-class micro ROC AUC): higher is better
+    micro = compare("head-4", "head-64", tracking_uri=uri, metric="roc_auc_micro", write=False, log=False)
+    assert micro.greater_is_better and len(micro.folds) == 3
 
 
 @pytest.mark.slow

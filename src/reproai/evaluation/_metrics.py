@@ -101,6 +101,10 @@ class _Metrics(Mapping[str, Metric]):
         entry = registry("metric").get(name)
         return Metric(name, entry.load(), bool(entry.meta.get("greater_is_better", True)))
 
+    def __contains__(self, name: object) -> bool:
+        # Mapping's own would call __getitem__, whose unknown-name ConfigError is not a KeyError.
+        return name in registry("metric")
+
     def __iter__(self) -> Iterator[str]:
         return iter(registry("metric").names())
 
