@@ -26,8 +26,8 @@ def run_fit(digits, training, seed=0, metric="roc_auc", **hooks):
         data,
         backbone_info(MODEL),
         Subsets(train=train, dev=dev, test=test),
-        FitOptions(metric=metric, seed=seed),
-        FitHooks(progress=False, **hooks),
+        options=FitOptions(metric=metric, seed=seed),
+        hooks=FitHooks(progress=False, **hooks),
     )
 
 

@@ -53,8 +53,8 @@ with mlflow.start_run(run_name="fit") as run:
         data,
         info,
         Subsets(**split),
-        FitOptions(seed=args.seed),
-        FitHooks(tracker=tracker, parent=tracker.run(run.info.run_id)),
+        options=FitOptions(seed=args.seed),
+        hooks=FitHooks(tracker=tracker, parent=tracker.run(run.info.run_id)),
     )
     mlflow.log_metrics({f"test_{k}": v for k, v in result.test_metrics.items()})
     mlflow.log_metrics({f"dev_{k}": v for k, v in result.dev_metrics.items()})

@@ -4,7 +4,7 @@ objects; it is loaded, validated, logged with the study, and re-runnable from th
 
     python workshop/step_5/train.py --data-root ../shared/data \
         --pretrained ../shared/weights/efficientnet_lite0_imagenet.pth --limit 100 --folds 3 --trials 6
-    python workshop/step_5/train.py --rerun RUN_ID      # re-execute a logged run from its logged config
+    python workshop/step_5/train.py --data-root ../shared/data --rerun RUN_ID   # re-execute a logged run
 """
 
 import sys

@@ -218,8 +218,9 @@ REGISTRIES: dict[str, Registry] = {}
 
 
 def registry(kind: str) -> Registry:
-    """The registry of one kind of component: ``"dataset"``, ``"model"``, ``"loss"``, ``"optimizer"``,
-    ``"lr_scheduler"``, ``"augmentation"``, ``"sampler"``, ``"pruner"``, ``"metric"``."""
+    """The registry of one kind of component: ``"dataset"``, ``"model"``, ``"backbone"``, ``"loss"``,
+    ``"optimizer"``, ``"lr_scheduler"``, ``"augmentation"``, ``"sampler"``, ``"pruner"``, ``"metric"``, or
+    ``"config"`` (the config classes by name). Raises :class:`ConfigError` for another kind."""
     try:
         return REGISTRIES[kind]
     except KeyError:

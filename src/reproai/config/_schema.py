@@ -212,9 +212,9 @@ class Training(_Located):
     ``deterministic=True`` makes PyTorch use deterministic algorithms (needed for identical results on
     a GPU; on a CPU they are identical anyway), and says so in the runs' tags. ``compile=True`` runs the
     network through ``torch.compile`` (a string names its backend, default inductor), compiled once per
-    architecture and process and reused by every fit (see :mod:`reproai.training._compilation`).
+    architecture and process and reused by every fit (see docs/models.md).
     ``grad_checkpointing=True`` recomputes activations in the backward pass instead of keeping them:
-    less memory, more compute (see :func:`reproai.models._network.enable_grad_checkpointing`).
+    less memory, more compute (see :func:`reproai.models.enable_grad_checkpointing`).
     """
 
     batch_size: int = _f(32, check=c.int_at_least(1))

@@ -108,7 +108,7 @@ def save_model(
                     "batch_size": batch_size,
                     "classes": classes,
                     "threshold": threshold,
-                    "decoder": "reproai.data._images.decode_image (resize the short side, centre-crop, RGB)",
+                    "decoder": "reproai.data.decode_image (resize the short side, centre-crop, RGB)",
                     **(metadata_tags or {}),
                 },
                 indent=2,

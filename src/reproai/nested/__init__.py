@@ -13,8 +13,6 @@ from reproai.nested._splits import final_fold, has_final_stage, make_splits, spl
 from reproai.nested._study import StudyResult, prepare_data, prepare_splits, run_experiment
 
 __all__ = [
-    "make_sampler",
-    "make_pruner",
     "FINAL_ALIAS",
     "FitPlan",
     "InnerFold",
@@ -27,6 +25,8 @@ __all__ = [
     "final_fold",
     "fit_seed",
     "has_final_stage",
+    "make_pruner",
+    "make_sampler",
     "make_splits",
     "prepare_data",
     "prepare_splits",

@@ -18,7 +18,7 @@ from reproai.nested._fits import StudyContext
 from reproai.nested._folds import OuterFold
 from reproai.nested._splits import has_final_stage
 from reproai.tracking import Run
-from reproai.tracking._tags import Tag
+from reproai.tracking._tags import PREFIX, Tag
 from reproai.training._fit import FitResult
 
 __all__ = ["FINAL_ALIAS", "log_fitted_model", "logs_model", "is_final_model", "quote", "trained_on"]
@@ -75,9 +75,9 @@ def log_fitted_model(ctx: StudyContext, fold: OuterFold, fold_run: Run, result: 
     final = is_final_model(ctx, fold)
     estimate = ctx.estimate or {}
     info: dict[str, Any] = {
-        "reproai.study_id": ctx.study_run.id,
-        "reproai.metric": ctx.metric,
-        **({f"reproai.estimate_{k}": int(v) if k == "n" else v for k, v in estimate.items()}),
+        Tag.STUDY_ID: ctx.study_run.id,
+        Tag.METRIC: ctx.metric,
+        **({f"{PREFIX}estimate_{k}": int(v) if k == "n" else v for k, v in estimate.items()}),
     }
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -107,10 +107,10 @@ def log_fitted_model(ctx: StudyContext, fold: OuterFold, fold_run: Run, result: 
                 alias=FINAL_ALIAS,
                 tags={
                     **info,
-                    "reproai.n_outer_folds": int(estimate.get("n", 1)),
-                    "reproai.quote": quote(ctx.metric, estimate) if estimate else "",
-                    "reproai.run_id": fold_run.id,
-                    "reproai.trained_on": trained_on(fold.final),
+                    f"{PREFIX}n_outer_folds": int(estimate.get("n", 1)),
+                    f"{PREFIX}quote": quote(ctx.metric, estimate) if estimate else "",
+                    f"{PREFIX}run_id": fold_run.id,
+                    f"{PREFIX}trained_on": trained_on(fold.final),
                 },
             )
         tags[Tag.FINAL_MODEL] = registered or uri

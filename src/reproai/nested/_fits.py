@@ -153,8 +153,8 @@ def run_fit(
             ctx.data,
             ctx.info,
             subsets,
-            plan.options(ctx.metric),
-            FitHooks(tracker=ctx.tracker, parent=run, tags=tags, on_epoch=on_epoch, progress=ctx.progress),
+            options=plan.options(ctx.metric),
+            hooks=FitHooks(tracker=ctx.tracker, parent=run, tags=tags, on_epoch=on_epoch, progress=ctx.progress),
         )
         log_fit(run, ctx.data, result, plan)
     if not experiment.training.compile and not keep_model:  # a compiled model keeps references to the backbone

@@ -91,13 +91,20 @@ def rerun(
     progress: bool = True,
     trust: bool = False,
 ) -> RerunReport:
-    """Re-execute run ``run_id``: a study reruns the whole study, a fit (or trial, phase) its fit(s).
+    """Re-execute run ``run_id``: a study reruns the whole study; an outer-fold (or final) run its refit; a
+    trial its fits; a fit or phase run its fit. Each fit runs the :class:`~reproai.nested.FitPlan` its
+    ``fit.json`` holds.
 
     The new runs are tagged ``reproai.rerun_of``. For fits, the new prediction tables are compared
     byte for byte with the logged ones, and the trained weights by their SHA-256
-    (:func:`reproai.nested._fits.weights_sha256`); for a study, the headline metric is compared, and its final
-    model is logged but not registered. A config
-    written on another machine runs only with ``trust=True`` (see :func:`logged_config`).
+    (:func:`reproai.nested.weights_sha256`); for a study, the headline metric is compared, and its final
+    model is logged but not registered.
+
+    Raises:
+        UntrustedConfigError: the config was written on another machine and ``trust`` is False (loading a
+            config executes it: read it first).
+        DataError: the data or the splits differ from the original run's (the rerun would not be exact).
+        ReproaiError: the run was not made by reproai.
     """
     tracker, run = MlflowTracker.for_run(run_id, tracking_uri)
     study_id = run.tags.get(Tag.STUDY_ID)
@@ -160,8 +167,8 @@ def _rerun_fits(tracker: MlflowTracker, run: RunRecord, loaded: LoadedConfig, pr
                     data,
                     info,
                     plan.subsets(splits),
-                    plan.options(exp.search.metric),
-                    FitHooks(progress=progress),
+                    options=plan.options(exp.search.metric),
+                    hooks=FitHooks(progress=progress),
                 )
                 log_fit(new, data, result, plan)
             new_ids.append(new.id)

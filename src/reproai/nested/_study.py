@@ -81,8 +81,8 @@ def prepare_data(
     experiment: Experiment, *, progress: bool = True, source_name: str | None = None
 ) -> tuple[ImageSet, BackboneInfo]:
     """List, limit and decode the experiment's data at the model's input size, after building the model
-    and calling the loss once to check them (:func:`reproai.models._network.check_model`,
-    :func:`reproai.training._losses.check_loss`; their errors name ``source_name``, the config file)."""
+    and calling the loss once to check them (:func:`reproai.models.check_model` and the
+    loss check; their errors name ``source_name``, the config file)."""
     info = backbone_info(experiment.model)
     source = list_source(experiment.data, seed=experiment.seed)
     size = info.image_size or source.native_size or 32
@@ -302,15 +302,21 @@ def run_experiment(
     fresh_after: int | None = None,
     register_model: bool = True,
 ) -> StudyResult:
-    """Run, or resume, or join, the nested cross-validation of ``loaded``; see the README for the run tree.
+    """Run, or resume, or join, the nested cross-validation of ``loaded``; docs/runs.md shows the run tree.
 
     Re-running the same config resumes its study: finished outer folds and trials are kept, work
     left RUNNING by a dead process is marked failed and retried. Processes that run the same config
     against the same storage at the same time work on one study together: trials are shared out, and
     each outer fold's refit and the headline happen once. ``fresh=True`` starts a new study;
-    ``fresh_after`` (from :func:`reproai.runtime._claims.last_claim_number`) lets several workers start
+    ``fresh_after`` (from :func:`reproai.runtime.last_claim_number`) lets several workers start
     the same new study. ``register_model=False`` logs the final model without registering it (a rerun
     must not move ``<experiment>@final``).
+
+    Raises:
+        ConfigError: the config cannot run (a sampler, model or loss it names does not build).
+        DataError: the data cannot be read, are too few for the folds, or changed since the study started.
+        TrackingError, DiskFullError: the tracking store or the disk failed; finished work is kept.
+        SearchFailedError: no trial of an outer fold completed (the reasons are in the message).
     """
     exp = loaded.experiment
     if has_search_space(exp):

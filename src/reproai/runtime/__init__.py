@@ -20,9 +20,9 @@ __all__ = [
     "once",
     "open_storage",
     "release",
+    "search_fold_key",
     "storage_label",
     "study_key",
-    "search_fold_key",
     "worker_alive",
     "worker_id",
 ]

@@ -16,6 +16,7 @@ import pandas as pd
 from reproai.errors import DiskFullError, TrackingError, is_disk_full
 from reproai.runtime._retry import PatientClient, is_unreachable
 from reproai.tracking._base import LogBatch, Run, RunRecord, Tracker, default_tracking_uri, existing_store
+from reproai.tracking._tags import PREFIX
 
 __all__ = ["MlflowRun", "MlflowTracker"]
 
@@ -272,7 +273,7 @@ class MlflowTracker(Tracker):
             self.client.get_registered_model(name)
         except Exception:  # not there yet (or created by another worker a moment ago: tolerated below)
             with contextlib.suppress(Exception):
-                self.client.create_registered_model(name, tags={"reproai.experiment": self.experiment_name})
+                self.client.create_registered_model(name, tags={f"{PREFIX}experiment": self.experiment_name})
         run_id = model_uri.split("/")[1] if model_uri.startswith("runs:/") else None
         version = self.client.create_model_version(
             name, source=model_uri, run_id=run_id, tags={str(k): str(v) for k, v in (tags or {}).items()}

@@ -54,6 +54,7 @@ def fit(
     data: ImageSet,
     info: BackboneInfo,
     subsets: Subsets,
+    *,
     options: FitOptions | None = None,
     hooks: FitHooks | None = None,
 ) -> FitResult:
