@@ -19,14 +19,7 @@ from reproai.analysis._comparison import Comparison
 from reproai.analysis._evaluate import fold_metrics
 from reproai.analysis._load import StudyData, load_study
 from reproai.errors import ReproaiError
-from reproai.evaluation._comparisons import (
-    bayesian_correlated_ttest,
-    default_rope,
-    friedman_test,
-    mean_ranks,
-    nemenyi_critical_difference,
-    nemenyi_pvalues,
-)
+from reproai.evaluation import _comparisons as comparisons
 from reproai.evaluation._metrics import METRICS
 from reproai.evaluation._stats import corrected_paired_ttest, corrected_t_interval
 
@@ -77,7 +70,9 @@ def _fold_table(studies: list[StudyData], labels: list[str], metric: str) -> pd.
 def _pairs(scores: np.ndarray, labels: list[str], rope: float, runs: int, higher: bool) -> pd.DataFrame:
     rows = []
     for i, j in itertools.combinations(range(len(labels)), 2):
-        p = bayesian_correlated_ttest(scores[:, i], scores[:, j], rope=rope, runs=runs, greater_is_better=higher)
+        p = comparisons.bayesian_correlated_ttest(
+            scores[:, i], scores[:, j], rope=rope, runs=runs, greater_is_better=higher
+        )
         rows.append({"a": labels[i], "b": labels[j], **p})
     return pd.DataFrame(rows)
 
@@ -196,7 +191,7 @@ def compare(
         check_same_splits(studies[0], other)
     metric = metric or studies[0].metric
     higher = METRICS[metric].greater_is_better if metric in METRICS else True
-    rope = default_rope(metric) if rope is None else float(rope)
+    rope = comparisons.default_rope(metric) if rope is None else float(rope)
     if rope < 0 or not math.isfinite(rope):
         raise ReproaiError(f"--rope must be a finite number >= 0 (in {metric}'s units), but got {rope}.")
     labels = [f"{string.ascii_uppercase[i]}: {s.name}" for i, s in enumerate(studies)]
@@ -221,22 +216,22 @@ def compare(
         ],
         index=pd.Index(labels, name="label"),
     )
-    summary["mean_rank"] = mean_ranks(scores, greater_is_better=higher)
-    friedman = friedman_test(scores) if k >= 3 else None
+    summary["mean_rank"] = comparisons.mean_ranks(scores, greater_is_better=higher)
+    friedman = comparisons.friedman_test(scores) if k >= 3 else None
     test = None
     if k == 2:
         test = corrected_paired_ttest((scores[:, 0] - scores[:, 1]).tolist(), test_train_ratio=ratio)
     comparison = Comparison(
         metric=metric,
         studies=ids,
+        pairs=_pairs(scores, labels, rope, runs, higher),
         labels=labels,
         folds=folds,
         summary=summary,
-        pairs=_pairs(scores, labels, rope, runs, higher),
         rope=rope,
         greater_is_better=higher,
-        critical_difference=nemenyi_critical_difference(k, n, alpha=alpha),
-        nemenyi=nemenyi_pvalues(scores, labels, greater_is_better=higher),
+        critical_difference=comparisons.nemenyi_critical_difference(k, n, alpha=alpha),
+        nemenyi=comparisons.nemenyi_pvalues(scores, labels, greater_is_better=higher),
         friedman=friedman,
         test=test,
         verdict="",
