@@ -93,9 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--metric", default=None, help="the test metric to compare (default: the first's search metric)"
     )
     compare.add_argument(
-        "--rope", type=float, default=None, help="region of practical equivalence, in the metric's units (default 0.01)"
+        "--rope",
+        type=float,
+        default=None,
+        help="region of practical equivalence in the metric's units (default per metric; 0.01 for ROC AUC)",
     )
-    compare.add_argument("--out", default=None, help="output folder (default: reports/compare-<study ids>)")
+    compare.add_argument("--out", default=None, help="output folder (default: reports/compare-<study ids>-<metric>)")
     compare.add_argument("--no-log", action="store_true", help="do not log the comparison onto the study runs")
 
     status = sub.add_parser(

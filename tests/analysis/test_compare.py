@@ -41,7 +41,10 @@ def test_compare_three_studies_ranks_tests_and_reports(studies, capsys, monkeypa
     # every pair's three posterior probabilities, and the caveat on how little 3 folds can show
     assert len(re.findall(r"P\(practically equivalent\) = \d\.\d\d", out)) == 3
     assert "With 3 outer folds the Friedman test can at best reach p =" in out
-    report = next(root.glob("reports/compare-*/compare.html")).read_text()
+    assert re.search(r"Bottom line: [ABC]: head-\d+ ranks first; it is ", out)
+    (folder,) = root.glob("reports/compare-*-roc_auc")
+    assert {p.name for p in folder.iterdir()} >= {"comparison.json", "nemenyi.csv", "pairs.csv", "summary.csv"}
+    report = (folder / "compare.html").read_text()
     assert report.count("data:image/png;base64,") == 3 and "Critical-difference diagram" in report
     assert "Corrected paired t-test" not in out  # three studies: the pairwise t-tests would inflate errors
     # the comparison is logged onto each study run
@@ -52,7 +55,7 @@ def test_compare_three_studies_ranks_tests_and_reports(studies, capsys, monkeypa
         ]
         (folder,) = client.list_artifacts(run.info.run_id, "comparisons")
         names = {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(run.info.run_id, folder.path)}
-        assert {"folds.json", "summary.json", "pairs.json", "compare.html", "figures"} <= names
+        assert {"folds.json", "summary.json", "pairs.json", "nemenyi.json", "comparison.json", "compare.html"} <= names
 
 
 @pytest.mark.slow
@@ -69,12 +72,14 @@ def test_compare_two_keeps_the_corrected_t_test_and_a_loss_ranks_lowest_first(st
     # a metric of the analysis that is not a registered one (multi-class micro ROC AUC): higher is better
     micro = compare("head-4", "head-64", tracking_uri=uri, metric="roc_auc_micro", write=False, log=False)
     assert micro.greater_is_better and len(micro.folds) == 3
+    # intervals stay inside the metric's range, as run and analyze print them
+    assert (micro.summary["ci_high"] <= 1.0).all() and (result.summary["ci_low"] >= 0.0).all()
 
 
 @pytest.mark.slow
 def test_compare_refuses_other_splits_one_study_and_the_same_study_twice(studies):
     _, uri = studies
-    with pytest.raises(ReproaiError, match="outer test sets .* differ"):
+    with pytest.raises(ReproaiError, match="outer test sets differ .* mlflow artifacts download .* cv.splits_file"):
         compare("head-4", "head-16", "other-splits", tracking_uri=uri, write=False, log=False)
     with pytest.raises(ReproaiError, match="at least two studies"):
         compare("head-4", tracking_uri=uri)
@@ -82,3 +87,5 @@ def test_compare_refuses_other_splits_one_study_and_the_same_study_twice(studies
         compare("head-4", "head-4", tracking_uri=uri)
     with pytest.raises(ReproaiError, match="--rope must be"):
         compare("head-4", "head-16", tracking_uri=uri, rope=-1, write=False, log=False)
+    with pytest.raises(ReproaiError, match="at least half of roc_auc's range"):
+        compare("head-4", "head-16", tracking_uri=uri, rope=0.5, write=False, log=False)

@@ -6,6 +6,7 @@ region of practical equivalence; for two studies also the Nadeau-Bengio correcte
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import string
 from pathlib import Path
@@ -20,7 +21,7 @@ from reproai.analysis._evaluate import fold_metrics
 from reproai.analysis._load import StudyData, load_study
 from reproai.errors import ReproaiError
 from reproai.evaluation import _comparisons as comparisons
-from reproai.evaluation._metrics import METRICS
+from reproai.evaluation._metrics import METRICS, metric_bounds
 from reproai.evaluation._stats import corrected_paired_ttest, corrected_t_interval
 
 __all__ = ["Comparison", "compare", "check_same_splits"]
@@ -34,22 +35,32 @@ def _outer_tests(data: StudyData) -> dict[tuple[int, int], list[str]]:
     return {(f["repeat"], f["fold"]): sorted(ids[i] for i in f["test"]) for f in data.splits.get("outer", [])}
 
 
+def _how_to_pair(a: StudyData) -> str:
+    uri = getattr(a.tracker, "tracking_uri", "sqlite:///mlflow.db")
+    return (
+        f"The same data, seed and cv settings give the same splits (data.limit draws its sample with the seed "
+        f"too). Or run the other study on {a.name}'s splits: `MLFLOW_TRACKING_URI={uri} mlflow "
+        f"artifacts download -r {a.study.id} -a splits.json -d .`, then --set cv.splits_file=splits.json (with "
+        "the same data.limit and seed, or none)."
+    )
+
+
 def check_same_splits(a: StudyData, b: StudyData) -> None:
     """Raise unless both studies have the same outer folds with the same test examples."""
     ta, tb = _outer_tests(a), _outer_tests(b)
     if not ta or not tb:
         raise ReproaiError("Cannot compare: a study has no logged splits.json.")
+    names = f"{a.name} (study run {a.study.id}) and {b.name} (study run {b.study.id})"
     if ta.keys() != tb.keys():
         raise ReproaiError(
-            f"Cannot compare: study {a.study.id} has outer folds {sorted(ta)} but study {b.study.id} has "
-            f"{sorted(tb)}. Run both with the same cv settings (or cv.splits_file)."
+            f"Cannot compare {names}: the first has outer folds {sorted(ta)}, the second {sorted(tb)}. "
+            + _how_to_pair(a)
         )
     differ = [k for k in ta if ta[k] != tb[k]]
     if differ:
         raise ReproaiError(
-            f"Cannot compare: the outer test sets of studies {a.study.id} and {b.study.id} differ in "
-            f"fold(s) {differ}, so per-fold differences would not be paired. Run B on A's splits: "
-            f"download splits.json from study run {a.study.id} and set cv.splits_file to it."
+            f"Cannot compare {names}: their outer test sets differ in fold(s) {differ}, so per-fold "
+            "differences would not be paired. " + _how_to_pair(a)
         )
 
 
@@ -90,7 +101,8 @@ def _pair_words(row: pd.Series, metric: str) -> str:
         outcome = "practically equivalent"
     else:
         outcome = "undecided"
-    return f"{row['a']} vs {row['b']}: {outcome} ({probs}; mean difference {row['mean_difference']:+.4f} {metric})"
+    difference = round(row["mean_difference"], 4) + 0.0  # no "-0.0000"
+    return f"{row['a']} vs {row['b']}: {outcome} ({probs}; mean difference {difference:+.4f} {metric})"
 
 
 def _verdict(c: Comparison, n: int) -> str:
@@ -126,7 +138,28 @@ def _verdict(c: Comparison, n: int) -> str:
         )
     lines.append(f"Bayesian correlated t-test, ROPE ±{c.rope:g} {c.metric}:")
     lines += [f"  {_pair_words(row, c.metric)}" for _, row in c.pairs.iterrows()]
+    lines.append(_bottom_line(c))
     return "\n".join(lines)
+
+
+def _bottom_line(c: Comparison) -> str:
+    """One sentence for someone who must pick: the first-ranked study, and how firmly the tests back it."""
+    best = str(c.summary["mean_rank"].idxmin())
+    wins, ties, open_ = [], [], []
+    for _, row in c.pairs.iterrows():
+        if best not in (row["a"], row["b"]):
+            continue
+        other, p_best = (row["b"], row["p_a_better"]) if row["a"] == best else (row["a"], row["p_b_better"])
+        if p_best >= DECISIVE:
+            wins.append(other)
+        elif row["p_equivalent"] >= DECISIVE:
+            ties.append(other)
+        else:
+            open_.append(other)
+    said = [f"probably better than {', '.join(wins)}"] if wins else []
+    said += [f"practically equivalent to {', '.join(ties)}"] if ties else []
+    said += [f"not shown better than {', '.join(open_)} with these folds"] if open_ else []
+    return f"Bottom line: {best} ranks first; it is {'; '.join(said)} (Bayesian, at {DECISIVE:g})."
 
 
 def _caveats(k: int, n: int, cd: float, friedman: dict[str, float] | None, rope: float, metric: str) -> list[str]:
@@ -177,7 +210,7 @@ def compare(
     studies, studies on different outer splits, or an unknown metric.
     """
     if len(references) < 2:
-        raise ReproaiError(f"compare needs at least two studies, but got {len(references)}: {list(references)}.")
+        raise ReproaiError(f"compare needs at least two studies, but got {len(references)}: {', '.join(references)}.")
     if len(references) > len(string.ascii_uppercase):
         raise ReproaiError(f"compare takes at most {len(string.ascii_uppercase)} studies.")
     studies = [load_study(r, tracking_uri) for r in references]
@@ -185,7 +218,8 @@ def compare(
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
         raise ReproaiError(
-            f"{list(references)} name the same study more than once ({repeated}); compare different ones."
+            f"{', '.join(references)} name the same study more than once (study run {', '.join(repeated)}); "
+            "compare different ones."
         )
     for other in studies[1:]:
         check_same_splits(studies[0], other)
@@ -194,6 +228,13 @@ def compare(
     rope = comparisons.default_rope(metric) if rope is None else float(rope)
     if rope < 0 or not math.isfinite(rope):
         raise ReproaiError(f"--rope must be a finite number >= 0 (in {metric}'s units), but got {rope}.")
+    bounds = metric_bounds(metric)
+    if bounds is not None and math.isfinite(bounds[1] - bounds[0]) and rope >= (bounds[1] - bounds[0]) / 2:
+        raise ReproaiError(
+            f"--rope {rope:g} is at least half of {metric}'s range {list(bounds)}: every difference would count as "
+            "practically none. Give the largest difference that does not matter "
+            f"(default {comparisons.default_rope(metric):g})."
+        )
     labels = [f"{string.ascii_uppercase[i]}: {s.name}" for i, s in enumerate(studies)]
     folds = _fold_table(studies, labels, metric)
     scores = folds[labels].to_numpy(dtype=float)
@@ -208,13 +249,13 @@ def compare(
                 "study": ids[i],
                 **{
                     key: value
-                    for key, value in corrected_t_interval(scores[:, i], test_train_ratio=ratio).items()
+                    for key, value in corrected_t_interval(scores[:, i], test_train_ratio=ratio, bounds=bounds).items()
                     if key != "n"
                 },
             }
             for i in range(k)
         ],
-        index=pd.Index(labels, name="label"),
+        index=pd.Index(labels),
     )
     summary["mean_rank"] = comparisons.mean_ranks(scores, greater_is_better=higher)
     friedman = comparisons.friedman_test(scores) if k >= 3 else None
@@ -239,7 +280,8 @@ def compare(
     comparison.verdict = _verdict(comparison, n)
     comparison.caveats = _caveats(k, n, comparison.critical_difference, friedman, rope, metric)
     comparison.figures = figures(comparison)
-    key = "-".join(i[:8] for i in ids)
+    # The metric is part of the name: a comparison on another metric does not overwrite this one.
+    key = "-".join(i[:8] for i in ids) + f"-{metric}"
     if write:
         out_dir = Path(out) if out is not None else Path("reports") / f"compare-{key}"
         (out_dir / "figures").mkdir(parents=True, exist_ok=True)
@@ -249,10 +291,26 @@ def compare(
         folds.to_csv(out_dir / "folds.csv", index=False)
         summary.to_csv(out_dir / "summary.csv")
         comparison.pairs.to_csv(out_dir / "pairs.csv", index=False)
+        comparison.nemenyi.to_csv(out_dir / "nemenyi.csv")
+        (out_dir / "comparison.json").write_text(json.dumps(_facts(comparison), indent=2))
         comparison.out_dir = out_dir
     if log:
         _log(studies, comparison, f"comparisons/{key}")
     return comparison
+
+
+def _facts(c: Comparison) -> dict[str, object]:
+    """What the tables do not hold: the metric, the ROPE, the Friedman test, the critical difference."""
+    return {
+        "metric": c.metric,
+        "greater_is_better": c.greater_is_better,
+        "rope": c.rope,
+        "studies": dict(zip(c.labels, c.studies, strict=True)),
+        "friedman": c.friedman,
+        "critical_difference": c.critical_difference,
+        "corrected_paired_ttest": c.test,
+        "verdict": c.verdict,
+    }
 
 
 def _log(studies: list[StudyData], c: Comparison, where: str) -> None:
@@ -263,6 +321,8 @@ def _log(studies: list[StudyData], c: Comparison, where: str) -> None:
         run.log_table(c.folds, f"{where}/folds.json")
         run.log_table(c.summary.reset_index(), f"{where}/summary.json")
         run.log_table(c.pairs, f"{where}/pairs.json")
+        run.log_table(c.nemenyi.reset_index(names="study"), f"{where}/nemenyi.json")
+        run.log_dict(_facts(c), f"{where}/comparison.json")
         for name, png in c.figures.items():
             run.log_bytes(png, f"{where}/figures/{name}.png")
         run.log_text(page, f"{where}/compare.html")

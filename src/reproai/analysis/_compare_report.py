@@ -29,7 +29,8 @@ def _critical_difference(c: Comparison) -> Figure:
     fig = Figure(figsize=(7, 1.2 + 0.35 * len(c.labels)))
     ax = fig.subplots()
     # The critical difference goes in the title: drawn as a bar, it would lie over the rank axis' labels.
-    sp.critical_difference_diagram(c.summary["mean_rank"], c.nemenyi, ax=ax)
+    colours = {label: f"C{i}" for i, label in enumerate(c.labels)}  # the per-fold figure's colours
+    sp.critical_difference_diagram(c.summary["mean_rank"], c.nemenyi, ax=ax, color_palette=colours)
     ax.set_title(f"Mean rank of test {c.metric} (1 = best); CD = {c.critical_difference:.2f}", fontsize=10, pad=22)
     return fig
 
@@ -38,8 +39,8 @@ def _per_fold(c: Comparison) -> Figure:
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     x = np.arange(len(c.folds))
-    for label in c.labels:
-        ax.plot(x, c.folds[label], marker="o", lw=1, label=label)
+    for i, label in enumerate(c.labels):
+        ax.plot(x, c.folds[label], marker="o", lw=1, label=label, color=f"C{i}")
     repeats = c.folds["repeat"].nunique() > 1
     ticks = [f"{r}-{f}" if repeats else str(f) for r, f in zip(c.folds["repeat"], c.folds["outer_fold"], strict=True)]
     ax.set_xticks(x, ticks)
@@ -81,7 +82,7 @@ def figures(c: Comparison) -> dict[str, bytes]:
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.5em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;font-size:.9em}td,th{padding:.2em .6em;border-bottom:1px solid #eee;text-align:right;
-white-space:nowrap}th:first-child,td:first-child{text-align:left}.wide{overflow-x:auto}
+white-space:nowrap}th:first-child,td:first-child,tbody th{text-align:left}.wide{overflow-x:auto}
 figure{margin:.5em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}pre{white-space:pre-wrap;
 background:#f6f6f6;padding:1em;font-size:.9em}li{margin:.3em 0}"""
 
@@ -101,6 +102,9 @@ def render_html(c: Comparison) -> str:
         _table(studies),
         "<h2>Verdict</h2>",
         f"<pre>{e(c.verdict)}</pre>",
+        "<h2>Caveats</h2><ul>",
+        *[f"<li>{e(line)}</li>" for line in c.caveats],
+        "</ul>",
         "<h2>Per study</h2><p>Mean over outer folds with the Nadeau-Bengio corrected 95% interval, and the mean "
         "rank over folds (1 = best).</p>",
         _table(c.summary.drop(columns=["study"])),
@@ -121,14 +125,12 @@ def render_html(c: Comparison) -> str:
         )
     parts += [
         "<h2>Pairs</h2>",
-        _table(c.pairs, index=False),
+        _table(c.pairs.set_index(["a", "b"])),
         "<h2>Nemenyi p-values</h2>",
         _table(c.nemenyi),
         "<h2>Per outer fold</h2>",
         _table(c.folds, index=False),
-        "<h2>Caveats</h2><ul>",
-        *[f"<li>{e(line)}</li>" for line in c.caveats],
-        "</ul><p>Methods: Friedman test and Nemenyi post-hoc test with the critical-difference diagram (J. Demšar, "
+        "<p>Methods: Friedman test and Nemenyi post-hoc test with the critical-difference diagram (J. Demšar, "
         "JMLR 7:1-30, 2006); Bayesian correlated t-test with a region of practical equivalence (A. Benavoli, "
         "G. Corani, J. Demšar, M. Zaffalon, JMLR 18(77):1-36, 2017), through the baycomp package; corrected "
         "resampled t (C. Nadeau, Y. Bengio, Machine Learning 52:239-281, 2003).</p></body></html>",
