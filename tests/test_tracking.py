@@ -80,3 +80,10 @@ def test_tables_are_mlflow_tables_sent_with_the_metrics(mlflow_run, monkeypatch)
     listed = json.loads(tracker.get_run(run.id).tags["mlflow.loggedArtifacts"])
     assert [t["path"] for t in listed] == ["predictions/dev.json", "predictions/test.json", "metrics/folds.json"]
     assert tracker.read_table(run.id, "predictions/dev.json")["id"].tolist() == ["b", "a"]
+
+
+def test_experiments_are_made_as_model_training_experiments(tmp_path):
+    # MLflow 3's UI opens an experiment without a kind on its GenAI overview (traces), not on its runs.
+    tracker = MlflowTracker("kind-test", f"sqlite:///{tmp_path / 'runs.db'}")
+    experiment = tracker.client.get_experiment(tracker.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"

@@ -102,7 +102,9 @@ def _print_result(result: StudyResult, loaded: LoadedConfig, tracking_uri: str |
             f"with its nested estimate: {quote(metric, estimate)}"
         )
         print(f"predict with: reproai predict {result.final_model} IMAGES... --out predictions.csv")
-    print("Browse the runs with: mlflow ui")
+    # MLflow 3's UI opens on its GenAI pages unless asked for the model-training ones.
+    page = f" and open http://127.0.0.1:5000/#/experiments/{result.experiment_id}?workflowType=machine_learning"
+    print(f"Browse the runs with: mlflow ui{page if result.experiment_id else ''}")
 
 
 def _cmd_rerun(args: argparse.Namespace) -> int:

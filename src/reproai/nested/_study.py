@@ -64,6 +64,7 @@ class StudyResult:
     predictions: pd.DataFrame = field(repr=False)
     resumed: bool = False
     final_model: str | None = None
+    experiment_id: str | None = None  # the MLflow experiment's id, where the tracker has one
 
 
 def flatten_config(tree: Any, path: str = "") -> dict[str, Any]:
@@ -282,6 +283,7 @@ def study_result(tracker: Tracker, study_id: str, splits: Splits, *, resumed: bo
         predictions=predictions,
         resumed=resumed,
         final_model=tracker.get_run(study_id).tags.get(Tag.FINAL_MODEL),
+        experiment_id=getattr(tracker, "experiment_id", None),
     )
 
 

@@ -189,7 +189,9 @@ class MlflowTracker(Tracker):
 
     def _create_experiment(self, name: str) -> str:
         try:
-            return self.client.create_experiment(name)
+            # MLflow 3's UI opens an experiment by its kind; without one it shows the GenAI overview (traces),
+            # not the runs.
+            return self.client.create_experiment(name, tags={"mlflow.experimentKind": "custom_model_development"})
         except Exception:
             # Another worker created it at the same moment: use theirs.
             experiment = self.client.get_experiment_by_name(name)
