@@ -118,13 +118,9 @@ def _sampler(ctx: StudyContext, fold: OuterFold, number: int) -> optuna.samplers
     by the fold alone, each would draw the same first parameters again. Seeded by the trial's number,
     trials of one search draw differently whoever runs them, and an uninterrupted run repeats exactly
     from its seed. Optuna's samplers keep their state in the storage, so a fresh one per trial loses
-    nothing. The grid sampler is the exception: it gives trial i the i-th point of the grid as its seed
-    shuffled it, so every trial needs the fold's one shuffle (and it never repeats a point).
+    nothing.
     """
     exp = ctx.experiment
-    sampler = make_sampler(exp.search, exp, derive_seed(exp.seed, "sampler", fold.repeat, fold.fold))
-    if isinstance(sampler, optuna.samplers.GridSampler):
-        return sampler
     return make_sampler(exp.search, exp, derive_seed(exp.seed, "sampler", fold.repeat, fold.fold, number))
 
 
