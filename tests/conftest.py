@@ -101,18 +101,6 @@ def fold_studies(storage: str | optuna.storages.BaseStorage) -> dict[str, optuna
     }
 
 
-def assert_no_repeated_draws(storage: str | optuna.storages.BaseStorage) -> None:
-    """No two finished trials (complete or pruned) of an outer fold's search have the same parameters: every
-    process that joins a search (a resume, another worker) draws what the others did not."""
-    from optuna.trial import TrialState
-
-    for fold, study in fold_studies(storage).items():
-        finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-        draws = [tuple(sorted(t.params.items())) for t in finished]
-        repeated = [t.number for t, d in zip(finished, draws, strict=True) if draws.count(d) > 1]
-        assert not repeated, f"outer fold {fold}: trials {repeated} drew the same parameters"
-
-
 @pytest.fixture
 def write_config(tmp_path):
     def write(text: str, name: str = "config.py") -> Path:

@@ -17,7 +17,7 @@ from reproai.cli import main
 from reproai.cluster._local import check_parallel_storage
 from reproai.errors import ConfigError
 from reproai.runtime import open_storage
-from tests.conftest import assert_no_repeated_draws, fold_studies, tiny_config_text
+from tests.conftest import fold_studies, tiny_config_text
 
 PG = os.environ.get("REPROAI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 N_TRIALS = 4
@@ -121,7 +121,6 @@ def test_three_workers_share_one_study(write_config, storage, tracking_server, w
     by_level, folds = _check_study(tracking_server, storage)
     workers = {t.user_attrs["worker"] for s in folds.values() for t in s.trials if t.state == TrialState.COMPLETE}
     assert len(workers) >= 2  # the trials were shared out
-    assert_no_repeated_draws(storage)  # each worker drew what the others did not
     # every worker reports the same study and headline
     heads = {line for out in outs for line in out.splitlines() if line.startswith("test roc_auc")}
     assert len(heads) == 1
@@ -190,4 +189,3 @@ def test_workers_option_runs_local_workers_with_a_local_tracking_server(write_co
     assert all(r.info.status == "FINISHED" for r in runs if r.data.tags["reproai.level"] == "study")
     assert main(["status", "cluster", "--storage", journal]) == 0
     assert "2 of 2 outer folds done" in capsys.readouterr().out
-    assert_no_repeated_draws(journal)

@@ -111,28 +111,16 @@ def _objective(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> Callable[[o
     return objective
 
 
-def _sampler(ctx: StudyContext, fold: OuterFold, number: int) -> optuna.samplers.BaseSampler:
-    """The sampler that draws trial ``number`` of ``fold``'s search, seeded by the trial's number.
-
-    Every process that takes part in a search (a resume, a second worker) makes its own sampler; seeded
-    by the fold alone, each would draw the same first parameters again. Seeded by the trial's number,
-    trials of one search draw differently whoever runs them, and an uninterrupted run repeats exactly
-    from its seed. Optuna's samplers keep their state in the storage, so a fresh one per trial loses
-    nothing.
-    """
-    exp = ctx.experiment
-    return make_sampler(exp.search, exp, derive_seed(exp.seed, "sampler", fold.repeat, fold.fold, number))
-
-
 def load_search(ctx: StudyContext, fold: OuterFold) -> optuna.Study:
+    exp, search = ctx.experiment, ctx.experiment.search
     with quiet_optuna():
         return optuna.create_study(
             study_name=fold_search(ctx.prefix, fold.key),
             storage=ctx.storage,
             load_if_exists=True,
             direction=ctx.direction,
-            sampler=_sampler(ctx, fold, 0),
-            pruner=make_pruner(ctx.experiment.search, len(fold.inner)),
+            sampler=make_sampler(search, exp, derive_seed(exp.seed, "sampler", fold.repeat, fold.fold)),
+            pruner=make_pruner(search, len(fold.inner)),
         )
 
 
@@ -175,13 +163,7 @@ def _run_trial(
     ``n_trials`` would be live, because another worker asked at the same moment) is not run."""
     n_trials = ctx.experiment.search.n_trials
     stopping.check()
-    # Sampling that happens as the trial starts (relative samplers, the grid) uses the next number as this
-    # process sees it; the parameters drawn as the objective asks for them, the trial's own number.
-    expected = len(study.get_trials(deepcopy=False))
-    study.sampler = _sampler(ctx, fold, expected)
     trial = study.ask()
-    if trial.number != expected:  # another process asked in between
-        study.sampler = _sampler(ctx, fold, trial.number)
     earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
     if sum(is_done(t) or t.state == TrialState.RUNNING for t in earlier) >= n_trials:
         ctx.storage.set_trial_user_attr(trial_id(trial), "failed_reason", "surplus: n_trials were already live")
