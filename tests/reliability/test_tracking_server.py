@@ -95,6 +95,23 @@ def _wait_for_a_complete_trial(proc, storage_url):
     raise AssertionError("no trial completed")
 
 
+def _wait_for_a_running_trial_run(proc, tmp_path, name):
+    """Wait until a trial's MLflow run is RUNNING (read from the server's own store): an outage from then on
+    interrupts a trial whose run exists, which the resume must close as FAILED."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            if any(
+                r.info.status == "RUNNING" and r.data.tags["reproai.level"] == "trial" for r in _runs(tmp_path, name)
+            ):
+                return
+        except Exception:  # the store is being written
+            pass
+        time.sleep(0.1)
+    raise AssertionError("no trial run started")
+
+
 def _config(write_config, name):
     text = tiny_config_text(name=name, cv="CrossValidation(outer_folds=2, inner_folds=2)", epochs=3)
     return write_config(
@@ -135,6 +152,7 @@ def test_a_long_outage_stops_cleanly_and_the_same_command_resumes(server, write_
     path = _config(write_config, "gone")
     proc = _start(path, server, storage_url, tmp_path, patience=5)
     _wait_for_a_complete_trial(proc, storage_url)
+    _wait_for_a_running_trial_run(proc, tmp_path, "gone")
     server.stop()
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 2, err[-3000:]
