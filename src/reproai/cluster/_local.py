@@ -159,7 +159,7 @@ def run_local_study(
     (the default), the workers write through a :func:`local_tracking_server` in front of it.
     """
     # The study pulls in torch and MLflow: imported here, not when reproai.cluster is.
-    from reproai.nested._study import study_key
+    from reproai.runtime import study_key
     from reproai.runtime._claims import last_claim_number
     from reproai.runtime._storage import DEFAULT_STORAGE, open_storage
     from reproai.tracking import default_tracking_uri
@@ -184,6 +184,9 @@ def run_local_study(
             "--no-summary",
         ]
         if fresh:  # one new study for all: claims after the current newest make it, and all join it
-            argv += ["--fresh-after", str(last_claim_number(open_storage(storage), study_key(loaded)))]
+            argv += [
+                "--fresh-after",
+                str(last_claim_number(open_storage(storage), study_key(loaded.experiment.name, loaded.hash))),
+            ]
         code = run_workers(argv, workers)
     return code, uri

@@ -45,7 +45,6 @@ __all__ = [
     "StudyResult",
     "run_experiment",
     "study_result",
-    "study_key",
     "prepare_data",
     "prepare_splits",
     "flatten_config",
@@ -287,11 +286,6 @@ def study_result(tracker: Tracker, study_id: str, splits: Splits, *, resumed: bo
     )
 
 
-def study_key(loaded: LoadedConfig) -> str:
-    """The name under which workers claim the study of a config (its experiment name and hash)."""
-    return names.study_key(loaded.experiment.name, loaded.hash)
-
-
 def run_experiment(
     loaded: LoadedConfig,
     *,
@@ -327,7 +321,7 @@ def run_experiment(
     data, info = prepare_data(exp, progress=progress, source_name=str(loaded.path) if loaded.path else None)
     splits = prepare_splits(exp, data)
     tracker = tracker or MlflowTracker(exp.name, tracking_uri)
-    key = study_key(loaded)
+    key = names.study_key(exp.name, loaded.hash)
     if fresh_after is not None:
         after = fresh_after
     else:
