@@ -52,6 +52,15 @@ def test_youden_threshold_maximises_j(binary):
     assert youden_threshold(np.ones(5, int), np.linspace(0, 1, 5)) == 0.5
 
 
+def test_youden_threshold_lies_between_the_classes_not_on_a_score():
+    """Perfectly separated scores: the threshold is half-way between the classes, so that a refit whose
+    positives score a little lower still calls them positive (the lowest positive's own score did not)."""
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.001, 0.01, 0.02, 0.9990, 0.9995, 0.9999])
+    assert youden_threshold(y, p) == pytest.approx((0.02 + 0.9990) / 2)
+    assert youden_threshold(y, np.array([0.2, 0.3, 0.4, 0.6, 0.7, 0.8])) == pytest.approx(0.5)
+
+
 def test_one_class_gives_nan_auc_not_an_error():
     assert np.isnan(compute_metrics(np.ones(4, int), np.array([0.1, 0.2, 0.8, 0.9]))["roc_auc"])
 

@@ -141,13 +141,23 @@ def as_direction(value: str) -> Direction:
 
 
 def youden_threshold(y: np.ndarray, proba: np.ndarray) -> float:
-    """The probability threshold that maximises Youden's J (sensitivity + specificity - 1)."""
+    """The probability threshold that maximises Youden's J (sensitivity + specificity - 1) on ``y``
+    (``(n,)`` 0/1) and ``proba`` (``(n,)``, of class 1): half-way between the lowest score that J keeps
+    positive and the next lower score.
+
+    Every threshold between two adjacent scores gives the same J; scikit-learn's ``roc_curve`` names the
+    upper one, the score of an example itself, which a model refit on more data (whose scores move a
+    little) would put on either side at random. With well-separated classes that score is often 0.9999,
+    and a refit's positives at 0.998 would all be called negative.
+    """
     y = np.asarray(y)
     if len(np.unique(y)) < 2:
         return 0.5  # J is undefined with one class; fall back to the neutral threshold.
-    fpr, tpr, thresholds = skm.roc_curve(y, proba)
+    fpr, tpr, thresholds = skm.roc_curve(y, proba, drop_intermediate=False)
     best = int(np.argmax(tpr - fpr))
-    return float(min(thresholds[best], 1.0))
+    if best == 0 or best + 1 >= len(thresholds):  # no score above it, or none below: the score itself
+        return float(min(thresholds[best], 1.0))
+    return float((thresholds[best] + thresholds[best + 1]) / 2.0)
 
 
 def predict_labels(proba: np.ndarray, threshold: float | None = None) -> np.ndarray:
