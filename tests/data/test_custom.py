@@ -112,7 +112,8 @@ def test_images_of_any_size_and_type_are_fitted_like_files():
         (np.zeros((4, 4, 3), dtype=np.float32) + 2.0, r"a float image must lie in \[0, 1\]"),
         (np.zeros((4, 4, 5), dtype=np.uint8), r"must be \(h, w\), \(h, w, c\)"),
         ("a string", r"must be a PIL image, a NumPy array or a torch tensor"),
-        (np.zeros((4, 4), dtype=np.int32), r"must be uint8 \(0-255\) or float \(0-1\)"),
+        (np.zeros((4, 4, 3), dtype=np.int32), r"must be uint8 \(0-255\), float \(0-1\) or, with one channel"),
+        (np.zeros((4, 4), dtype=np.int64), r"not int64"),
     ],
 )
 def test_bad_images_name_the_item(image, match):

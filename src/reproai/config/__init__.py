@@ -3,7 +3,17 @@
 from reproai.config import hp
 from reproai.config._loader import LoadedConfig, apply_overrides, config_hash, load_config, load_experiment
 from reproai.config._registry import Component
-from reproai.config._schema import CrossValidation, Data, Experiment, Head, Model, Phase, Search, Training
+from reproai.config._schema import (
+    CrossValidation,
+    Data,
+    Experiment,
+    Head,
+    Intensity,
+    Model,
+    Phase,
+    Search,
+    Training,
+)
 from reproai.config._space import Categorical, Float, Int, Space
 from reproai.config._tree import (
     Choice,
@@ -28,6 +38,7 @@ __all__ = [
     "Float",
     "Head",
     "Int",
+    "Intensity",
     "LoadedConfig",
     "Model",
     "Parameter",

@@ -81,3 +81,10 @@ def bool_or_str(x: Any) -> str | None:
         if isinstance(x, bool) or (isinstance(x, str) and x.strip())
         else (f"must be True, False or a non-empty string, but got {x!r}")
     )
+
+
+def percentile_pair(x: Any) -> str | None:
+    """Two percentiles ``(low, high)`` with ``0 <= low < high <= 100``."""
+    if isinstance(x, (list, tuple)) and len(x) == 2 and all(_is_real(v) for v in x) and 0 <= x[0] < x[1] <= 100:
+        return None
+    return f"must be two percentiles (low, high) with 0 <= low < high <= 100, but got {x!r}"

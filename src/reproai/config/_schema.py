@@ -9,6 +9,7 @@ values), ``node`` (the config class the field holds; ``many=True``: a non-empty 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from reproai.config import _checks as c
 from reproai.config._registry import register
 from reproai.config._space import config_site
 
-__all__ = ["Experiment", "Data", "Model", "Head", "Phase", "Training", "CrossValidation", "Search"]
+__all__ = ["Experiment", "Data", "Intensity", "Model", "Head", "Phase", "Training", "CrossValidation", "Search"]
 
 
 _REQUIRED = object()
@@ -50,6 +51,67 @@ def _f(
 
 @register("config")
 @dataclass
+class Intensity(_Located):
+    """How an image with more than 8 bits per sample (a 16-bit PNG or TIFF, a DICOM file) becomes the
+    8-bit grayscale image the network sees: a window ``[low, high]`` of its values is mapped linearly onto
+    0-255, values outside it are clipped. 8-bit and colour images are used as they are.
+
+    ``kind``:
+
+    - ``"auto"`` (default): a DICOM file's own window (its VOI LUT, else its first Window Center and
+      Width, as a viewer shows it), else the ``"percentile"`` window;
+    - ``"window"``: the fixed window ``center`` +/- ``width`` / 2, in the image's units (for DICOM, after
+      the Modality LUT: Hounsfield units in CT), where absolute values mean something;
+    - ``"percentile"``: per image, from its ``percentiles[0]``-th to its ``percentiles[1]``-th percentile
+      (0.5 and 99.5: a few hot pixels do not set the scale);
+    - ``"max"``: per image, from 0 to its maximum (what reproai did before; one hot pixel crushes the
+      image's signal into a few grey levels). Kept to rerun older studies.
+
+    MONOCHROME1 DICOM images (bright means low values) are inverted after the window, as viewers show them.
+    Any field can be a search space: the window is a hyperparameter that matters.
+    """
+
+    kind: str = _f("auto", check=c.one_of("auto", "window", "percentile", "max"))
+    center: float | None = _f(None, check=c.real_in(-math.inf, optional=True))
+    width: float | None = _f(None, check=c.real_in(0.0, low_open=True, optional=True))
+    percentiles: tuple[float, float] = _f((0.5, 99.5), check=c.percentile_pair)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.percentiles, list):  # as JSON gives it back
+            self.percentiles = tuple(self.percentiles)
+
+    @classmethod
+    def window(
+        cls,
+        center: float | None = None,
+        width: float | None = None,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+    ) -> Intensity:
+        """A fixed window, by ``center`` and ``width`` or by ``low`` and ``high``, in the image's units
+        (e.g. ``Intensity.window(40, 400)``: a CT soft-tissue window, -160 to 240 HU)."""
+        if low is not None or high is not None:
+            if center is not None or width is not None:
+                raise TypeError("Intensity.window takes center and width, or low and high, not both")
+            if not all(isinstance(v, (int, float)) for v in (low, high)):
+                raise TypeError(
+                    "Intensity.window(low=, high=) takes two numbers; to search a window, give "
+                    "center= and width= as search spaces"
+                )
+            assert low is not None and high is not None
+            center, width = (low + high) / 2.0, high - low
+        return cls(kind="window", center=center, width=width)
+
+    @classmethod
+    def percentile(cls, low: float = 0.5, high: float = 99.5) -> Intensity:
+        """Per image, the window from its ``low``-th to its ``high``-th percentile."""
+        return cls(kind="percentile", percentiles=(low, high))
+
+
+@register("config")
+@dataclass
 class Data(_Located):
     """Where the examples come from. Use the constructors: ``Data.oxford_pets(...)`` and friends.
 
@@ -58,6 +120,10 @@ class Data(_Located):
     with ``reproai.register("dataset", name)``, or as a :class:`~reproai.Component`) called with
     ``kwargs``, that returns a :class:`reproai.data.Source` or a map-style torch ``Dataset`` of
     ``(image, label)`` pairs (see :func:`Data.from_factory`).
+
+    ``group``: a table's group column, or ``"dicom:<keyword>"`` (``"dicom:PatientID"``) for each file's
+    DICOM attribute, in a table or an image folder. ``intensity``: how images with more than 8 bits per
+    sample (16-bit PNG or TIFF, DICOM) become 8 bits (:class:`Intensity`).
     """
 
     kind: Any = _f("digits", component="dataset")
@@ -78,6 +144,7 @@ class Data(_Located):
     unannotated: str = _f("infer", check=c.one_of("infer", "skip"))
     # Identical files: "drop" keeps one of each group (none where their labels disagree), with a warning.
     duplicates: str = _f("drop", check=c.one_of("drop", "error", "keep"))
+    intensity: Intensity = _f(factory=Intensity, node=Intensity)
 
     @classmethod
     def oxford_pets(cls, root: str = "data", *, target: str = "species", download: bool = True, **kwargs: Any) -> Data:
@@ -109,7 +176,8 @@ class Data(_Located):
         DataFrame. ``image``, ``label`` and ``group`` name its columns; relative image paths resolve
         against ``root`` (default: the table's folder). Labels may be text or integers (classes are the
         sorted values); each example's id is its path as written. With a ``group`` column (a patient,
-        subject, lesion or site), every split keeps each group on one side."""
+        subject, lesion or site), every split keeps each group on one side; ``group="dicom:PatientID"``
+        reads each file's DICOM attribute instead."""
         return cls(kind="table", manifest=path, image=image, label=label, group=group, root=root, **kwargs)
 
     @classmethod

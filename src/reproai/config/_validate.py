@@ -19,7 +19,7 @@ from pathlib import Path, PurePath
 from typing import Any, NamedTuple
 
 from reproai.config._registry import Component, registry, target_and_kwargs
-from reproai.config._schema import Experiment, Model, Phase
+from reproai.config._schema import Experiment, Intensity, Model, Phase
 from reproai.config._space import Categorical, Space, _Numeric
 from reproai.config._targets import check_arguments
 from reproai.config._tree import Choice, _join, _list_keys, is_dataframe, iter_parameters, recorded_name
@@ -267,6 +267,27 @@ def problems(experiment: Any) -> list[Problem]:
                     "training.phases",
                     f"phase names must be unique, but got {names!r}",
                     checker.site("training.phases"),
+                )
+            )
+    intensity = getattr(experiment.data, "intensity", None)
+    if isinstance(intensity, Intensity):
+        window = intensity.kind == "window"
+        given = [k for k in ("center", "width") if getattr(intensity, k) is not None]
+        if window and len(given) < 2:
+            out.append(
+                Problem(
+                    "data.intensity",
+                    "kind='window' needs a center and a width (in the image's units), e.g. "
+                    "Intensity.window(center=40, width=400)",
+                    checker.site("data.intensity"),
+                )
+            )
+        elif given and not window and not isinstance(intensity.kind, Space):
+            out.append(
+                Problem(
+                    "data.intensity",
+                    f"center and width apply to kind='window' only, but kind={intensity.kind!r}",
+                    checker.site("data.intensity"),
                 )
             )
     model = experiment.model

@@ -1,9 +1,10 @@
 """A decoded-image cache: each image decoded and resized once, kept as a memory-mapped uint8 array.
 
-The cache is keyed by the files (path, size, modification time) and the target size, so it is
-rebuilt when a file or the size changes and reused otherwise. It is written to a temporary file and
-renamed into place, under a lock: a crash or a full disk (a :class:`DiskFullError`) never leaves a
-half-written cache that a later run would trust, and two processes building it at once build it once.
+The cache is keyed by the files (path, size, modification time), the target size and the intensity
+policy, so it is rebuilt when a file, the size or the policy changes and reused otherwise. It is written
+to a temporary file and renamed into place, under a lock: a crash or a full disk (a
+:class:`DiskFullError`) never leaves a half-written cache that a later run would trust, and two processes
+building it at once build it once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from reproai.config._schema import Intensity
+from reproai.data._intensity import intensity_key
 from reproai.errors import DataError, DiskFullError, is_disk_full
 
 __all__ = ["default_cache_dir", "files_key", "cached_decode"]
@@ -32,9 +35,10 @@ def default_cache_dir() -> Path:
     return Path(base) / "reproai"
 
 
-def files_key(paths: Sequence[Path], size: int, on_error: str) -> str:
-    """A key that changes whenever a file is added, removed, replaced or touched, or the size changes."""
-    h = hashlib.sha256(f"v1|{size}|{on_error}".encode())
+def files_key(paths: Sequence[Path], size: int, on_error: str, intensity: str = "") -> str:
+    """A key that changes whenever a file is added, removed, replaced or touched, or the size or the
+    intensity policy (:func:`reproai.data._intensity.intensity_key`) changes."""
+    h = hashlib.sha256(f"v2|{size}|{on_error}|{intensity}".encode())
     for p in paths:
         try:
             st = p.stat()
@@ -84,6 +88,7 @@ def cached_decode(
     cache_dir: str | Path | None = None,
     on_error: str = "raise",
     progress: bool = True,
+    intensity: Intensity | None = None,
 ) -> tuple[np.ndarray, list[str], np.ndarray, bool]:
     """Like :func:`reproai.data._images.decode_files`, through the cache.
 
@@ -93,11 +98,11 @@ def cached_decode(
     from reproai.data._images import decode_files
 
     folder = Path(cache_dir) if cache_dir else default_cache_dir()
-    key = files_key(paths, size, on_error)
+    key = files_key(paths, size, on_error, intensity_key(intensity))
     array_path, meta_path = folder / f"images-{key}.npy", folder / f"images-{key}.json"
     with _locked(folder / f"images-{key}.lock"):
         if not (array_path.exists() and meta_path.exists()):
-            images, digests, keep = decode_files(paths, size, on_error=on_error, progress=progress)
+            images, digests, keep = decode_files(paths, size, on_error=on_error, progress=progress, intensity=intensity)
 
             def write_array(tmp: Path) -> None:
                 # Plain writes, not a memory map: on a full disk a write raises ENOSPC, whereas a page of
@@ -106,9 +111,10 @@ def cached_decode(
                 with open(tmp, "wb") as f:
                     fmt = np.lib.format
                     fmt.write_array_header_1_0(f, fmt.header_data_from_array_1_0(images))
-                    data = np.ascontiguousarray(images).data.cast("B")  # the array's buffer, as a memoryview
-                    for start in range(0, len(data), 1 << 24):
-                        f.write(data[start : start + (1 << 24)])
+                    if images.size:  # (a memoryview of an empty array cannot be cast)
+                        data = np.ascontiguousarray(images).data.cast("B")  # the array's buffer, as a memoryview
+                        for start in range(0, len(data), 1 << 24):
+                            f.write(data[start : start + (1 << 24)])
                     f.flush()
                     os.fsync(f.fileno())  # on disk before the rename makes it the cache
 

@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 
 from reproai.config._registry import registry, target_and_kwargs
-from reproai.config._schema import Data
+from reproai.config._schema import Data, Intensity
+from reproai.config._tree import has_search_space
+from reproai.data._intensity import apply_intensity, as_intensity
 from reproai.data._source import Source
 from reproai.errors import DataError
 
@@ -36,7 +38,7 @@ def source_from_factory(data: Data) -> Source:
     if isinstance(out, Source):
         return _checked(out, name)
     if hasattr(out, "__getitem__") and hasattr(out, "__len__"):
-        return source_from_dataset(out, name=name)
+        return source_from_dataset(out, name=name, intensity=data.intensity)
     raise DataError(
         f"data.kind {name}() returned a {type(out).__name__}; a dataset factory returns a reproai.data.Source or a "
         "map-style torch Dataset whose items are (image, label)."
@@ -67,19 +69,32 @@ def _checked(source: Source, name: str) -> Source:
     return source
 
 
-def image_array(image: Any, *, where: str) -> np.ndarray:
+def _policy(intensity: Intensity | None, where: str) -> Intensity | None:
+    if intensity is not None and has_search_space(intensity):
+        raise DataError(
+            f"{where}: an image with more than 8 bits per sample, and data.intensity is a search space; a "
+            "dataset that returns decoded images is read once, so its policy cannot be searched. Return "
+            "a Source of files instead, or fix data.intensity."
+        )
+    return intensity
+
+
+def image_array(image: Any, *, where: str, intensity: Intensity | None = None) -> np.ndarray:
     """An image as an ``(h, w, 3)`` uint8 RGB array: a PIL image (any mode), an ``(h, w)`` / ``(h, w, c)``
-    array or a ``(c, h, w)`` tensor, uint8 (0-255) or float (0-1, as torchvision's ``ToTensor`` gives).
+    array or a ``(c, h, w)`` tensor, uint8 (0-255) or float (0-1, as torchvision's ``ToTensor`` gives), or
+    a one-channel image of more than 8 bits (a PIL ``I;16`` image, a uint16 or int16 array), made 8 bits
+    by ``intensity`` (default: :class:`reproai.Intensity`'s).
 
     Raises:
         DataError: another type, shape or range; the message names ``where``.
     """
     from PIL import Image
 
-    from reproai.data._images import to_rgb
+    from reproai.data._images import is_deep, to_rgb
 
     if isinstance(image, Image.Image):
-        return np.asarray(to_rgb(image), dtype=np.uint8)
+        policy = _policy(intensity, where) if is_deep(image) else None
+        return np.asarray(to_rgb(image, policy), dtype=np.uint8)
     chw = False
     if hasattr(image, "detach") and hasattr(image, "numpy"):  # a torch tensor, channels first
         image, chw = image.detach().cpu().numpy(), True
@@ -104,8 +119,13 @@ def image_array(image: Any, *, where: str) -> np.ndarray:
                 f"{a.min():.3g} to {a.max():.3g}; give uint8 0-255 instead."
             )
         a = np.round(a * 255.0)
+    elif a.dtype in (np.uint16, np.int16, np.uint32, np.int32) and a.shape[-1] == 1:
+        a = apply_intensity(a[..., 0], as_intensity(_policy(intensity, where)))[..., None]
     elif a.dtype != np.uint8:
-        raise DataError(f"{where}: an image must be uint8 (0-255) or float (0-1), not {a.dtype}.")
+        raise DataError(
+            f"{where}: an image must be uint8 (0-255), float (0-1) or, with one channel, 16 or 32-bit "
+            f"integers, not {a.dtype}{f' with {a.shape[-1]} channels' if a.shape[-1] != 1 else ''}."
+        )
     a = a.astype(np.uint8)
     if a.shape[-1] == 1:
         a = np.repeat(a, 3, axis=-1)
@@ -114,11 +134,14 @@ def image_array(image: Any, *, where: str) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def source_from_dataset(dataset: Any, *, name: str = "dataset", progress: bool = True) -> Source:
+def source_from_dataset(
+    dataset: Any, *, name: str = "dataset", progress: bool = True, intensity: Intensity | None = None
+) -> Source:
     """Read a map-style dataset of ``(image, label)`` items once into a :class:`Source` of arrays.
 
     The dataset's ``classes`` attribute names the classes (torchvision's convention; default: the
-    labels' values as text) and its ``ids`` attribute the examples (default: their positions).
+    labels' values as text) and its ``ids`` attribute the examples (default: their positions). Images
+    with more than 8 bits per sample become 8 bits through ``intensity`` (see :func:`image_array`).
     """
     from tqdm.auto import tqdm
 
@@ -132,7 +155,7 @@ def source_from_dataset(dataset: Any, *, name: str = "dataset", progress: bool =
                 "(image, label)."
             )
         image, label = item[0], item[1]
-        images.append(image_array(image, where=f"data.kind {name}(), item {i}"))
+        images.append(image_array(image, where=f"data.kind {name}(), item {i}", intensity=intensity))
         labels.append(int(label))
     classes: Sequence[Any] | None = getattr(dataset, "classes", None)
     class_names = [str(c) for c in classes] if classes is not None else [str(c) for c in range(max(labels) + 1)]

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from reproai.config._schema import Data
+from reproai.data._dicom import is_dicom_file
 from reproai.data._source import Source, is_hidden
 from reproai.errors import DataError
 
-__all__ = ["digits", "image_folder", "oxford_pets", "groups_from_names", "IMAGE_EXTENSIONS"]
+__all__ = ["digits", "image_folder", "oxford_pets", "groups_from_names", "is_image_file", "IMAGE_EXTENSIONS"]
 
 
 def _root(data: Data) -> Path:
@@ -123,7 +124,30 @@ def _add_unannotated_pets(
     )
 
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".ppm",
+    ".bmp",
+    ".pgm",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".gif",
+    ".dcm",
+    ".dicom",
+)
+
+
+def is_image_file(path: Path) -> bool:
+    """Whether a file in a folder is an example: an image extension, or no extension and DICOM content
+    (DICOM files often have no extension, e.g. ``IM000001``)."""
+    if is_hidden(path.name):
+        return False
+    if path.name.lower().endswith(IMAGE_EXTENSIONS):
+        return True
+    return "." not in path.name and is_dicom_file(path)
 
 
 def image_folder(data: Data) -> Source:
@@ -146,14 +170,15 @@ def image_folder(data: Data) -> Source:
         for folder, dirs, files in os.walk(root / name, followlinks=True):
             dirs[:] = sorted(d for d in dirs if not is_hidden(d))
             for file in sorted(files):
-                if not is_hidden(file) and file.lower().endswith(IMAGE_EXTENSIONS):
+                if is_image_file(Path(folder) / file):
                     paths.append(Path(folder) / file)
                     labels.append(k)
     empty = [c for k, c in enumerate(classes) if k not in set(labels)]
     if empty:
         raise DataError(
             f"Class folder(s) {empty} under data.root={str(root)!r} hold no image files "
-            f"({', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder(s)."
+            f"({', '.join(IMAGE_EXTENSIONS)}, or DICOM files without an extension); add images or remove "
+            "the folder(s)."
         )
     ids = [str(p.relative_to(root)) for p in paths]
     return Source(

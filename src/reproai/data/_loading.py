@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from reproai.config._registry import describe, registry, target_and_kwargs
-from reproai.config._schema import Data
+from reproai.config._schema import Data, Intensity
 from reproai.data._cache import cached_decode
 from reproai.data._custom import source_from_factory
+from reproai.data._dicom import DICOM_PREFIX, dicom_groups
 from reproai.data._images import decode_files
+from reproai.data._intensity import intensity_dict
 from reproai.data._source import ImageSet, Source, subset
 from reproai.errors import DataError
 
@@ -77,6 +79,13 @@ def list_source(data: Data, *, seed: int = 0) -> Source:
     source = entry.load()(data) if entry.meta.get("builtin") else source_from_factory(data)
     if len(source.ids) == 0:
         raise DataError(f"The dataset {describe(data.kind)} (data.root={data.root!r}) holds no examples.")
+    if data.group is not None and data.group.startswith(DICOM_PREFIX):
+        if source.paths is None:
+            raise DataError(
+                f"data.group={data.group!r} reads each file's DICOM attribute, but the dataset "
+                f"{describe(data.kind)} gives decoded images, not files."
+            )
+        source.groups = dicom_groups(source.paths, data.group[len(DICOM_PREFIX) :])
     source = _handle_duplicates(source, data)
     if data.limit is not None and data.limit < len(source.ids):
         from sklearn.model_selection import train_test_split
@@ -97,11 +106,15 @@ def load_images(
     progress: bool = True,
     cache: bool = True,
     cache_dir: str | None = None,
+    intensity: Intensity | None = None,
 ) -> ImageSet:
-    """Decode ``source`` to ``size x size`` RGB and fingerprint the data (ids, labels, groups and bytes).
+    """Decode ``source`` to ``size x size`` RGB and fingerprint the data (ids, labels, groups and bytes,
+    and the intensity policy where it applied).
 
     Files are decoded once into the image cache (see :mod:`reproai.data._cache`) and read from it
-    afterwards; ``cache=False`` decodes into memory instead.
+    afterwards; ``cache=False`` decodes into memory instead. ``intensity``: how images with more than 8
+    bits per sample become 8 bits (default: :class:`reproai.Intensity`'s); the set's
+    :meth:`~ImageSet.with_intensity` decodes the same files with another policy.
     """
     h = hashlib.sha256()
     if isinstance(source.arrays, list):  # decoded images of different sizes: fitted like decoded files
@@ -129,10 +142,12 @@ def load_images(
         assert source.paths is not None
         if cache:
             images, digests, keep, _ = cached_decode(
-                source.paths, size, cache_dir=cache_dir, on_error=on_error, progress=progress
+                source.paths, size, cache_dir=cache_dir, on_error=on_error, progress=progress, intensity=intensity
             )
         else:
-            images, digests, keep = decode_files(source.paths, size, on_error=on_error, progress=progress)
+            images, digests, keep = decode_files(
+                source.paths, size, on_error=on_error, progress=progress, intensity=intensity
+            )
         for digest in digests:
             h.update(digest.encode())
     ids = [i for i, k in zip(source.ids, keep, strict=True) if k]
@@ -148,6 +163,12 @@ def load_images(
         raise DataError(
             f"Class(es) {empty} have no examples after loading; remove them from the data or check the files."
         )
+
+    def reload(policy: Intensity) -> ImageSet:
+        return load_images(
+            source, size, on_error=on_error, progress=progress, cache=cache, cache_dir=cache_dir, intensity=policy
+        )
+
     return ImageSet(
         ids=list(ids),
         labels=np.asarray(labels, dtype=np.int64),
@@ -155,4 +176,6 @@ def load_images(
         images=images,
         fingerprint=h.hexdigest()[:16],
         groups=groups,
+        intensity=intensity_dict(intensity),
+        reload=reload if source.paths is not None else None,
     )

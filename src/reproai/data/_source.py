@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,8 @@ class Source:
 @dataclass
 class ImageSet:
     """Decoded examples, all the same size: images ``(n, h, w, 3)`` uint8, labels, ids, classes, and
-    the examples' groups when the data has them."""
+    the examples' groups when the data has them. ``intensity``: the intensity policy the files were
+    decoded with (:func:`reproai.data._intensity.intensity_dict`'s form)."""
 
     ids: list[str]
     labels: np.ndarray
@@ -59,9 +61,34 @@ class ImageSet:
     images: np.ndarray
     fingerprint: str
     groups: np.ndarray | None = None  # (n,) str
+    intensity: dict[str, Any] | None = None
+    # Decodes the same files with another intensity policy; None for data given as arrays.
+    reload: Callable[[Any], ImageSet] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def with_intensity(self, intensity: Any) -> ImageSet:
+        """The same examples decoded with ``intensity`` (a :class:`reproai.Intensity`): itself when the
+        policy is the one it was decoded with or its images are not files; otherwise through the cache.
+
+        Raises:
+            DataError: the other policy leaves other files decodable (with ``on_error='skip'``).
+        """
+        from reproai.data._intensity import intensity_dict
+
+        if self.reload is None or intensity_dict(intensity) == self.intensity:
+            return self
+        other = self.reload(intensity)
+        if other.ids != self.ids:
+            from reproai.errors import DataError
+
+            raise DataError(
+                f"Decoded with data.intensity={intensity!r}, {len(other)} images are left where the study's "
+                f"first policy left {len(self)}; a search over the intensity policy needs the same images "
+                "under every policy."
+            )
+        return other
 
     @property
     def num_classes(self) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from reproai.config._schema import Data
+from reproai.data._dicom import DICOM_PREFIX
 from reproai.data._source import Source, is_hidden
 from reproai.errors import DataError
 
@@ -80,7 +81,8 @@ def table(data: Data) -> Source:
     frame, name, base = read_table(data)
     from_file = not _is_frame(data.manifest)
     columns = [str(c) for c in frame.columns]
-    for role, column in (("image", data.image), ("label", data.label), ("group", data.group)):
+    group_column = None if data.group is None or data.group.startswith(DICOM_PREFIX) else data.group
+    for role, column in (("image", data.image), ("label", data.label), ("group", group_column)):
         if column is not None and column not in columns:
             raise DataError(
                 f"{name} has no column {column!r} (data.{role}); its columns are {columns}. Set "
@@ -119,8 +121,8 @@ def table(data: Data) -> Source:
             "listed once (with one label)."
         )
     groups = None
-    if data.group is not None:
-        groups = _text(frame[data.group])
+    if group_column is not None:  # "dicom:<keyword>": read from the files (reproai.data._loading)
+        groups = _text(frame[group_column])
         empty = np.flatnonzero(groups == "")
         if len(empty):
             raise DataError(
