@@ -55,12 +55,13 @@ def worst_examples(predictions: pd.DataFrame, classes: list[str], k: int = 12) -
 
 def load_thumbnails(resolved: dict[str, Any], ids: list[str], *, size: int = 112) -> dict[str, bytes]:
     """PNG thumbnails of the examples ``ids``, read from the study's data as its resolved config names it."""
-    from reproai.config._tree import from_jsonable
+    from reproai.config._tree import first_values, from_jsonable
     from reproai.data._images import decode_image
     from reproai.data._loading import list_source
 
     experiment = from_jsonable(resolved)
     source = list_source(experiment.data, seed=experiment.seed)
+    intensity = first_values(experiment.data).intensity  # shown as the study's first policy decodes them
     where = {i: n for n, i in enumerate(source.ids)}
     out = {}
     for example in ids:
@@ -71,7 +72,8 @@ def load_thumbnails(resolved: dict[str, Any], ids: list[str], *, size: int = 112
             image = Image.fromarray(source.arrays[n]).resize((size, size), Image.Resampling.NEAREST)
         else:
             assert source.paths is not None  # a source holds either arrays or files
-            image = Image.fromarray(decode_image(source.paths[n].read_bytes(), size, name=str(source.paths[n])))
+            path = source.paths[n]
+            image = Image.fromarray(decode_image(path.read_bytes(), size, name=str(path), intensity=intensity))
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         out[example] = buffer.getvalue()

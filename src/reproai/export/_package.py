@@ -24,7 +24,21 @@ __all__ = ["save_model", "export_network", "INPUT_COLUMN", "pinned_requirements"
 
 INPUT_COLUMN = "image"
 # What the model needs at serving time, pinned to the versions it was trained with.
-_REQUIREMENTS = ("torch", "torchvision", "numpy", "pandas", "pillow", "mlflow", "scikit-learn", "timm", "optuna")
+_REQUIREMENTS = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "pandas",
+    "pillow",
+    "mlflow",
+    "scikit-learn",
+    "timm",
+    "optuna",
+    "pydicom",
+    "pylibjpeg",
+    "pylibjpeg-libjpeg",
+    "pylibjpeg-openjpeg",
+)
 
 
 def pinned_requirements() -> list[str]:
@@ -82,16 +96,20 @@ def save_model(
     batch_size: int,
     channels_last: bool,
     example_image: np.ndarray,
+    intensity: dict[str, Any] | None = None,
     metadata_tags: dict[str, Any] | None = None,
 ) -> Path:
     """Write an MLflow model to ``path`` (a new folder): the network, exported; ``preprocessing.json``
-    (image size, mean and std, memory layout, batch size, classes, threshold); reproai's code, for its
-    decoder; a signature, an input example (``example_image``, ``(h, w, 3)`` uint8, as PNG) and pinned
-    requirements."""
+    (image size, mean and std, memory layout, batch size, classes, threshold, and the intensity policy
+    ``intensity`` the training images were decoded with, :func:`reproai.data._intensity.intensity_dict`'s
+    form, default: :class:`reproai.Intensity`'s); reproai's code, for its decoder; a signature, an input
+    example (``example_image``, ``(h, w, 3)`` uint8, as PNG) and pinned requirements."""
     import mlflow.pyfunc
     import pandas as pd
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
+
+    from reproai.data._intensity import intensity_dict
 
     assert info.image_size is not None  # the study knows the size it trained at
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,7 +126,9 @@ def save_model(
                     "batch_size": batch_size,
                     "classes": classes,
                     "threshold": threshold,
-                    "decoder": "reproai.data.decode_image (resize the short side, centre-crop, RGB)",
+                    "intensity": intensity_dict(intensity),
+                    "decoder": "reproai.data.decode_image (DICOM or Pillow by content, the intensity policy for "
+                    "more than 8 bits, resize the short side, centre-crop, RGB)",
                     **(metadata_tags or {}),
                 },
                 indent=2,

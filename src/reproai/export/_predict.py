@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reproai.data._datasets import IMAGE_EXTENSIONS
+from reproai.data._datasets import is_image_file
 from reproai.data._source import is_hidden
 from reproai.errors import DataError, ReproaiError
 from reproai.tracking import default_tracking_uri, existing_store
@@ -52,7 +52,7 @@ def _folder(path: Path) -> Iterator[Path]:
     for folder, dirs, files in os.walk(path, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not is_hidden(d))
         for name in sorted(files):
-            if not is_hidden(name) and name.lower().endswith(IMAGE_EXTENSIONS):
+            if is_image_file(Path(folder) / name):
                 yield Path(folder) / name
 
 

@@ -1,6 +1,7 @@
 """The MLflow Python-function model: images in (file bytes, base64-encoded), class probabilities out.
 
-It decodes each image with reproai's own decoder, resizes and crops it to the training size, normalises
+It decodes each image with reproai's own decoder (DICOM or any format Pillow reads, with the training's
+intensity policy), resizes and crops it to the training size, normalises
 it as training did, and runs the exported network in the same memory layout and batch size as the
 study's evaluation passes, so that on a CPU its probabilities equal those of the study for the same
 images in the same batches (a different batch composition changes float rounding, ~1e-7).
@@ -39,7 +40,7 @@ def decode_input(value: Any) -> bytes:
 
 class ImageClassifier(PythonModel):
     """Predicts classes of images given as a DataFrame column ``image`` of base64-encoded file bytes
-    (PNG, JPEG, GIF, ... as on disk), with an optional ``id`` column that is passed through.
+    (PNG, JPEG, GIF, DICOM, ... as on disk), with an optional ``id`` column that is passed through.
 
     Returns one row per image: ``id`` (when given), ``predicted`` (a class name), ``probability_<class>``
     for every class, and ``error`` (None, or why the image could not be read: that row's other columns
@@ -49,7 +50,12 @@ class ImageClassifier(PythonModel):
     def load_context(self, context: Any) -> None:
         import torch
 
+        from reproai.data._intensity import LEGACY, as_intensity
+
         self.meta = json.loads(Path(context.artifacts["preprocessing"]).read_text())
+        # The policy the training images were decoded with; a model saved before there was one scaled
+        # each image by its maximum.
+        self.intensity = as_intensity(self.meta["intensity"]) if "intensity" in self.meta else LEGACY
         self.network = torch.export.load(context.artifacts["network"]).module()
         scale = 255.0
         self.mean = torch.tensor(self.meta["mean"]).view(1, 3, 1, 1) * scale
@@ -91,7 +97,8 @@ class ImageClassifier(PythonModel):
         errors: list[str | None] = []
         for i, value in enumerate(model_input["image"].tolist()):
             try:
-                decoded.append(decode_image(decode_input(value), size, name=names[i] if names else f"row {i}"))
+                name = names[i] if names else f"row {i}"
+                decoded.append(decode_image(decode_input(value), size, name=name, intensity=self.intensity))
                 errors.append(None)
             except Exception as e:  # noqa: BLE001 - one bad image is that row's error, not the batch's
                 decoded.append(None)

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from reproai.data._source import ImageSet
 from reproai.errors import ReproaiError
 from reproai.nested._fits import StudyContext
 from reproai.nested._folds import OuterFold
@@ -62,8 +63,11 @@ def quote(metric: str, estimate: dict[str, float]) -> str:
     return f"the procedure's test {metric} is {estimate['mean']:.4f} on one held-out test set (no interval)"
 
 
-def log_fitted_model(ctx: StudyContext, fold: OuterFold, fold_run: Run, result: FitResult) -> str | None:
-    """Log the fit's model under ``fold_run`` (``model/``) and, for the final model, register it as
+def log_fitted_model(
+    ctx: StudyContext, fold: OuterFold, fold_run: Run, result: FitResult, data: ImageSet
+) -> str | None:
+    """Log the fit's model (trained on ``data``, whose intensity policy it keeps) under ``fold_run``
+    (``model/``) and, for the final model, register it as
     ``<experiment name>@final`` with tags linking it to the study and its nested estimate. Returns its URI.
 
     A model that cannot be exported leaves the study's results as they are: a warning, a tag on the fold
@@ -85,11 +89,12 @@ def log_fitted_model(ctx: StudyContext, fold: OuterFold, fold_run: Run, result: 
                 Path(tmp) / "model",
                 result.model,
                 info=ctx.info,
-                classes=ctx.data.classes,
+                classes=data.classes,
                 threshold=result.threshold,
                 batch_size=training.eval_batch_size or training.batch_size,
                 channels_last=training.channels_last is not False,
-                example_image=ctx.data.images[int(fold.train[0])],
+                example_image=data.images[int(fold.train[0])],
+                intensity=data.intensity,
                 metadata_tags=info,
             )
             uri = ctx.tracker.log_model(fold_run.id, str(local), "model")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -53,6 +53,18 @@ class StudyContext:
     estimate: dict[str, float] | None = None
     # Whether the final model is registered (<experiment>@final); a rerun logs it without moving the alias.
     register_model: bool = True
+    # The images under the other intensity policies a search tried, by policy.
+    _decoded: dict[str, ImageSet] = field(default_factory=dict, repr=False)
+
+    def data_for(self, experiment: Experiment) -> ImageSet:
+        """The study's images as ``experiment`` (a fit's concrete config) decodes them: its intensity
+        policy may be a search space's value, each decoded once (through the image cache)."""
+        from reproai.data._intensity import intensity_key
+
+        key = intensity_key(experiment.data.intensity)
+        if key not in self._decoded:
+            self._decoded[key] = self.data.with_intensity(experiment.data.intensity)
+        return self._decoded[key]
 
     @property
     def metric(self) -> str:
@@ -137,6 +149,7 @@ def run_fit(
     ``keep_model`` (a model to log), not its model: the model's backbone goes to the next fit
     (``result.model`` is left without one)."""
     experiment = plan.config(ctx.experiment)
+    data = ctx.data_for(experiment)
     subsets = plan.subsets(ctx.splits)
     tags = {**tags, **plan.tags}
     with ctx.tracker.start_run(plan.run_name, tags={**tags, Tag.LEVEL: Level.FIT}, parent=parent) as run:
@@ -150,13 +163,13 @@ def run_fit(
         result = fit(
             experiment.model,
             experiment.training,
-            ctx.data,
+            data,
             ctx.info,
             subsets,
             options=plan.options(ctx.metric),
             hooks=FitHooks(tracker=ctx.tracker, parent=run, tags=tags, on_epoch=on_epoch, progress=ctx.progress),
         )
-        log_fit(run, ctx.data, result, plan)
+        log_fit(run, data, result, plan)
     if not experiment.training.compile and not keep_model:  # a compiled model keeps references to the backbone
         recycle_model(result.model, experiment.model)
     return result

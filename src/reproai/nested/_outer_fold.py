@@ -69,11 +69,12 @@ def _refit(ctx: StudyContext, fold: OuterFold, fold_run: Run) -> None:
         fold_run.set_tags({Tag.BEST_TRIAL: best.number})
     else:
         params = {}
-        result = run_fit(ctx, FitPlan.single(exp, fold), fold_run, tags, keep_model=keep)
+        plan = FitPlan.single(exp, fold)
+        result = run_fit(ctx, plan, fold_run, tags, keep_model=keep)
     if keep:
         if ctx.estimate is None and result.test is not None:  # one outer fold: its test score is the estimate
             ctx.estimate = {"mean": result.test_metrics[ctx.metric], "n": 1}
-        log_fitted_model(ctx, fold, fold_run, result)
+        log_fitted_model(ctx, fold, fold_run, result, ctx.data_for(plan.config(exp)))
     # The state tag comes with the fold's results, in one request: a fold marked complete has them all.
     fold_run.log(
         metrics={

@@ -93,7 +93,12 @@ def prepare_data(
     except ConfigError as e:
         raise ConfigError(f"{source_name}: {e}" if source_name else str(e)) from e
     data = load_images(
-        source, size, on_error=experiment.data.on_error, progress=progress, cache_dir=experiment.data.cache_dir
+        source,
+        size,
+        on_error=experiment.data.on_error,
+        progress=progress,
+        cache_dir=experiment.data.cache_dir,
+        intensity=concrete.data.intensity,  # the first value of a searched policy; fits decode theirs
     )
     return data, BackboneInfo(image_size=size, mean=info.mean, std=info.std)
 
