@@ -212,3 +212,24 @@ def test_every_file_failing_under_skip_is_one_data_error(tmp_path):
     skipped = [str(w.message) for w in seen if "Skipping" in str(w.message)]
     assert len(skipped) == 1 and skipped[0].startswith("Skipping 3 of 4 image files that cannot be decoded: ")
     assert str(paths[0]) in skipped[0] and "missing.png" in skipped[0]
+
+
+def test_reproai_run_on_files_that_all_fail_under_skip_says_so_without_a_traceback(tmp_path, capsys):
+    """The reported case: DICOM files a decoder cannot use (here: volumes), in a table, with
+    on_error='skip': one error with the count and the first files, exit status 2, no traceback."""
+    from reproai.cli import main
+
+    rows = []
+    for n in range(6):
+        (tmp_path / f"normal_{n:03d}.dcm").write_bytes(dicom_bytes(stored_values(n), frames=2))
+        rows.append(f"normal_{n:03d}.dcm,{'ab'[n % 2]}")
+    (tmp_path / "t.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    (tmp_path / "config.py").write_text(
+        "from reproai import Data, Experiment, Model\n"
+        f"experiment = Experiment(name='all-bad', data=Data.table({str(tmp_path / 't.csv')!r}, on_error='skip'),\n"
+        "                        model=Model(backbone='small_cnn', pretrained=False))\n"
+    )
+    assert main(["run", "config.py", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "None of the 6 image files could be decoded" in err and "normal_000.dcm holds 2 frames" in err
+    assert "Traceback" not in err
