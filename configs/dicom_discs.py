@@ -5,8 +5,8 @@ data/dicom-discs/ beside this file: 160 synthetic 16-bit radiographs of 80 patie
 each with a faint disc 40 units brighter ("bright") or darker ("dark") than a noisy background of about
 1000 units, and 5 hot pixels at the detector's maximum. The files are stored as real sets store them:
 half MONOCHROME1 (bright means low values), each with its own rescale intercept (the stored values are
-shifted; the Modality LUT brings them back), a window in the file (Window Center and Width), and a
-third of them RLE- or JPEG 2000-compressed. Only a reader that applies all of this sees the disc the
+shifted; the Modality LUT brings them back), a window in the file (Window Center and Width); a third
+uncompressed, a third RLE- and a third JPEG 2000-compressed. Only a reader that applies all of this sees the disc the
 same way in every image; reproai's does (the default ``Data.intensity``, ``Intensity()``, uses each
 file's own window).
 

@@ -185,14 +185,19 @@ def test_groups_from_a_dicom_attribute(tmp_path):
     (tmp_path / "t.csv").write_text("path,label\n" + "".join(f"{n}.dcm,{'ab'[n % 2]}\n" for n in range(6)))
     source = list_source(Data.table(str(tmp_path / "t.csv"), group="dicom:PatientID"))
     assert source.groups == [f"patient-{n // 2}" for n in range(6)]
-    with pytest.raises(DataError, match=r"'PatientName?s' is not a DICOM keyword"):
+    with pytest.raises(DataError, match=r"'PatientNames' is not a DICOM keyword; did you mean 'PatientName'\?"):
         list_source(Data.table(str(tmp_path / "t.csv"), group="dicom:PatientNames"))
-    (tmp_path / "t2.csv").write_text("path,label\n0.dcm,a\nnot.png,b\n")
     from PIL import Image
 
     Image.new("L", (4, 4)).save(tmp_path / "not.png")
-    with pytest.raises(DataError, match=r"1 of 2 file\(s\) give no group: .*not\.png"):
+    (tmp_path / "t2.csv").write_text(
+        "path,label\n" + "".join(f"{n}.dcm,{'ab'[n % 2]}\n" for n in range(6)) + "not.png,b\n"
+    )
+    with pytest.raises(DataError, match=r"1 of 7 file\(s\) give no group: .*not\.png is not a DICOM file .*skip"):
         list_source(Data.table(str(tmp_path / "t2.csv"), group="dicom:PatientID"))
+    with pytest.warns(UserWarning, match=r"1 of 7 file\(s\) give no group: .*not\.png.*left out"):
+        skipped = list_source(Data.table(str(tmp_path / "t2.csv"), group="dicom:PatientID", on_error="skip"))
+    assert skipped.ids == [f"{n}.dcm" for n in range(6)] and skipped.groups == source.groups
 
 
 def test_every_file_failing_under_skip_is_one_data_error(tmp_path):
@@ -203,6 +208,9 @@ def test_every_file_failing_under_skip_is_one_data_error(tmp_path):
         paths.append(path)
     with pytest.raises(DataError, match=r"None of the 7 image files could be decoded .* The first: .*normal_000\.dcm"):
         decode_files(paths, SIZE, on_error="skip", progress=False)
+    (tmp_path / "text.dcm").write_text("not an image")
+    with pytest.raises(DataError, match=r"text\.dcm: UnidentifiedImageError.*\(nor is it a DICOM file: no 'DICM'"):
+        decode_files([tmp_path / "text.dcm"], SIZE, on_error="skip", progress=False)
     ok = tmp_path / "ok.dcm"
     ok.write_bytes(dicom_bytes(stored_values(9)))
     with warnings.catch_warnings(record=True) as seen:
@@ -232,4 +240,4 @@ def test_reproai_run_on_files_that_all_fail_under_skip_says_so_without_a_traceba
     assert main(["run", "config.py", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "None of the 6 image files could be decoded" in err and "normal_000.dcm holds 2 frames" in err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "or set data.on_error='skip'" not in err  # it is set already

@@ -91,6 +91,8 @@ def test_a_decompression_bomb_is_a_data_error_naming_the_file_and_can_be_skipped
     Image.new("RGB", (8, 8), (10, 20, 30)).save(ok)
     with pytest.raises(DataError, match=rf"Cannot decode image {re.escape(str(bomb))}: DecompressionBombError"):
         decode_files([ok, bomb], 8, progress=False)
-    with pytest.warns(UserWarning, match=r"Skipping .*huge\.png: Cannot decode image .*DecompressionBombError"):
+    with pytest.warns(
+        UserWarning, match=r"Skipping 1 of 2 .*: Cannot decode image .*huge\.png: DecompressionBombError"
+    ):
         images, _, keep = decode_files([ok, bomb], 8, on_error="skip", progress=False)
     assert keep.tolist() == [True, False] and images.shape == (1, 8, 8, 3)

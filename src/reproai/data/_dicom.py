@@ -150,40 +150,40 @@ def read_dicom(data: bytes, intensity: Intensity, *, name: str = "<bytes>") -> n
     return np.ascontiguousarray(pixels)
 
 
-def dicom_groups(paths: Sequence[Path], keyword: str) -> list[str]:
-    """Each file's DICOM attribute ``keyword`` (e.g. ``PatientID``) as text, read without the pixel data.
+def dicom_groups(paths: Sequence[Path], keyword: str) -> tuple[list[str | None], list[str]]:
+    """Each file's DICOM attribute ``keyword`` (e.g. ``PatientID``) as text, read without the pixel data
+    (None for a file that gives none), and why each such file gives none.
 
     Raises:
-        DataError: ``keyword`` is not a DICOM keyword, or a file is not DICOM or lacks the attribute
-            (the message names the first files).
+        DataError: ``keyword`` is not a DICOM keyword (the message suggests the closest).
     """
     import pydicom
-    from pydicom.datadict import tag_for_keyword
+    from pydicom.datadict import keyword_dict, tag_for_keyword
 
     if tag_for_keyword(keyword) is None:
+        import difflib
+
+        close = difflib.get_close_matches(keyword, list(keyword_dict), n=1)
         raise DataError(
-            f"data.group={DICOM_PREFIX + keyword!r}: {keyword!r} is not a DICOM keyword; use one such as "
-            "PatientID, StudyInstanceUID or InstitutionName (spelt as the standard spells it)."
+            f"data.group={DICOM_PREFIX + keyword!r}: {keyword!r} is not a DICOM keyword"
+            + (f"; did you mean {close[0]!r}?" if close else "")
+            + " Use one such as PatientID, StudyInstanceUID or InstitutionName, spelt as the standard spells it."
         )
-    groups: list[str] = []
-    bad: list[str] = []
+    groups: list[str | None] = []
+    problems: list[str] = []
     for path in paths:
+        if not is_dicom_file(path):
+            problems.append(f"{path} is not a DICOM file (no 'DICM' marker after a 128-byte preamble)")
+            groups.append(None)
+            continue
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[keyword])
-            value = ds.get(keyword)
-        except Exception as e:  # noqa: BLE001 - not DICOM, unreadable
-            bad.append(f"{path}: {type(e).__name__}: {e}")
-            groups.append("")
+            value = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[keyword]).get(keyword)
+        except Exception as e:  # noqa: BLE001 - a damaged file
+            problems.append(f"{path} cannot be read: {type(e).__name__}: {e}")
+            groups.append(None)
             continue
         text = "" if value is None else str(value).strip()
         if not text:
-            bad.append(f"{path}: no {keyword}")
-        groups.append(text)
-    if bad:
-        raise DataError(
-            f"data.group={DICOM_PREFIX + keyword!r}: {len(bad)} of {len(paths)} file(s) give no group: "
-            + "; ".join(bad[:3])
-            + ("; ..." if len(bad) > 3 else "")
-            + ". Every image needs its group; fill the attribute in, or give the groups in a table column."
-        )
-    return groups
+            problems.append(f"{path} has no {keyword}")
+        groups.append(text or None)
+    return groups, problems

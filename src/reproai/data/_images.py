@@ -70,12 +70,13 @@ def _decode(data: bytes, size: int, name: str, intensity: Intensity) -> tuple[np
                 image = ImageOps.exif_transpose(file) if hasattr(file, "getexif") else file
                 deep = is_deep(image)
                 rgb = to_rgb(image, intensity)
+    except DataError:
+        raise
     except Exception as e:  # noqa: BLE001 - any decoder failure (a decompression bomb, a truncated file, ...)
-        reason = str(e) if isinstance(e, DataError) else f"Cannot decode image {name}: {decoder_error(e)}"
-        raise DataError(
-            f"{reason.rstrip('.')}. Remove or replace the file, or set data.on_error='skip' to leave "
-            "undecodable files out with a warning."
-        ) from e
+        reason = f"Cannot decode image {name}: {decoder_error(e)}"
+        if name.lower().endswith((".dcm", ".dicom")):  # named DICOM, read as DICOM only by its content
+            reason += " (nor is it a DICOM file: no 'DICM' marker after a 128-byte preamble)"
+        raise DataError(reason) from e
     if rgb.size != (size, size):
         rgb = ImageOps.fit(rgb, (size, size), method=Image.Resampling.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8), deep
@@ -89,19 +90,25 @@ def decode_image(data: bytes, size: int, *, name: str = "<bytes>", intensity: In
     Raises:
         DataError: the bytes cannot be decoded (the message names ``name`` and the decoder's reason).
     """
-    return _decode(data, size, name, as_intensity(intensity))[0]
+    try:
+        return _decode(data, size, name, as_intensity(intensity))[0]
+    except DataError as e:
+        raise DataError(f"{str(e).rstrip('.')}. {_ADVICE}") from e.__cause__ or e
+
+
+_ADVICE = "Remove or replace the file, or set data.on_error='skip' to leave undecodable files out with a warning."
 
 
 def _read_and_decode(path: Path, size: int, intensity: Intensity) -> tuple[np.ndarray | None, str, str | None]:
     try:
         data = path.read_bytes()
     except OSError as e:
-        return None, "", f"Cannot read image file {path}: {e}."
+        return None, "", f"Cannot read image file {path}: {e}"
     digest = hashlib.sha256(data).hexdigest()
     try:
         image, deep = _decode(data, size, str(path), intensity)
-    except DataError as e:
-        return None, digest, str(e)
+    except DataError as e:  # the reason alone: the advice depends on data.on_error
+        return None, digest, str(e).rstrip(".")
     # The policy is part of what the file decodes to: recorded (and fingerprinted) where it applied.
     return image, f"{digest}|{intensity_key(intensity)}" if deep else digest, None
 
@@ -142,17 +149,18 @@ def decode_files(
             digests[i] = digest
             if error is not None:
                 if on_error == "raise":
-                    raise DataError(error)
+                    raise DataError(f"{error}. {_ADVICE}")
                 errors.append((i, error))
                 keep[i] = False
                 continue
             out[i] = array
     if errors:
-        shown = "; ".join(f"{paths[i]}: {e}" for i, e in errors[:5]) + (" ..." if len(errors) > 5 else "")
+        shown = "; ".join(e for _, e in errors[:3]) + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
         if not keep.any():
             raise DataError(
                 f"None of the {len(paths)} image files could be decoded (data.on_error='skip' leaves bad files "
-                f"out, but that leaves none). The first: {shown}"
+                f"out, but that leaves none). The first: {shown}. Check that the paths point at the images "
+                "(data.root, the table's image column) and that the files are images or DICOM files."
             )
         warnings.warn(
             f"Skipping {len(errors)} of {len(paths)} image files that cannot be decoded: {shown}", stacklevel=2

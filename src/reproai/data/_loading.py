@@ -79,13 +79,6 @@ def list_source(data: Data, *, seed: int = 0) -> Source:
     source = entry.load()(data) if entry.meta.get("builtin") else source_from_factory(data)
     if len(source.ids) == 0:
         raise DataError(f"The dataset {describe(data.kind)} (data.root={data.root!r}) holds no examples.")
-    if data.group is not None and data.group.startswith(DICOM_PREFIX):
-        if source.paths is None:
-            raise DataError(
-                f"data.group={data.group!r} reads each file's DICOM attribute, but the dataset "
-                f"{describe(data.kind)} gives decoded images, not files."
-            )
-        source.groups = dicom_groups(source.paths, data.group[len(DICOM_PREFIX) :])
     source = _handle_duplicates(source, data)
     if data.limit is not None and data.limit < len(source.ids):
         from sklearn.model_selection import train_test_split
@@ -95,6 +88,33 @@ def list_source(data: Data, *, seed: int = 0) -> Source:
         stratify = source.labels if counts[counts > 0].min() >= 2 and data.limit >= len(counts) else None
         keep, _ = train_test_split(index, train_size=data.limit, random_state=seed, stratify=stratify)
         source = subset(source, np.sort(keep))
+    if data.group is not None and data.group.startswith(DICOM_PREFIX):
+        source = _dicom_groups(source, data)
+    return source
+
+
+def _dicom_groups(source: Source, data: Data) -> Source:
+    """``source`` with each file's group read from its DICOM attribute; files that give none are an error,
+    or, with ``data.on_error='skip'``, left out with a warning (they are not DICOM files, or lack it)."""
+    assert data.group is not None
+    if source.paths is None:
+        raise DataError(
+            f"data.group={data.group!r} reads each file's DICOM attribute, but the dataset "
+            f"{describe(data.kind)} gives decoded images, not files."
+        )
+    groups, problems = dicom_groups(source.paths, data.group[len(DICOM_PREFIX) :])
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        what = f"data.group={data.group!r}: {len(problems)} of {len(source.paths)} file(s) give no group: {shown}"
+        if data.on_error != "skip" or len(problems) == len(source.paths):
+            raise DataError(
+                f"{what}. Every image needs its group: fill the attribute in, give the groups in a table "
+                "column instead, or set data.on_error='skip' to leave such files out with a warning."
+            )
+        warnings.warn(f"{what}; left out (data.on_error='skip').", stacklevel=3)
+    keep = np.asarray([i for i, g in enumerate(groups) if g is not None], dtype=np.int64)
+    source = subset(source, keep)
+    source.groups = [g for g in groups if g is not None]
     return source
 
 
