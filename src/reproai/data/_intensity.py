@@ -45,13 +45,12 @@ def intensity_key(value: Intensity | dict[str, Any] | None) -> str:
 def window_bounds(values: np.ndarray, policy: Intensity) -> tuple[float, float]:
     """The window ``(low, high)`` that ``policy`` gives an image of ``values`` (any shape), in its units.
 
-    ``"auto"`` means ``"percentile"`` here: the caller applies a DICOM file's own window first.
+    ``"auto"`` means ``"percentile"`` here: the caller applies a DICOM file's own window first. ``"max"``
+    has no window: :func:`apply_intensity` scales by the maximum as reproai always did.
     """
     if policy.kind == "window":
         assert policy.center is not None and policy.width is not None  # the config's validation says so
         return policy.center - policy.width / 2.0, policy.center + policy.width / 2.0
-    if policy.kind == "max":
-        return 0.0, float(values.max()) if values.size else 1.0
     low, high = np.percentile(values, list(policy.percentiles)) if values.size else (0.0, 1.0)
     return float(low), float(high)
 
